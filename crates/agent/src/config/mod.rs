@@ -1,0 +1,110 @@
+//! Agent configuration: a YAML file shaped like OpenShift's `FlowCollector`
+//! resource, overridden by command-line flags, resolved into `AgentSettings`.
+
+pub mod duration;
+pub mod features;
+pub mod file;
+pub mod interface_selector;
+
+pub use duration::parse_duration;
+pub use features::Feature;
+pub use file::{ConfigError, FlowCollectorFile, load_config_file, parse_config};
+pub use interface_selector::InterfaceSelector;
+
+use std::time::Duration;
+
+pub const DEFAULT_CACHE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_CACHE_MAX_FLOWS: u32 = 100_000;
+
+/// What the agent runs with, after the file and the flags are merged.
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    pub interfaces: InterfaceSelector,
+    pub cache_active_timeout: Duration,
+    pub cache_max_flows: u32,
+    /// 1 in `sampling` packets is accounted; 1 = every packet.
+    pub sampling: u32,
+    pub features: Vec<Feature>,
+    /// Warnings to show the user once at start (unused sections, features
+    /// not yet supported), so nothing in the config is ignored silently.
+    pub warnings: Vec<String>,
+}
+
+/// Values given on the command line; each one overrides the file.
+#[derive(Debug, Clone, Default)]
+pub struct AgentOverrides {
+    pub interfaces: Option<Vec<String>>,
+    pub exclude_interfaces: Option<Vec<String>>,
+    pub cache_active_timeout: Option<Duration>,
+    pub cache_max_flows: Option<u32>,
+    pub sampling: Option<u32>,
+    pub features: Option<Vec<Feature>>,
+}
+
+impl AgentSettings {
+    /// Merges the file (if any) with the flags. Errors name the setting.
+    pub fn resolve(
+        file: Option<&FlowCollectorFile>,
+        flags: &AgentOverrides,
+    ) -> Result<AgentSettings, ConfigError> {
+        let ebpf = file.and_then(|f| f.ebpf());
+        let mut warnings = file.map(|f| f.unused_sections()).unwrap_or_default();
+
+        let include = flags
+            .interfaces
+            .clone()
+            .or_else(|| ebpf.and_then(|e| e.interfaces.clone()))
+            .unwrap_or_default();
+        let exclude = flags
+            .exclude_interfaces
+            .clone()
+            .or_else(|| ebpf.and_then(|e| e.exclude_interfaces.clone()))
+            .unwrap_or_else(|| vec!["lo".to_string()]);
+        let interfaces = InterfaceSelector::new(&include, &exclude)?;
+
+        let cache_active_timeout = flags
+            .cache_active_timeout
+            .or_else(|| ebpf.and_then(|e| e.cache_active_timeout))
+            .unwrap_or(DEFAULT_CACHE_ACTIVE_TIMEOUT);
+        if cache_active_timeout < Duration::from_millis(10) {
+            return Err(ConfigError::invalid(
+                "cacheActiveTimeout",
+                format!("{cache_active_timeout:?}"),
+                "at least 10ms",
+            ));
+        }
+        let cache_max_flows = flags
+            .cache_max_flows
+            .or_else(|| ebpf.and_then(|e| e.cache_max_flows))
+            .unwrap_or(DEFAULT_CACHE_MAX_FLOWS);
+        if cache_max_flows == 0 {
+            return Err(ConfigError::invalid("cacheMaxFlows", "0".into(), "a positive number of flows"));
+        }
+        let sampling = flags
+            .sampling
+            .or_else(|| ebpf.and_then(|e| e.sampling))
+            .unwrap_or(1)
+            .max(1);
+
+        let mut features = flags
+            .features
+            .clone()
+            .or_else(|| ebpf.and_then(|e| e.features.clone()))
+            .unwrap_or_default();
+        features.dedup();
+        for feature in features.iter().filter(|f| !f.is_supported()) {
+            warnings.push(format!(
+                "feature {feature} is not yet supported by this version of flowlens; flows are captured without it"
+            ));
+        }
+
+        Ok(AgentSettings {
+            interfaces,
+            cache_active_timeout,
+            cache_max_flows,
+            sampling,
+            features,
+            warnings,
+        })
+    }
+}

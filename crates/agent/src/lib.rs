@@ -1,0 +1,3 @@
+//! The flowlens eBPF flow agent.
+
+pub mod config;

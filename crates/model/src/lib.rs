@@ -1,0 +1,10 @@
+//! The flowlens data model: the flow record and the one schema table that
+//! describes its fields. JSON names follow netobserv so that tools written for
+//! netobserv read flowlens records unchanged.
+
+pub mod record;
+pub mod schema;
+pub mod tcp_flags;
+
+pub use record::FlowRecord;
+pub use schema::{FIELDS, FieldSpec, FieldType};

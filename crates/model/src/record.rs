@@ -1,0 +1,65 @@
+//! One flow: one direction of a 5-tuple over one eviction period.
+
+use serde::{Deserialize, Serialize};
+
+/// A flow record with netobserv's JSON names and types: numbers stay numbers,
+/// addresses are text. `Bytes` counts whole frames as the kernel's TC hook sees
+/// them (Ethernet header + IP packet, no FCS), the same bytes the interface
+/// counters count; `Packets` counts packets as the stack sees them (a GSO
+/// super-packet counts once, as the interface counters do).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FlowRecord {
+    pub src_addr: String,
+    pub dst_addr: String,
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// IP protocol number: 6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6, 132 SCTP.
+    pub proto: u8,
+    /// EtherType: 2048 IPv4, 34525 IPv6, 2054 ARP.
+    pub etype: u16,
+    pub src_mac: String,
+    pub dst_mac: String,
+    pub dscp: u8,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub icmp_type: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub icmp_code: Option<u8>,
+    pub bytes: u64,
+    pub packets: u64,
+    /// Union of the TCP flags seen, netobserv's bits (see `tcp_flags`).
+    pub flags: u32,
+    pub time_flow_start_ms: i64,
+    pub time_flow_end_ms: i64,
+    /// Every interface of this host the flow crossed...
+    pub interfaces: Vec<String>,
+    /// ...and the direction it crossed each: 0 ingress, 1 egress.
+    pub if_directions: Vec<u8>,
+    #[serde(rename = "AgentIP")]
+    pub agent_ip: String,
+    /// 1 in `Sampling` packets was accounted (1: all of them).
+    pub sampling: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_uses_netobserv_names_and_number_types() {
+        let record = FlowRecord {
+            src_addr: "198.18.0.1".into(),
+            proto: 6,
+            icmp_type: None,
+            agent_ip: "198.18.0.254".into(),
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["SrcAddr"], "198.18.0.1");
+        assert_eq!(json["Proto"], 6);
+        assert_eq!(json["AgentIP"], "198.18.0.254");
+        assert!(json.get("TimeFlowStartMs").is_some());
+        assert!(json.get("IfDirections").is_some());
+        assert!(json.get("IcmpType").is_none());
+    }
+}
