@@ -1,3 +1,16 @@
-//! The flowlens eBPF flow agent.
+//! The flowlens eBPF flow agent: loads the kernel programs, follows the
+//! host's interfaces, evicts flows exactly, and turns them into records.
 
+pub mod agent;
+pub mod attach;
+pub mod clock;
 pub mod config;
+pub mod host;
+pub mod interfaces;
+pub mod kernel;
+pub mod kernel_types;
+pub mod merge;
+pub mod stats;
+
+pub use agent::FlowAgent;
+pub use stats::AgentStats;

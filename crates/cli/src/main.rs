@@ -1,1 +1,44 @@
-fn main() {}
+//! `flowlens`: one binary, one subcommand per job.
+
+mod agent_cmd;
+mod output;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "flowlens", version, about = "Network flow observability for Linux and Kubernetes")]
+struct Cli {
+    /// Log level for messages on stderr (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "info", env = "FLOWLENS_LOG")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Capture flows with eBPF on this host's interfaces and print them (root).
+    Agent(agent_cmd::AgentArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let result = match cli.command {
+        Command::Agent(args) => agent_cmd::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The agent's run loop: attach to interfaces as they come and go, read the
+//! ring buffer, evict flows on the timer, and hand records to a sink.
+
+use crate::attach::{AttachMode, Attachments};
+use crate::clock::MonoToWall;
+use crate::config::AgentSettings;
+use crate::interfaces::{LinkWatcher, list_interfaces};
+use crate::kernel::FlowKernel;
+use crate::kernel_types::{FlowEvent, FlowKey, FlowMetrics};
+use crate::merge::{FlowMerger, InterfaceNames, RecordContext};
+use crate::stats::AgentStats;
+use anyhow::{Context, Result, bail};
+use aya::maps::{MapData, RingBuf};
+use flowlens_model::FlowRecord;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::time::Duration;
+use tokio::io::unix::AsyncFd;
+
+/// Interfaces are also listed on this period, in case a netlink event is lost.
+const RESCAN_PERIOD: Duration = Duration::from_secs(2);
+
+pub struct FlowAgent {
+    settings: AgentSettings,
+    kernel: FlowKernel,
+    events: AsyncFd<RingBuf<MapData>>,
+    attachments: Attachments,
+    /// (index, name) pairs that failed to attach, not retried until they change.
+    failed: HashSet<(u32, String)>,
+    /// Packets received through the ring buffer since the last eviction.
+    overflow: HashMap<FlowKey, FlowMetrics>,
+    merger: FlowMerger,
+    agent_ip: String,
+    stats: AgentStats,
+}
+
+impl InterfaceNames for Attachments {
+    fn name_of(&self, if_index: u32) -> Option<String> {
+        Attachments::name_of(self, if_index)
+    }
+    fn is_watched(&self, if_index: u32) -> bool {
+        self.is_attached(if_index)
+    }
+}
+
+impl FlowAgent {
+    pub fn new(settings: AgentSettings) -> Result<FlowAgent> {
+        if !crate::host::is_root() {
+            bail!("flowlens agent must run as root (it loads eBPF programs and attaches them to interfaces)");
+        }
+        let (kernel, events) = FlowKernel::load(settings.sampling, settings.cache_max_flows)?;
+        Ok(FlowAgent {
+            settings,
+            kernel,
+            events: readable_fd(events).context("watching the flow ring buffer")?,
+            attachments: Attachments::default(),
+            failed: HashSet::new(),
+            overflow: HashMap::new(),
+            merger: FlowMerger::default(),
+            agent_ip: crate::host::agent_ip().to_string(),
+            stats: AgentStats::default(),
+        })
+    }
+
+    /// Runs until `shutdown` completes, then evicts everything still held
+    /// and returns the final counters. `sink` gets each eviction's records.
+    pub async fn run(
+        mut self,
+        mut sink: impl FnMut(&[FlowRecord]),
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<AgentStats> {
+        self.sync_interfaces();
+        let watcher = LinkWatcher::new().context("subscribing to interface changes")?;
+        let period = self.settings.cache_active_timeout;
+        let mut evict_timer = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        evict_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut rescan_timer = tokio::time::interval(RESCAN_PERIOD);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = evict_timer.tick() => {
+                    let records = self.evict()?;
+                    sink(&records);
+                }
+                changed = watcher.changed() => {
+                    changed.context("reading interface changes")?;
+                    self.sync_interfaces();
+                }
+                _ = rescan_timer.tick() => self.sync_interfaces(),
+                guard = self.events.readable_mut() => {
+                    let mut guard = guard.context("polling the flow ring buffer")?;
+                    let (events, overflow, stats) = (guard.get_inner_mut(), &mut self.overflow, &mut self.stats);
+                    drain_ring(events, overflow, stats);
+                    guard.clear_ready();
+                }
+            }
+        }
+        // Stop accounting first so nothing arrives after the last eviction,
+        // then drain both generations and the ring buffer.
+        self.attachments.detach_all();
+        let mut records = self.evict()?;
+        records.extend(self.evict()?);
+        sink(&records);
+        self.refresh_stats();
+        Ok(self.stats)
+    }
+
+    fn evict(&mut self) -> Result<Vec<FlowRecord>> {
+        let drained = self.kernel.swap_and_drain()?;
+        // After the grace period every ring buffer record of the old
+        // generation is committed: read them into this eviction.
+        drain_ring(self.events.get_mut(), &mut self.overflow, &mut self.stats);
+        self.stats.evictions += 1;
+        self.stats.map_entries_drained += drained.len() as u64;
+        let mut entries: HashMap<FlowKey, FlowMetrics> = drained.into_iter().collect();
+        for (key, metrics) in self.overflow.drain() {
+            entries.entry(key).or_default().absorb(&metrics);
+        }
+        let ctx = RecordContext {
+            clock: MonoToWall::now(),
+            agent_ip: &self.agent_ip,
+            sampling: self.settings.sampling,
+        };
+        let records = self.merger.merge(entries, &self.attachments, &ctx);
+        self.stats.records_evicted += records.len() as u64;
+        self.refresh_stats();
+        Ok(records)
+    }
+
+    fn refresh_stats(&mut self) {
+        let k = self.kernel.counters();
+        let s = &mut self.stats;
+        s.map_full_packets = k.map_full_packets;
+        s.lost_packets = k.lost_packets;
+        s.lost_bytes = k.lost_bytes;
+        s.truncated_headers = k.truncated_headers;
+        s.in_flight_duplicates = self.merger.counters.in_flight_duplicates;
+        s.primary_changes = self.merger.counters.primary_changes;
+        s.interfaces_attached = self.attachments.attached_indexes().len() as u64;
+        s.interfaces_attached_total = self.attachments.attached_total;
+        s.interfaces_detached_total = self.attachments.detached_total;
+        s.attach_failures = self.attachments.attach_failures;
+        s.attach_mode = match self.attachments.last_mode {
+            Some(AttachMode::Tcx) => "tcx".into(),
+            Some(AttachMode::Netlink) => "netlink".into(),
+            None => "none".into(),
+        };
+    }
+
+    /// Attaches to new selected interfaces and forgets vanished ones.
+    fn sync_interfaces(&mut self) {
+        let present = match list_interfaces() {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::warn!("cannot list interfaces: {e}");
+                return;
+            }
+        };
+        let present_pairs: HashSet<(u32, String)> =
+            present.iter().map(|i| (i.index, i.name.clone())).collect();
+        for index in self.attachments.attached_indexes() {
+            let name = self.attachments.name_of(index).unwrap_or_default();
+            if !present_pairs.contains(&(index, name)) {
+                if let Some(name) = self.attachments.forget(index) {
+                    tracing::info!(interface = %name, "interface gone; forgotten");
+                }
+            }
+        }
+        self.failed.retain(|pair| present_pairs.contains(pair));
+        for iface in present {
+            let pair = (iface.index, iface.name.clone());
+            if self.attachments.is_attached(iface.index)
+                || !self.settings.interfaces.selects(&iface.name)
+                || self.failed.contains(&pair)
+            {
+                continue;
+            }
+            match self.attachments.attach(&mut self.kernel.ebpf, &iface) {
+                Ok(()) => tracing::info!(interface = %iface.name, "attached"),
+                Err(e) => {
+                    tracing::warn!("{e:#}");
+                    self.failed.insert(pair);
+                }
+            }
+        }
+        self.refresh_stats();
+    }
+}
+
+/// Registers an fd-owning value with the runtime for readability.
+pub(crate) fn readable_fd<T: std::os::fd::AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
+    // SAFETY: `inner` owns its file descriptor, which stays open for as long
+    // as the AsyncFd (and so the registration) lives.
+    unsafe { AsyncFd::register_with_interest(inner, tokio::io::Interest::READABLE) }.map_err(|e| e.into())
+}
+
+/// Folds every pending ring buffer record into `overflow`.
+fn drain_ring(events: &mut RingBuf<MapData>, overflow: &mut HashMap<FlowKey, FlowMetrics>, stats: &mut AgentStats) {
+    while let Some(item) = events.next() {
+        stats.ringbuf_records += 1;
+        match FlowEvent::from_bytes(&item) {
+            Some(ev) => overflow.entry(ev.key).or_default().absorb(&ev.metrics),
+            None => stats.ringbuf_malformed += 1,
+        }
+    }
+}

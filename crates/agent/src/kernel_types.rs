@@ -1,0 +1,123 @@
+//! Rust mirrors of the structs in `ebpf/flow.h`, byte for byte.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub src_ip: [u8; 16],
+    pub dst_ip: [u8; 16],
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub eth_protocol: u16,
+    pub protocol: u8,
+    pub direction: u8,
+    pub if_index: u32,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    pub _pad: [u8; 2],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowMetrics {
+    pub packets: u64,
+    pub bytes: u64,
+    pub start_mono_ns: u64,
+    pub end_mono_ns: u64,
+    pub flags: u32,
+    pub src_mac: [u8; 6],
+    pub dst_mac: [u8; 6],
+    pub dscp: u8,
+    pub _pad: [u8; 7],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlowEvent {
+    pub key: FlowKey,
+    pub metrics: FlowMetrics,
+}
+
+// SAFETY: plain-old-data structs of integers and byte arrays with explicit
+// padding, valid for any bit pattern, matching the C layout.
+unsafe impl aya::Pod for FlowKey {}
+unsafe impl aya::Pod for FlowMetrics {}
+
+/// Slots of the kernel's per-CPU `agent_counters` array (enum agent_counter).
+pub mod counter_slot {
+    pub const MAP_FULL_PACKETS: u32 = 0;
+    pub const LOST_PACKETS: u32 = 1;
+    pub const LOST_BYTES: u32 = 2;
+    pub const TRUNCATED_HEADERS: u32 = 3;
+    pub const COUNT: u32 = 4;
+}
+
+impl FlowMetrics {
+    /// Adds another sample of the same key (same interface and direction).
+    pub fn absorb(&mut self, other: &FlowMetrics) {
+        if self.packets == 0 {
+            *self = *other;
+            return;
+        }
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.flags |= other.flags;
+        if other.start_mono_ns < self.start_mono_ns {
+            self.start_mono_ns = other.start_mono_ns;
+            self.src_mac = other.src_mac;
+            self.dst_mac = other.dst_mac;
+            self.dscp = other.dscp;
+        }
+        self.end_mono_ns = self.end_mono_ns.max(other.end_mono_ns);
+    }
+}
+
+impl FlowEvent {
+    /// Reads an event from a ring buffer record; None when it is too short.
+    pub fn from_bytes(bytes: &[u8]) -> Option<FlowEvent> {
+        if bytes.len() < std::mem::size_of::<FlowEvent>() {
+            return None;
+        }
+        // SAFETY: length checked; FlowEvent is valid for any bit pattern and
+        // read_unaligned copes with the ring buffer's 8-byte alignment.
+        Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<FlowEvent>()) })
+    }
+}
+
+/// Addresses are stored IPv4-mapped for IPv4; show them as IPv4.
+pub fn ip_from_kernel(bytes: [u8; 16]) -> IpAddr {
+    let v6 = Ipv6Addr::from(bytes);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
+    }
+}
+
+pub fn mac_to_string(mac: [u8; 6]) -> String {
+    mac.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_match_flow_h() {
+        assert_eq!(std::mem::size_of::<FlowKey>(), 48);
+        assert_eq!(std::mem::size_of::<FlowMetrics>(), 56);
+        assert_eq!(std::mem::size_of::<FlowEvent>(), 104);
+    }
+
+    #[test]
+    fn addresses_render_naturally() {
+        let mut v4 = [0u8; 16];
+        v4[10] = 0xff;
+        v4[11] = 0xff;
+        v4[12..].copy_from_slice(&[198, 18, 0, 1]);
+        assert_eq!(ip_from_kernel(v4).to_string(), "198.18.0.1");
+        let v6: Ipv6Addr = "fd00:198:18::1".parse().unwrap();
+        assert_eq!(ip_from_kernel(v6.octets()).to_string(), "fd00:198:18::1");
+        assert_eq!(mac_to_string([0xde, 0xad, 0, 1, 2, 0xff]), "DE:AD:00:01:02:FF");
+    }
+}

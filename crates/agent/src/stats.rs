@@ -1,0 +1,54 @@
+//! The agent's own counters: what it evicted, and every place a packet or
+//! record could be lost. Printed by `flowlens agent --stats`; the names are
+//! ready to become Prometheus metrics.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AgentStats {
+    /// Evictions done (one per cacheActiveTimeout, plus the final one).
+    pub evictions: u64,
+    /// Flow records produced.
+    pub records_evicted: u64,
+    /// Per-interface entries read from the kernel flow maps.
+    pub map_entries_drained: u64,
+    /// Packets the kernel sent through the ring buffer because the flow map
+    /// was full (map-full events).
+    pub map_full_packets: u64,
+    /// Ring buffer records the agent read.
+    pub ringbuf_records: u64,
+    /// Ring buffer records too short to decode.
+    pub ringbuf_malformed: u64,
+    /// Packets (and their bytes) lost: map full and ring buffer full.
+    pub lost_packets: u64,
+    pub lost_bytes: u64,
+    /// Packets whose headers were not readable in full; still counted.
+    pub truncated_headers: u64,
+    /// Packets seen on a secondary interface after an eviction, already
+    /// counted on the flow's primary interface.
+    pub in_flight_duplicates: u64,
+    /// Times a flow's reporting interface changed.
+    pub primary_changes: u64,
+    /// Interfaces attached now, attached and forgotten over the run.
+    pub interfaces_attached: u64,
+    pub interfaces_attached_total: u64,
+    pub interfaces_detached_total: u64,
+    pub attach_failures: u64,
+    /// "tcx" or "netlink": how the last interface was attached.
+    pub attach_mode: String,
+}
+
+impl AgentStats {
+    /// One `name value` line per counter, for humans.
+    pub fn to_text(&self) -> String {
+        let value = serde_json::to_value(self).unwrap_or_default();
+        let mut out = String::new();
+        if let Some(map) = value.as_object() {
+            for (name, v) in map {
+                let shown = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+                out.push_str(&format!("{name:<28} {shown}\n"));
+            }
+        }
+        out
+    }
+}

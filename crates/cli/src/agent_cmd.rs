@@ -1,0 +1,86 @@
+//! `flowlens agent`: the flow agent in the foreground, records on stdout.
+
+use crate::output::{OutputFormat, RecordWriter};
+use anyhow::Result;
+use clap::Args;
+use flowlens_agent::FlowAgent;
+use flowlens_agent::config::{AgentOverrides, AgentSettings, Feature, load_config_file, parse_duration};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// YAML file shaped like OpenShift's FlowCollector resource (spec.agent.ebpf).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Interfaces to watch, comma-separated names or /regex/ (default: all).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    interfaces: Option<Vec<String>>,
+    /// Interfaces to skip, comma-separated names or /regex/ (default: lo).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    exclude_interfaces: Option<Vec<String>>,
+    /// How often flows are evicted and printed, e.g. 5s, 500ms (default: 5s).
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    cache_active_timeout: Option<Duration>,
+    /// Capacity of the kernel flow map, in per-interface entries (default: 100000).
+    #[arg(long, value_name = "N")]
+    cache_max_flows: Option<u32>,
+    /// Account 1 in N packets; 0 or 1 accounts every packet (default: 1).
+    #[arg(long, value_name = "N")]
+    sampling: Option<u32>,
+    /// Features to enable, comma-separated (FlowRTT, DNSTracking, PacketDrop, ...).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    features: Option<Vec<Feature>>,
+    /// Record format: json (one per line) or table. Default: table on a
+    /// terminal, json otherwise.
+    #[arg(long, value_enum)]
+    output: Option<OutputFormat>,
+    /// Print the agent's counters to stderr on exit.
+    #[arg(long)]
+    stats: bool,
+}
+
+fn duration_arg(text: &str) -> Result<Duration, String> {
+    parse_duration(text).map_err(|e| e.to_string())
+}
+
+pub fn run(args: AgentArgs) -> Result<()> {
+    let file = args.config.as_deref().map(load_config_file).transpose()?;
+    let overrides = AgentOverrides {
+        interfaces: args.interfaces,
+        exclude_interfaces: args.exclude_interfaces,
+        cache_active_timeout: args.cache_active_timeout,
+        cache_max_flows: args.cache_max_flows,
+        sampling: args.sampling,
+        features: args.features,
+    };
+    let settings = AgentSettings::resolve(file.as_ref(), &overrides)?;
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
+    let format = args.output.unwrap_or_else(OutputFormat::default_for_stdout);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let stats = runtime.block_on(async move {
+        let agent = FlowAgent::new(settings)?;
+        let mut writer = RecordWriter::new(format);
+        agent.run(|records| writer.write(records), shutdown_signal()).await
+    })?;
+    if args.stats {
+        eprint!("flowlens agent stats:\n{}", stats.to_text());
+    }
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,137 @@
+//! Writing flow records to stdout: JSON lines or a readable table.
+
+use flowlens_model::FlowRecord;
+use flowlens_model::tcp_flags::flag_names;
+use std::io::{IsTerminal, Write};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Json,
+    Table,
+}
+
+impl OutputFormat {
+    pub fn default_for_stdout() -> OutputFormat {
+        if std::io::stdout().is_terminal() { OutputFormat::Table } else { OutputFormat::Json }
+    }
+}
+
+pub struct RecordWriter {
+    format: OutputFormat,
+    header_written: bool,
+    /// Set when stdout is closed (e.g. piped to `head`): stop writing quietly.
+    closed: bool,
+}
+
+impl RecordWriter {
+    pub fn new(format: OutputFormat) -> RecordWriter {
+        RecordWriter { format, header_written: false, closed: false }
+    }
+
+    pub fn write(&mut self, records: &[FlowRecord]) {
+        if self.closed {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        let result = (|| -> std::io::Result<()> {
+            for record in records {
+                match self.format {
+                    OutputFormat::Json => {
+                        serde_json::to_writer(&mut out, record)?;
+                        out.write_all(b"\n")?;
+                    }
+                    OutputFormat::Table => {
+                        if !self.header_written {
+                            writeln!(out, "{}", table_header())?;
+                            self.header_written = true;
+                        }
+                        writeln!(out, "{}", table_row(record))?;
+                    }
+                }
+            }
+            out.flush()
+        })();
+        if let Err(e) = result {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                tracing::error!("writing records: {e}");
+            }
+            self.closed = true;
+        }
+    }
+}
+
+const COLUMNS: [(&str, usize); 8] = [
+    ("END", 12),
+    ("SRC", 40),
+    ("DST", 40),
+    ("PROTO", 6),
+    ("BYTES", 12),
+    ("PKTS", 8),
+    ("FLAGS", 16),
+    ("INTERFACES", 0),
+];
+
+fn table_header() -> String {
+    COLUMNS
+        .iter()
+        .map(|(name, width)| format!("{name:<width$}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn endpoint(addr: &str, port: u16, with_port: bool) -> String {
+    match (with_port, addr.contains(':')) {
+        (false, _) => addr.to_string(),
+        (true, true) => format!("[{addr}]:{port}"),
+        (true, false) => format!("{addr}:{port}"),
+    }
+}
+
+fn proto_name(record: &FlowRecord) -> String {
+    match record.proto {
+        0 if record.etype == 0x0806 => "ARP".into(),
+        1 => "ICMP".into(),
+        6 => "TCP".into(),
+        17 => "UDP".into(),
+        58 => "ICMPv6".into(),
+        132 => "SCTP".into(),
+        other => other.to_string(),
+    }
+}
+
+fn table_row(r: &FlowRecord) -> String {
+    let has_ports = matches!(r.proto, 6 | 17 | 132);
+    let time = {
+        let secs = r.time_flow_end_ms.div_euclid(1000);
+        let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+        format!("{h:02}:{m:02}:{s:02}.{:03}", r.time_flow_end_ms.rem_euclid(1000))
+    };
+    let flags = if r.proto == 6 { flag_names(r.flags).join(",") } else { String::new() };
+    let icmp = match (r.icmp_type, r.icmp_code) {
+        (Some(t), Some(c)) => format!(" type {t} code {c}"),
+        _ => String::new(),
+    };
+    let interfaces = r
+        .interfaces
+        .iter()
+        .zip(&r.if_directions)
+        .map(|(name, dir)| format!("{name}({})", if *dir == 0 { "in" } else { "out" }))
+        .collect::<Vec<_>>()
+        .join(",");
+    let cells = [
+        time,
+        endpoint(&r.src_addr, r.src_port, has_ports),
+        endpoint(&r.dst_addr, r.dst_port, has_ports),
+        proto_name(r),
+        r.bytes.to_string(),
+        r.packets.to_string(),
+        format!("{flags}{icmp}"),
+        interfaces,
+    ];
+    cells
+        .iter()
+        .zip(COLUMNS)
+        .map(|(cell, (_, width))| format!("{cell:<width$}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
