@@ -46,7 +46,9 @@ impl InterfaceNames for Attachments {
 impl FlowAgent {
     pub fn new(settings: AgentSettings) -> Result<FlowAgent> {
         if !crate::host::is_root() {
-            bail!("flowlens agent must run as root (it loads eBPF programs and attaches them to interfaces)");
+            bail!(
+                "flowlens agent must run as root (it loads eBPF programs and attaches them to interfaces)"
+            );
         }
         let (kernel, events) = FlowKernel::load(settings.sampling, settings.cache_max_flows)?;
         Ok(FlowAgent {
@@ -72,7 +74,8 @@ impl FlowAgent {
         self.sync_interfaces();
         let watcher = LinkWatcher::new().context("subscribing to interface changes")?;
         let period = self.settings.cache_active_timeout;
-        let mut evict_timer = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let mut evict_timer =
+            tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         evict_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut rescan_timer = tokio::time::interval(RESCAN_PERIOD);
         tokio::pin!(shutdown);
@@ -192,11 +195,16 @@ impl FlowAgent {
 pub(crate) fn readable_fd<T: std::os::fd::AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
     // SAFETY: `inner` owns its file descriptor, which stays open for as long
     // as the AsyncFd (and so the registration) lives.
-    unsafe { AsyncFd::register_with_interest(inner, tokio::io::Interest::READABLE) }.map_err(|e| e.into())
+    unsafe { AsyncFd::register_with_interest(inner, tokio::io::Interest::READABLE) }
+        .map_err(|e| e.into())
 }
 
 /// Folds every pending ring buffer record into `overflow`.
-fn drain_ring(events: &mut RingBuf<MapData>, overflow: &mut HashMap<FlowKey, FlowMetrics>, stats: &mut AgentStats) {
+fn drain_ring(
+    events: &mut RingBuf<MapData>,
+    overflow: &mut HashMap<FlowKey, FlowMetrics>,
+    stats: &mut AgentStats,
+) {
     while let Some(item) = events.next() {
         stats.ringbuf_records += 1;
         match FlowEvent::from_bytes(&item) {

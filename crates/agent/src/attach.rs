@@ -37,8 +37,13 @@ pub struct Attachments {
     pub last_mode: Option<AttachMode>,
 }
 
-fn attach_one(program: &mut SchedClassifier, iface: &str, at: TcAttachType) -> Result<(SchedClassifierLink, AttachMode)> {
-    let tcx = program.attach_with_options(iface, at, TcAttachOptions::TcxOrder(LinkOrder::default()));
+fn attach_one(
+    program: &mut SchedClassifier,
+    iface: &str,
+    at: TcAttachType,
+) -> Result<(SchedClassifierLink, AttachMode)> {
+    let tcx =
+        program.attach_with_options(iface, at, TcAttachOptions::TcxOrder(LinkOrder::default()));
     let (id, mode) = match tcx {
         Ok(id) => (id, AttachMode::Tcx),
         Err(tcx_err) => {
@@ -54,7 +59,10 @@ fn attach_one(program: &mut SchedClassifier, iface: &str, at: TcAttachType) -> R
 }
 
 fn classifier<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassifier> {
-    Ok(ebpf.program_mut(name).context("flow program missing")?.try_into()?)
+    Ok(ebpf
+        .program_mut(name)
+        .context("flow program missing")?
+        .try_into()?)
 }
 
 impl Attachments {
@@ -74,8 +82,16 @@ impl Attachments {
 
     pub fn attach(&mut self, ebpf: &mut Ebpf, iface: &HostInterface) -> Result<()> {
         let result = (|| -> Result<_> {
-            let (ingress, mode) = attach_one(classifier(ebpf, INGRESS_PROGRAM)?, &iface.name, TcAttachType::Ingress)?;
-            let (egress, _) = attach_one(classifier(ebpf, EGRESS_PROGRAM)?, &iface.name, TcAttachType::Egress)?;
+            let (ingress, mode) = attach_one(
+                classifier(ebpf, INGRESS_PROGRAM)?,
+                &iface.name,
+                TcAttachType::Ingress,
+            )?;
+            let (egress, _) = attach_one(
+                classifier(ebpf, EGRESS_PROGRAM)?,
+                &iface.name,
+                TcAttachType::Egress,
+            )?;
             Ok(([ingress, egress], mode))
         })();
         match result {
@@ -83,7 +99,13 @@ impl Attachments {
                 self.last_mode = Some(mode);
                 self.attached_total += 1;
                 self.names.insert(iface.index, iface.name.clone());
-                self.by_index.insert(iface.index, Attached { name: iface.name.clone(), _links: links });
+                self.by_index.insert(
+                    iface.index,
+                    Attached {
+                        name: iface.name.clone(),
+                        _links: links,
+                    },
+                );
                 Ok(())
             }
             Err(e) => {

@@ -25,7 +25,9 @@ pub fn agent_ip() -> IpAddr {
             match (*ifa.ifa_addr).sa_family as i32 {
                 libc::AF_INET if v4.is_none() => {
                     let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                    v4 = Some(IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()));
+                    v4 = Some(IpAddr::from(
+                        u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+                    ));
                 }
                 libc::AF_INET6 if v6.is_none() => {
                     let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);

@@ -26,7 +26,9 @@ pub fn list_interfaces() -> io::Result<Vec<HostInterface>> {
         while (*entry).if_index != 0 && !(*entry).if_name.is_null() {
             out.push(HostInterface {
                 index: (*entry).if_index,
-                name: CStr::from_ptr((*entry).if_name).to_string_lossy().into_owned(),
+                name: CStr::from_ptr((*entry).if_name)
+                    .to_string_lossy()
+                    .into_owned(),
             });
             entry = entry.add(1);
         }
@@ -68,7 +70,9 @@ impl LinkWatcher {
             }
             fd
         };
-        Ok(LinkWatcher { fd: crate::agent::readable_fd(fd)? })
+        Ok(LinkWatcher {
+            fd: crate::agent::readable_fd(fd)?,
+        })
     }
 
     /// Waits for at least one link event and consumes all that are queued.
@@ -80,7 +84,12 @@ impl LinkWatcher {
             loop {
                 // SAFETY: recv into a buffer we own, of the length we pass.
                 let n = unsafe {
-                    libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT)
+                    libc::recv(
+                        self.fd.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        libc::MSG_DONTWAIT,
+                    )
                 };
                 if n > 0 {
                     got_any = true;

@@ -46,9 +46,14 @@ impl FlowKernel {
                 .program_mut(name)
                 .with_context(|| format!("program {name} missing from the eBPF object"))?
                 .try_into()?;
-            program.load().with_context(|| format!("loading program {name}"))?;
+            program
+                .load()
+                .with_context(|| format!("loading program {name}"))?;
         }
-        let mut take = |name: &str| ebpf.take_map(name).with_context(|| format!("map {name} missing"));
+        let mut take = |name: &str| {
+            ebpf.take_map(name)
+                .with_context(|| format!("map {name} missing"))
+        };
         let flow_maps = [
             HashMap::try_from(take("flows_gen0")?)?,
             HashMap::try_from(take("flows_gen1")?)?,
@@ -56,7 +61,16 @@ impl FlowKernel {
         let generation_map = Array::try_from(take("flow_generation")?)?;
         let counters = PerCpuArray::try_from(take("agent_counters")?)?;
         let events = RingBuf::try_from(take("flow_events")?)?;
-        Ok((FlowKernel { ebpf, flow_maps, generation_map, counters, generation: 0 }, events))
+        Ok((
+            FlowKernel {
+                ebpf,
+                flow_maps,
+                generation_map,
+                counters,
+                generation: 0,
+            },
+            events,
+        ))
     }
 
     /// Points new packets at the other map, waits until no program can still
@@ -64,7 +78,9 @@ impl FlowKernel {
     pub fn swap_and_drain(&mut self) -> Result<Vec<(FlowKey, FlowMetrics)>> {
         let old = self.generation as usize;
         self.generation ^= 1;
-        self.generation_map.set(0, self.generation, 0).context("switching flow map generation")?;
+        self.generation_map
+            .set(0, self.generation, 0)
+            .context("switching flow map generation")?;
         wait_for_running_programs();
         let map = &mut self.flow_maps[old];
         let keys: Vec<FlowKey> = map.keys().filter_map(|k| k.ok()).collect();
@@ -102,7 +118,13 @@ impl FlowKernel {
 fn wait_for_running_programs() {
     const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
     // SAFETY: membarrier takes two integer arguments and touches no memory of ours.
-    let rc = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0 as libc::c_long) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            MEMBARRIER_CMD_GLOBAL,
+            0 as libc::c_long,
+        )
+    };
     if rc != 0 {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

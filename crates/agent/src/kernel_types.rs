@@ -95,7 +95,10 @@ pub fn ip_from_kernel(bytes: [u8; 16]) -> IpAddr {
 }
 
 pub fn mac_to_string(mac: [u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 #[cfg(test)]
@@ -118,6 +121,9 @@ mod tests {
         assert_eq!(ip_from_kernel(v4).to_string(), "198.18.0.1");
         let v6: Ipv6Addr = "fd00:198:18::1".parse().unwrap();
         assert_eq!(ip_from_kernel(v6.octets()).to_string(), "fd00:198:18::1");
-        assert_eq!(mac_to_string([0xde, 0xad, 0, 1, 2, 0xff]), "DE:AD:00:01:02:FF");
+        assert_eq!(
+            mac_to_string([0xde, 0xad, 0, 1, 2, 0xff]),
+            "DE:AD:00:01:02:FF"
+        );
     }
 }

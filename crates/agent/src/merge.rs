@@ -22,7 +22,10 @@ struct FlowIdentity {
 impl FlowIdentity {
     fn of(key: &FlowKey) -> (FlowIdentity, Crossing) {
         let mut k = *key;
-        let crossing = Crossing { if_index: k.if_index, direction: k.direction };
+        let crossing = Crossing {
+            if_index: k.if_index,
+            direction: k.direction,
+        };
         k.if_index = 0;
         k.direction = 0;
         (FlowIdentity { key: k }, crossing)
@@ -90,7 +93,10 @@ impl FlowMerger {
                 continue;
             }
             let (identity, crossing) = FlowIdentity::of(&key);
-            groups.entry(identity).or_default().push((crossing, metrics));
+            groups
+                .entry(identity)
+                .or_default()
+                .push((crossing, metrics));
         }
 
         let mut records = Vec::with_capacity(groups.len());
@@ -138,7 +144,10 @@ impl FlowMerger {
             return None;
         }
         self.counters.primary_changes += 1;
-        *primary = Primary { crossing: first_seen, last_counted_period: period };
+        *primary = Primary {
+            crossing: first_seen,
+            last_counted_period: period,
+        };
         Some(first_seen)
     }
 }
@@ -155,8 +164,16 @@ fn build_record(
         .find(|(c, _)| *c == primary)
         .map(|(_, m)| *m)
         .unwrap_or_default();
-    let start = crossings.iter().map(|(_, m)| m.start_mono_ns).min().unwrap_or(0);
-    let end = crossings.iter().map(|(_, m)| m.end_mono_ns).max().unwrap_or(0);
+    let start = crossings
+        .iter()
+        .map(|(_, m)| m.start_mono_ns)
+        .min()
+        .unwrap_or(0);
+    let end = crossings
+        .iter()
+        .map(|(_, m)| m.end_mono_ns)
+        .max()
+        .unwrap_or(0);
     let flags = crossings.iter().fold(0, |acc, (_, m)| acc | m.flags);
     let is_icmp = matches!(key.protocol, 1 | 58);
     FlowRecord {
@@ -178,7 +195,11 @@ fn build_record(
         time_flow_end_ms: ctx.clock.wall_ms(end),
         interfaces: crossings
             .iter()
-            .map(|(c, _)| names.name_of(c.if_index).unwrap_or_else(|| format!("if{}", c.if_index)))
+            .map(|(c, _)| {
+                names
+                    .name_of(c.if_index)
+                    .unwrap_or_else(|| format!("if{}", c.if_index))
+            })
             .collect(),
         if_directions: crossings.iter().map(|(c, _)| c.direction).collect(),
         agent_ip: ctx.agent_ip.to_string(),
@@ -201,21 +222,43 @@ mod tests {
     }
 
     fn key(if_index: u32, direction: u8) -> FlowKey {
-        FlowKey { if_index, direction, protocol: 17, src_port: 1000, dst_port: 2000, eth_protocol: 0x800, ..Default::default() }
+        FlowKey {
+            if_index,
+            direction,
+            protocol: 17,
+            src_port: 1000,
+            dst_port: 2000,
+            eth_protocol: 0x800,
+            ..Default::default()
+        }
     }
 
     fn metrics(packets: u64, start: u64) -> FlowMetrics {
-        FlowMetrics { packets, bytes: packets * 100, start_mono_ns: start, end_mono_ns: start + 10, ..Default::default() }
+        FlowMetrics {
+            packets,
+            bytes: packets * 100,
+            start_mono_ns: start,
+            end_mono_ns: start + 10,
+            ..Default::default()
+        }
     }
 
     fn ctx() -> RecordContext<'static> {
-        RecordContext { clock: MonoToWall::now(), agent_ip: "198.18.0.254", sampling: 1 }
+        RecordContext {
+            clock: MonoToWall::now(),
+            agent_ip: "198.18.0.254",
+            sampling: 1,
+        }
     }
 
     #[test]
     fn a_packet_crossing_two_interfaces_counts_once() {
         let mut merger = FlowMerger::default();
-        let records = merger.merge([(key(1, 0), metrics(5, 100)), (key(2, 1), metrics(5, 110))], &Names, &ctx());
+        let records = merger.merge(
+            [(key(1, 0), metrics(5, 100)), (key(2, 1), metrics(5, 110))],
+            &Names,
+            &ctx(),
+        );
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].packets, 5);
         assert_eq!(records[0].bytes, 500);
@@ -228,13 +271,21 @@ mod tests {
         let mut merger = FlowMerger::default();
         // 5 packets crossed interface 1; 4 of them reached interface 2 before
         // the eviction, the 5th right after it.
-        let first = merger.merge([(key(1, 0), metrics(5, 100)), (key(2, 1), metrics(4, 110))], &Names, &ctx());
+        let first = merger.merge(
+            [(key(1, 0), metrics(5, 100)), (key(2, 1), metrics(4, 110))],
+            &Names,
+            &ctx(),
+        );
         let second = merger.merge([(key(2, 1), metrics(1, 200))], &Names, &ctx());
         assert_eq!(first[0].packets, 5);
         assert!(second.is_empty());
         assert_eq!(merger.counters.in_flight_duplicates, 1);
         // The primary stays interface 1 when traffic resumes on both.
-        let third = merger.merge([(key(2, 1), metrics(3, 290)), (key(1, 0), metrics(3, 300))], &Names, &ctx());
+        let third = merger.merge(
+            [(key(2, 1), metrics(3, 290)), (key(1, 0), metrics(3, 300))],
+            &Names,
+            &ctx(),
+        );
         assert_eq!(third[0].packets, 3);
         assert_eq!(third[0].interfaces, vec!["veth2", "veth1"]);
     }
@@ -254,9 +305,16 @@ mod tests {
         let mut k = key(1, 0);
         k.protocol = 1;
         k.icmp_type = 8;
-        let records = merger.merge([(k, metrics(1, 1)), (key(1, 0), metrics(1, 1))], &Names, &ctx());
+        let records = merger.merge(
+            [(k, metrics(1, 1)), (key(1, 0), metrics(1, 1))],
+            &Names,
+            &ctx(),
+        );
         let icmp = records.iter().find(|r| r.proto == 1).unwrap();
         assert_eq!((icmp.icmp_type, icmp.icmp_code), (Some(8), Some(0)));
-        assert_eq!(records.iter().find(|r| r.proto == 17).unwrap().icmp_type, None);
+        assert_eq!(
+            records.iter().find(|r| r.proto == 17).unwrap().icmp_type,
+            None
+        );
     }
 }

@@ -45,7 +45,10 @@ impl AgentStats {
         let mut out = String::new();
         if let Some(map) = value.as_object() {
             for (name, v) in map {
-                let shown = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+                let shown = v
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string());
                 out.push_str(&format!("{name:<28} {shown}\n"));
             }
         }

@@ -4,7 +4,9 @@ use crate::output::{OutputFormat, RecordWriter};
 use anyhow::Result;
 use clap::Args;
 use flowlens_agent::FlowAgent;
-use flowlens_agent::config::{AgentOverrides, AgentSettings, Feature, load_config_file, parse_duration};
+use flowlens_agent::config::{
+    AgentOverrides, AgentSettings, Feature, load_config_file, parse_duration,
+};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -66,7 +68,9 @@ pub fn run(args: AgentArgs) -> Result<()> {
     let stats = runtime.block_on(async move {
         let agent = FlowAgent::new(settings)?;
         let mut writer = RecordWriter::new(format);
-        agent.run(|records| writer.write(records), shutdown_signal()).await
+        agent
+            .run(|records| writer.write(records), shutdown_signal())
+            .await
     })?;
     if args.stats {
         eprint!("flowlens agent stats:\n{}", stats.to_text());

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "flowlens", version, about = "Network flow observability for Linux and Kubernetes")]
+#[command(
+    name = "flowlens",
+    version,
+    about = "Network flow observability for Linux and Kubernetes"
+)]
 struct Cli {
     /// Log level for messages on stderr (error, warn, info, debug, trace).
     #[arg(long, global = true, default_value = "info", env = "FLOWLENS_LOG")]
@@ -29,6 +33,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
     let result = match cli.command {

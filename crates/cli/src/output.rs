@@ -12,7 +12,11 @@ pub enum OutputFormat {
 
 impl OutputFormat {
     pub fn default_for_stdout() -> OutputFormat {
-        if std::io::stdout().is_terminal() { OutputFormat::Table } else { OutputFormat::Json }
+        if std::io::stdout().is_terminal() {
+            OutputFormat::Table
+        } else {
+            OutputFormat::Json
+        }
     }
 }
 
@@ -25,7 +29,11 @@ pub struct RecordWriter {
 
 impl RecordWriter {
     pub fn new(format: OutputFormat) -> RecordWriter {
-        RecordWriter { format, header_written: false, closed: false }
+        RecordWriter {
+            format,
+            header_written: false,
+            closed: false,
+        }
     }
 
     pub fn write(&mut self, records: &[FlowRecord]) {
@@ -104,9 +112,16 @@ fn table_row(r: &FlowRecord) -> String {
     let time = {
         let secs = r.time_flow_end_ms.div_euclid(1000);
         let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
-        format!("{h:02}:{m:02}:{s:02}.{:03}", r.time_flow_end_ms.rem_euclid(1000))
+        format!(
+            "{h:02}:{m:02}:{s:02}.{:03}",
+            r.time_flow_end_ms.rem_euclid(1000)
+        )
     };
-    let flags = if r.proto == 6 { flag_names(r.flags).join(",") } else { String::new() };
+    let flags = if r.proto == 6 {
+        flag_names(r.flags).join(",")
+    } else {
+        String::new()
+    };
     let icmp = match (r.icmp_type, r.icmp_code) {
         (Some(t), Some(c)) => format!(" type {t} code {c}"),
         _ => String::new(),

@@ -28,31 +28,141 @@ pub struct FieldSpec {
     pub doc: &'static str,
 }
 
-const fn field(name: &'static str, ty: FieldType, unit: &'static str, doc: &'static str) -> FieldSpec {
-    FieldSpec { name, ty, unit, doc }
+const fn field(
+    name: &'static str,
+    ty: FieldType,
+    unit: &'static str,
+    doc: &'static str,
+) -> FieldSpec {
+    FieldSpec {
+        name,
+        ty,
+        unit,
+        doc,
+    }
 }
 
 pub const FIELDS: &[FieldSpec] = &[
-    field("SrcAddr", FieldType::Address, "", "Source IPv4 or IPv6 address"),
-    field("DstAddr", FieldType::Address, "", "Destination IPv4 or IPv6 address"),
-    field("SrcPort", FieldType::U16, "", "Source TCP/UDP/SCTP port (0 for other protocols)"),
-    field("DstPort", FieldType::U16, "", "Destination TCP/UDP/SCTP port (0 for other protocols)"),
-    field("Proto", FieldType::U8, "", "IP protocol number: 1 ICMP, 6 TCP, 17 UDP, 58 ICMPv6, 132 SCTP"),
-    field("Etype", FieldType::U16, "", "EtherType: 2048 IPv4, 34525 IPv6, 2054 ARP"),
-    field("SrcMac", FieldType::Mac, "", "Source MAC address on the reporting interface"),
-    field("DstMac", FieldType::Mac, "", "Destination MAC address on the reporting interface"),
-    field("Dscp", FieldType::U8, "", "Differentiated Services Code Point of the IP header"),
-    field("IcmpType", FieldType::U8, "", "ICMP or ICMPv6 type (ICMP flows only)"),
-    field("IcmpCode", FieldType::U8, "", "ICMP or ICMPv6 code (ICMP flows only)"),
-    field("Bytes", FieldType::U64, "bytes", "Bytes of the flow's frames at the TC hook: Ethernet header and IP packet"),
-    field("Packets", FieldType::U64, "packets", "Packets of the flow, as the interface counters count them"),
-    field("Flags", FieldType::TcpFlags, "", "Union of TCP flags seen: FIN 1, SYN 2, RST 4, PSH 8, ACK 16, URG 32, ECE 64, CWR 128, SYN_ACK 256, FIN_ACK 512, RST_ACK 1024"),
-    field("TimeFlowStartMs", FieldType::TimestampMs, "ms", "Wall-clock time of the flow's first packet in this record"),
-    field("TimeFlowEndMs", FieldType::TimestampMs, "ms", "Wall-clock time of the flow's last packet in this record"),
-    field("Interfaces", FieldType::StringList, "", "Every interface of this host the flow crossed"),
-    field("IfDirections", FieldType::U8List, "", "Direction of each crossing in Interfaces: 0 ingress, 1 egress"),
-    field("AgentIP", FieldType::Address, "", "IP address of the agent's host"),
-    field("Sampling", FieldType::U32, "", "1 in Sampling packets was accounted (1: every packet)"),
+    field(
+        "SrcAddr",
+        FieldType::Address,
+        "",
+        "Source IPv4 or IPv6 address",
+    ),
+    field(
+        "DstAddr",
+        FieldType::Address,
+        "",
+        "Destination IPv4 or IPv6 address",
+    ),
+    field(
+        "SrcPort",
+        FieldType::U16,
+        "",
+        "Source TCP/UDP/SCTP port (0 for other protocols)",
+    ),
+    field(
+        "DstPort",
+        FieldType::U16,
+        "",
+        "Destination TCP/UDP/SCTP port (0 for other protocols)",
+    ),
+    field(
+        "Proto",
+        FieldType::U8,
+        "",
+        "IP protocol number: 1 ICMP, 6 TCP, 17 UDP, 58 ICMPv6, 132 SCTP",
+    ),
+    field(
+        "Etype",
+        FieldType::U16,
+        "",
+        "EtherType: 2048 IPv4, 34525 IPv6, 2054 ARP",
+    ),
+    field(
+        "SrcMac",
+        FieldType::Mac,
+        "",
+        "Source MAC address on the reporting interface",
+    ),
+    field(
+        "DstMac",
+        FieldType::Mac,
+        "",
+        "Destination MAC address on the reporting interface",
+    ),
+    field(
+        "Dscp",
+        FieldType::U8,
+        "",
+        "Differentiated Services Code Point of the IP header",
+    ),
+    field(
+        "IcmpType",
+        FieldType::U8,
+        "",
+        "ICMP or ICMPv6 type (ICMP flows only)",
+    ),
+    field(
+        "IcmpCode",
+        FieldType::U8,
+        "",
+        "ICMP or ICMPv6 code (ICMP flows only)",
+    ),
+    field(
+        "Bytes",
+        FieldType::U64,
+        "bytes",
+        "Bytes of the flow's frames at the TC hook: Ethernet header and IP packet",
+    ),
+    field(
+        "Packets",
+        FieldType::U64,
+        "packets",
+        "Packets of the flow, as the interface counters count them",
+    ),
+    field(
+        "Flags",
+        FieldType::TcpFlags,
+        "",
+        "Union of TCP flags seen: FIN 1, SYN 2, RST 4, PSH 8, ACK 16, URG 32, ECE 64, CWR 128, SYN_ACK 256, FIN_ACK 512, RST_ACK 1024",
+    ),
+    field(
+        "TimeFlowStartMs",
+        FieldType::TimestampMs,
+        "ms",
+        "Wall-clock time of the flow's first packet in this record",
+    ),
+    field(
+        "TimeFlowEndMs",
+        FieldType::TimestampMs,
+        "ms",
+        "Wall-clock time of the flow's last packet in this record",
+    ),
+    field(
+        "Interfaces",
+        FieldType::StringList,
+        "",
+        "Every interface of this host the flow crossed",
+    ),
+    field(
+        "IfDirections",
+        FieldType::U8List,
+        "",
+        "Direction of each crossing in Interfaces: 0 ingress, 1 egress",
+    ),
+    field(
+        "AgentIP",
+        FieldType::Address,
+        "",
+        "IP address of the agent's host",
+    ),
+    field(
+        "Sampling",
+        FieldType::U32,
+        "",
+        "1 in Sampling packets was accounted (1: every packet)",
+    ),
 ];
 
 /// The field named `name` (JSON name, case-sensitive).
@@ -75,10 +185,17 @@ mod tests {
         let json = serde_json::to_value(&record).unwrap();
         let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
         for key in &keys {
-            assert!(field_spec(key).is_some(), "{key} is not in the schema table");
+            assert!(
+                field_spec(key).is_some(),
+                "{key} is not in the schema table"
+            );
         }
         for spec in FIELDS {
-            assert!(json.get(spec.name).is_some(), "{} is not in FlowRecord", spec.name);
+            assert!(
+                json.get(spec.name).is_some(),
+                "{} is not in FlowRecord",
+                spec.name
+            );
         }
     }
 }

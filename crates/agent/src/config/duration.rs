@@ -16,14 +16,19 @@ const UNITS: &[(&str, f64)] = &[
 
 /// Why a duration text was refused, phrased to follow "invalid duration `x`: ".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration `{text}`: {reason} (examples: 5s, 200ms, 1m30s; units: ns, us, ms, s, m, h, d)")]
+#[error(
+    "invalid duration `{text}`: {reason} (examples: 5s, 200ms, 1m30s; units: ns, us, ms, s, m, h, d)"
+)]
 pub struct DurationError {
     pub text: String,
     pub reason: &'static str,
 }
 
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
-    let err = |reason| DurationError { text: text.to_string(), reason };
+    let err = |reason| DurationError {
+        text: text.to_string(),
+        reason,
+    };
     let mut rest = text.trim();
     if rest.is_empty() {
         return Err(err("it is empty"));
@@ -36,7 +41,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         if number_len == 0 {
             return Err(err("expected a number"));
         }
-        let value: f64 = rest[..number_len].parse().map_err(|_| err("malformed number"))?;
+        let value: f64 = rest[..number_len]
+            .parse()
+            .map_err(|_| err("malformed number"))?;
         rest = &rest[number_len..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
@@ -65,7 +72,9 @@ pub mod serde_opt {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let text = String::deserialize(d)?;
-        super::parse_duration(&text).map(Some).map_err(D::Error::custom)
+        super::parse_duration(&text)
+            .map(Some)
+            .map_err(D::Error::custom)
     }
 }
 
@@ -84,9 +93,18 @@ mod tests {
 
     #[test]
     fn refuses_bad_durations_with_reason() {
-        assert_eq!(parse_duration("5").unwrap_err().reason, "a number needs a unit");
-        assert_eq!(parse_duration("5 parsecs").unwrap_err().reason, "unknown unit");
-        assert_eq!(parse_duration("fast").unwrap_err().reason, "expected a number");
+        assert_eq!(
+            parse_duration("5").unwrap_err().reason,
+            "a number needs a unit"
+        );
+        assert_eq!(
+            parse_duration("5 parsecs").unwrap_err().reason,
+            "unknown unit"
+        );
+        assert_eq!(
+            parse_duration("fast").unwrap_err().reason,
+            "expected a number"
+        );
         assert_eq!(parse_duration("").unwrap_err().reason, "it is empty");
         let msg = parse_duration("5x").unwrap_err().to_string();
         assert!(msg.contains("`5x`") && msg.contains("units:"), "{msg}");

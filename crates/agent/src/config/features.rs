@@ -72,7 +72,12 @@ impl FromStr for Feature {
         Feature::ALL
             .into_iter()
             .find(|f| f.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| format!("unknown feature `{s}`; valid features: {}", Feature::valid_names()))
+            .ok_or_else(|| {
+                format!(
+                    "unknown feature `{s}`; valid features: {}",
+                    Feature::valid_names()
+                )
+            })
     }
 }
 
@@ -84,6 +89,9 @@ mod tests {
     fn parses_names_and_lists_choices_on_error() {
         assert_eq!("flowrtt".parse::<Feature>().unwrap(), Feature::FlowRTT);
         let err = "FlowRT".parse::<Feature>().unwrap_err();
-        assert!(err.contains("`FlowRT`") && err.contains("DNSTracking"), "{err}");
+        assert!(
+            err.contains("`FlowRT`") && err.contains("DNSTracking"),
+            "{err}"
+        );
     }
 }

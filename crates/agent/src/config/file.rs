@@ -10,16 +10,32 @@ use std::{path::Path, time::Duration};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {location}`{key}`: {message}")]
-    Parse { path: String, location: String, key: String, message: String },
+    Parse {
+        path: String,
+        location: String,
+        key: String,
+        message: String,
+    },
     #[error("invalid {key} `{value}`: expected {expected}")]
-    Invalid { key: String, value: String, expected: String },
+    Invalid {
+        key: String,
+        value: String,
+        expected: String,
+    },
 }
 
 impl ConfigError {
     pub fn invalid(key: &str, value: String, expected: &str) -> ConfigError {
-        ConfigError::Invalid { key: key.to_string(), value, expected: expected.to_string() }
+        ConfigError::Invalid {
+            key: key.to_string(),
+            value,
+            expected: expected.to_string(),
+        }
     }
 }
 
@@ -136,9 +152,15 @@ impl FlowCollectorFile {
         if let Some(e) = self.ebpf() {
             let ebpf_unused = [
                 ("spec.agent.ebpf.logLevel", e.log_level.is_some()),
-                ("spec.agent.ebpf.imagePullPolicy", e.image_pull_policy.is_some()),
+                (
+                    "spec.agent.ebpf.imagePullPolicy",
+                    e.image_pull_policy.is_some(),
+                ),
                 ("spec.agent.ebpf.resources", e.resources.is_some()),
-                ("spec.agent.ebpf.kafkaBatchSize", e.kafka_batch_size.is_some()),
+                (
+                    "spec.agent.ebpf.kafkaBatchSize",
+                    e.kafka_batch_size.is_some(),
+                ),
                 ("spec.agent.ebpf.advanced", e.advanced.is_some()),
                 ("spec.agent.ebpf.metrics", e.metrics.is_some()),
                 ("spec.agent.ebpf.flowFilter", e.flow_filter.is_some()),
@@ -164,15 +186,31 @@ pub fn parse_config(text: &str, path: &str) -> Result<FlowCollectorFile, ConfigE
             .unwrap_or_default();
         let message = inner.to_string();
         // serde_yaml_ng appends its own "at line N column M"; we say it first.
-        let message = message.split(" at line ").next().unwrap_or(&message).to_string();
-        let key = if key == "." { "(document)".to_string() } else { key };
-        ConfigError::Parse { path: path.to_string(), location, key, message }
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_string();
+        let key = if key == "." {
+            "(document)".to_string()
+        } else {
+            key
+        };
+        ConfigError::Parse {
+            path: path.to_string(),
+            location,
+            key,
+            message,
+        }
     })
 }
 
 pub fn load_config_file(path: &Path) -> Result<FlowCollectorFile, ConfigError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: shown.clone(),
+        source,
+    })?;
     parse_config(&text, &shown)
 }
 
@@ -221,7 +259,10 @@ spec:
       excludeInterfaces: [lo]
 ";
         let file = parse_config(text, "fc.yaml").unwrap();
-        let flags = AgentOverrides { sampling: Some(1), ..Default::default() };
+        let flags = AgentOverrides {
+            sampling: Some(1),
+            ..Default::default()
+        };
         let s = AgentSettings::resolve(Some(&file), &flags).unwrap();
         assert_eq!(s.sampling, 1, "flags override the file");
         assert_eq!(s.cache_active_timeout, Duration::from_millis(200));
@@ -237,30 +278,49 @@ spec:
     fn unknown_feature_names_key_value_and_choices() {
         let err = error_of(&USERS_EXAMPLE.replace("- FlowRTT", "- FlowRT"));
         assert!(err.contains("spec.agent.ebpf.features[0]"), "{err}");
-        assert!(err.contains("FlowRT`") && err.contains("DNSTracking"), "{err}");
+        assert!(
+            err.contains("FlowRT`") && err.contains("DNSTracking"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_key_lists_valid_keys() {
         let err = error_of(&USERS_EXAMPLE.replace("privileged: true", "privilegd: true"));
-        assert!(err.contains("privilegd") && err.contains("cacheActiveTimeout"), "{err}");
+        assert!(
+            err.contains("privilegd") && err.contains("cacheActiveTimeout"),
+            "{err}"
+        );
         assert!(err.contains("line 10"), "{err}");
     }
 
     #[test]
     fn bad_duration_and_wrong_type() {
         let err = error_of(&USERS_EXAMPLE.replace("privileged: true", "cacheActiveTimeout: soon"));
-        assert!(err.contains("spec.agent.ebpf.cacheActiveTimeout") && err.contains("`soon`"), "{err}");
+        assert!(
+            err.contains("spec.agent.ebpf.cacheActiveTimeout") && err.contains("`soon`"),
+            "{err}"
+        );
         let err = error_of(&USERS_EXAMPLE.replace("privileged: true", "sampling: many"));
-        assert!(err.contains("spec.agent.ebpf.sampling") && err.contains("many"), "{err}");
+        assert!(
+            err.contains("spec.agent.ebpf.sampling") && err.contains("many"),
+            "{err}"
+        );
         let err = error_of(&USERS_EXAMPLE.replace("type: ebpf", "type: IPFIX"));
-        assert!(err.contains("spec.agent.type") && err.contains("eBPF"), "{err}");
+        assert!(
+            err.contains("spec.agent.type") && err.contains("eBPF"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unsupported_features_are_reported() {
         let file = parse_config(USERS_EXAMPLE, "example.yaml").unwrap();
         let s = AgentSettings::resolve(Some(&file), &AgentOverrides::default()).unwrap();
-        assert!(s.warnings.iter().any(|w| w.contains("FlowRTT") && w.contains("not yet supported")));
+        assert!(
+            s.warnings
+                .iter()
+                .any(|w| w.contains("FlowRTT") && w.contains("not yet supported"))
+        );
     }
 }

@@ -17,11 +17,19 @@ impl Pattern {
         if text.len() >= 2 && text.starts_with('/') && text.ends_with('/') {
             let body = &text[1..text.len() - 1];
             return Regex::new(body).map(Pattern::Regex).map_err(|e| {
-                ConfigError::invalid(key, text.to_string(), &format!("a valid regular expression ({e})"))
+                ConfigError::invalid(
+                    key,
+                    text.to_string(),
+                    &format!("a valid regular expression ({e})"),
+                )
             });
         }
         if text.is_empty() {
-            return Err(ConfigError::invalid(key, String::new(), "an interface name or /regex/"));
+            return Err(ConfigError::invalid(
+                key,
+                String::new(),
+                "an interface name or /regex/",
+            ));
         }
         Ok(Pattern::Name(text.to_string()))
     }
@@ -81,7 +89,12 @@ mod tests {
 
     #[test]
     fn bad_regex_names_key_and_value() {
-        let err = InterfaceSelector::new(&[], &strings(&["/[/"])).unwrap_err().to_string();
-        assert!(err.contains("excludeInterfaces") && err.contains("/[/"), "{err}");
+        let err = InterfaceSelector::new(&[], &strings(&["/[/"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("excludeInterfaces") && err.contains("/[/"),
+            "{err}"
+        );
     }
 }

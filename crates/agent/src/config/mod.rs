@@ -78,7 +78,11 @@ impl AgentSettings {
             .or_else(|| ebpf.and_then(|e| e.cache_max_flows))
             .unwrap_or(DEFAULT_CACHE_MAX_FLOWS);
         if cache_max_flows == 0 {
-            return Err(ConfigError::invalid("cacheMaxFlows", "0".into(), "a positive number of flows"));
+            return Err(ConfigError::invalid(
+                "cacheMaxFlows",
+                "0".into(),
+                "a positive number of flows",
+            ));
         }
         let sampling = flags
             .sampling

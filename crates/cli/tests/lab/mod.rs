@@ -1,0 +1,325 @@
+//! Test lab: network namespaces joined by veth pairs and a bridge, addressed
+//! only in 198.18.0.0/15 and fd00:198:18::/48, and the agent binary run
+//! against them. Everything is removed when the lab is dropped.
+#![allow(dead_code)]
+
+use flowlens_model::FlowRecord;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Kernel tests share the machine's CPUs and bpf stats; run them one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// These tests need root; say so loudly rather than skip.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "kernel tests must run as root (they create network namespaces and load eBPF)"
+    );
+}
+
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .expect("running sh");
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+static LAB_SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// One namespace of the lab, with its end of a veth pair called `eth0`.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub netns: String,
+    /// The veth end in the host namespace, where the agent attaches.
+    pub host_if: String,
+    pub ipv4: String,
+    pub ipv6: String,
+    pub mac: String,
+}
+
+pub struct Lab {
+    pub prefix: String,
+    pub bridge: String,
+    pub hosts: Vec<Host>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+}
+
+impl Lab {
+    /// `n` hosts on one bridge: 198.18.0.1.. and fd00:198:18::1..; IPv6 is
+    /// off unless `ipv6`, and neighbours are static, so the only packets on
+    /// the wire are the ones a test sends.
+    pub fn new(n: usize, ipv6: bool) -> Lab {
+        require_root();
+        let seq = LAB_SEQ.fetch_add(1, Ordering::SeqCst);
+        let prefix = format!("fl{:x}{}", std::process::id() % 0xfff, seq);
+        let bridge = format!("{prefix}br");
+        let mut lab = Lab {
+            prefix: prefix.clone(),
+            bridge: bridge.clone(),
+            hosts: Vec::new(),
+        };
+        sh(&format!(
+            "ip link add {bridge} type bridge && ip link set {bridge} up"
+        ));
+        // A bridge without IPv6 sends no MLD or router solicitations of its own.
+        sh(&format!("sysctl -qw net.ipv6.conf.{bridge}.disable_ipv6=1"));
+        for i in 1..=n {
+            let _ = lab.add_host(i, ipv6);
+        }
+        lab.set_static_neighbours();
+        lab
+    }
+
+    /// Adds host `i` to the bridge (a container starting).
+    pub fn add_host(&mut self, i: usize, ipv6: bool) -> Host {
+        let netns = format!("{}h{i}", self.prefix);
+        let host_if = format!("{}h{i}", self.prefix);
+        let v6 = if ipv6 { 0 } else { 1 };
+        sh(&format!(
+            "ip netns add {netns} && \
+             ip netns exec {netns} sysctl -qw net.ipv6.conf.all.disable_ipv6={v6} net.ipv6.conf.default.disable_ipv6={v6} && \
+             ip link add {host_if} type veth peer name eth0 netns {netns} && \
+             sysctl -qw net.ipv6.conf.{host_if}.disable_ipv6=1 && \
+             ip link set {host_if} master {} up && \
+             ip -n {netns} link set lo up && ip -n {netns} link set eth0 up && \
+             ip -n {netns} addr add 198.18.0.{i}/24 dev eth0",
+            self.bridge
+        ));
+        if ipv6 {
+            sh(&format!(
+                "ip netns exec {netns} sysctl -qw net.ipv6.conf.eth0.router_solicitations=0 && \
+                 ip -n {netns} addr add fd00:198:18::{i}/64 dev eth0 nodad"
+            ));
+        }
+        let mac = sh(&format!("ip -n {netns} -br link show dev eth0"))
+            .split_whitespace()
+            .nth(2)
+            .expect("mac of eth0")
+            .to_uppercase();
+        self.hosts.push(Host {
+            netns,
+            host_if,
+            ipv4: format!("198.18.0.{i}"),
+            ipv6: format!("fd00:198:18::{i}"),
+            mac,
+        });
+        self.hosts.last().unwrap().clone()
+    }
+
+    pub fn set_static_neighbours(&self) {
+        for h in &self.hosts {
+            for peer in self.hosts.iter().filter(|p| p.netns != h.netns) {
+                sh(&format!(
+                    "ip -n {} neigh replace {} lladdr {} dev eth0 nud permanent",
+                    h.netns, peer.ipv4, peer.mac
+                ));
+                let _ = Command::new("ip")
+                    .args([
+                        "-n", &h.netns, "-6", "neigh", "replace", &peer.ipv6, "lladdr", &peer.mac,
+                    ])
+                    .args(["dev", "eth0", "nud", "permanent"])
+                    .output();
+            }
+        }
+    }
+
+    pub fn host_ifs(&self) -> Vec<String> {
+        self.hosts.iter().map(|h| h.host_if.clone()).collect()
+    }
+
+    /// Counters of `eth0` inside the host's namespace.
+    pub fn counters(&self, host: &Host) -> Counters {
+        let json = sh(&format!("ip -n {} -s -j link show dev eth0", host.netns));
+        let v: serde_json::Value = serde_json::from_str(&json).expect("ip -j output");
+        let stats = &v[0]["stats64"];
+        let n = |dir: &str, what: &str| stats[dir][what].as_u64().expect("counter");
+        Counters {
+            tx_bytes: n("tx", "bytes"),
+            tx_packets: n("tx", "packets"),
+            rx_bytes: n("rx", "bytes"),
+            rx_packets: n("rx", "packets"),
+        }
+    }
+
+    /// Runs `f` in a thread that has entered the host's network namespace.
+    pub fn in_netns<T: Send + 'static>(host: &Host, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/run/netns/{}", host.netns);
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).expect("open netns");
+            // SAFETY: setns on a valid namespace fd; affects this thread only.
+            let rc =
+                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns into {path}");
+            f()
+        })
+        .join()
+        .expect("netns thread")
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for h in &self.hosts {
+            let _ = Command::new("ip").args(["netns", "del", &h.netns]).status();
+            let _ = Command::new("ip")
+                .args(["link", "del", &h.host_if])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .status();
+    }
+}
+
+/// A running `flowlens agent`, its records gathered as they are printed.
+pub struct Agent {
+    child: Child,
+    records: Arc<Mutex<Vec<serde_json::Value>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+pub struct AgentRun {
+    pub records: Vec<FlowRecord>,
+    pub raw: Vec<serde_json::Value>,
+    pub stderr: String,
+    pub stats: std::collections::HashMap<String, String>,
+}
+
+impl AgentRun {
+    pub fn stat(&self, name: &str) -> u64 {
+        self.stats
+            .get(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("stat {name} missing: {}", self.stderr))
+    }
+}
+
+pub fn flowlens() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_flowlens"))
+}
+
+impl Agent {
+    /// Starts the agent with `args` (after `agent --output json --stats`) and
+    /// waits until it has attached to each of `expect_attached`.
+    pub fn start(args: &[&str], expect_attached: &[String]) -> Agent {
+        let mut child = flowlens()
+            .args(["agent", "--output", "json", "--stats"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting flowlens agent");
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().unwrap();
+        let sink = records.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let v: serde_json::Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("bad JSON line {line}: {e}"));
+                sink.lock().unwrap().push(v);
+            }
+        });
+        let err = child.stderr.take().unwrap();
+        let lines = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let agent = Agent {
+            child,
+            records,
+            stderr,
+        };
+        for name in expect_attached {
+            agent.wait_for_attach(name);
+        }
+        agent
+    }
+
+    pub fn wait_for_attach(&self, name: &str) {
+        let needle = format!("attached interface={name}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self
+                .stderr
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.ends_with(&needle))
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "agent did not attach to {name}: {}",
+            self.stderr.lock().unwrap().join("\n")
+        );
+    }
+
+    /// SIGTERM, wait for exit 0, and return everything it printed.
+    pub fn stop(mut self) -> AgentRun {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().expect("waiting for agent");
+        // Let the reader threads reach end of file.
+        std::thread::sleep(Duration::from_millis(100));
+        let stderr = self.stderr.lock().unwrap().join("\n");
+        assert!(status.success(), "agent exited with {status}: {stderr}");
+        let raw = self.records.lock().unwrap().clone();
+        let records = raw
+            .iter()
+            .map(|v| serde_json::from_value(v.clone()).expect("record shape"))
+            .collect();
+        let stats = stderr
+            .lines()
+            .skip_while(|l| !l.starts_with("flowlens agent stats:"))
+            .skip(1)
+            .filter_map(|l| {
+                let mut parts = l.split_whitespace();
+                Some((parts.next()?.to_string(), parts.next()?.to_string()))
+            })
+            .collect();
+        AgentRun {
+            records,
+            raw,
+            stderr,
+            stats,
+        }
+    }
+}
+
+/// Sum of (bytes, packets) over records.
+pub fn totals<'a>(records: impl IntoIterator<Item = &'a FlowRecord>) -> (u64, u64) {
+    records
+        .into_iter()
+        .fold((0, 0), |(b, p), r| (b + r.bytes, p + r.packets))
+}
