@@ -17,6 +17,7 @@
 #define ETH_P_IPV6 0x86DD
 #define ETH_P_8021Q 0x8100
 #define ETH_P_8021AD 0x88A8
+#define ETH_P_ARP 0x0806
 #define IPPROTO_ICMPV6_ 58
 #define IPV6_EXT_MAX 6
 
@@ -210,7 +211,22 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct flow_key *
         key->protocol = nexthdr;
         return parse_l4(l4, data_end, key, &m->flags);
     }
-    /* ARP and other non-IP traffic: accounted under its EtherType. */
+    if (proto == ETH_P_ARP) {
+        /* Ethernet/IPv4 ARP: the sender and target protocol addresses make
+         * the flow, so that who asked whom shows. */
+        __u8 *arp = l3;
+        if ((void *)(arp + 28) > data_end)
+            return 0;
+        if (arp[4] == 6 && arp[5] == 4) {
+            __be32 spa, tpa;
+            __builtin_memcpy(&spa, arp + 14, 4);
+            __builtin_memcpy(&tpa, arp + 24, 4);
+            ipv4_mapped(key->src_ip, spa);
+            ipv4_mapped(key->dst_ip, tpa);
+        }
+        return 1;
+    }
+    /* Other non-IP traffic: accounted under its EtherType alone. */
     return 1;
 }
 

@@ -164,10 +164,10 @@ impl FlowAgent {
             present.iter().map(|i| (i.index, i.name.clone())).collect();
         for index in self.attachments.attached_indexes() {
             let name = self.attachments.name_of(index).unwrap_or_default();
-            if !present_pairs.contains(&(index, name)) {
-                if let Some(name) = self.attachments.forget(index) {
-                    tracing::info!(interface = %name, "interface gone; forgotten");
-                }
+            if !present_pairs.contains(&(index, name))
+                && let Some(name) = self.attachments.forget(index)
+            {
+                tracing::info!(interface = %name, "interface gone; forgotten");
             }
         }
         self.failed.retain(|pair| present_pairs.contains(pair));

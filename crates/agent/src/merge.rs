@@ -176,9 +176,18 @@ fn build_record(
         .unwrap_or(0);
     let flags = crossings.iter().fold(0, |acc, (_, m)| acc | m.flags);
     let is_icmp = matches!(key.protocol, 1 | 58);
+    // IPv4, IPv6 and ARP carry addresses; other EtherTypes have none.
+    let has_addresses = matches!(key.eth_protocol, 0x0800 | 0x86DD | 0x0806);
+    let address = |bytes| {
+        if has_addresses {
+            ip_from_kernel(bytes).to_string()
+        } else {
+            String::new()
+        }
+    };
     FlowRecord {
-        src_addr: ip_from_kernel(key.src_ip).to_string(),
-        dst_addr: ip_from_kernel(key.dst_ip).to_string(),
+        src_addr: address(key.src_ip),
+        dst_addr: address(key.dst_ip),
         src_port: key.src_port,
         dst_port: key.dst_port,
         proto: key.protocol,

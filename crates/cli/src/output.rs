@@ -75,7 +75,7 @@ const COLUMNS: [(&str, usize); 8] = [
     ("PROTO", 6),
     ("BYTES", 12),
     ("PKTS", 8),
-    ("FLAGS", 16),
+    ("FLAGS", 22),
     ("INTERFACES", 0),
 ];
 
@@ -97,8 +97,10 @@ fn endpoint(addr: &str, port: u16, with_port: bool) -> String {
 
 fn proto_name(record: &FlowRecord) -> String {
     match record.proto {
-        0 if record.etype == 0x0806 => "ARP".into(),
+        _ if record.etype == 0x0806 => "ARP".into(),
+        0 if record.etype != 0x0800 && record.etype != 0x86DD => format!("0x{:04x}", record.etype),
         1 => "ICMP".into(),
+        2 => "IGMP".into(),
         6 => "TCP".into(),
         17 => "UDP".into(),
         58 => "ICMPv6".into(),

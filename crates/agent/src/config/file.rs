@@ -9,12 +9,12 @@ use std::{path::Path, time::Duration};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     Read {
         path: String,
         source: std::io::Error,
     },
-    #[error("config file {path}: {location}`{key}`: {message}")]
+    #[error("config file {path}, {location}key `{key}`: {message}")]
     Parse {
         path: String,
         location: String,
@@ -182,7 +182,7 @@ pub fn parse_config(text: &str, path: &str) -> Result<FlowCollectorFile, ConfigE
         let inner = err.into_inner();
         let location = inner
             .location()
-            .map(|l| format!("line {} column {}: ", l.line(), l.column()))
+            .map(|l| format!("line {} column {}, ", l.line(), l.column()))
             .unwrap_or_default();
         let message = inner.to_string();
         // serde_yaml_ng appends its own "at line N column M"; we say it first.

@@ -198,8 +198,10 @@ impl Drop for Lab {
 }
 
 /// A running `flowlens agent`, its records gathered as they are printed.
+/// Killed when dropped without `stop` (a failing test leaves none behind).
 pub struct Agent {
     child: Child,
+    stopped: bool,
     records: Arc<Mutex<Vec<serde_json::Value>>>,
     stderr: Arc<Mutex<Vec<String>>>,
 }
@@ -255,6 +257,7 @@ impl Agent {
         });
         let agent = Agent {
             child,
+            stopped: false,
             records,
             stderr,
         };
@@ -286,10 +289,16 @@ impl Agent {
     }
 
     /// SIGTERM, wait for exit 0, and return everything it printed.
-    pub fn stop(mut self) -> AgentRun {
+    pub fn stop(self) -> AgentRun {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Sends `signal`, waits for exit 0, and returns everything it printed.
+    pub fn stop_with(mut self, signal: i32) -> AgentRun {
         // SAFETY: kill on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(self.child.id() as i32, signal) };
         let status = self.child.wait().expect("waiting for agent");
+        self.stopped = true;
         // Let the reader threads reach end of file.
         std::thread::sleep(Duration::from_millis(100));
         let stderr = self.stderr.lock().unwrap().join("\n");
@@ -313,6 +322,15 @@ impl Agent {
             raw,
             stderr,
             stats,
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if !self.stopped {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }

@@ -1,0 +1,139 @@
+//! Bad configuration and bad flags are refused with messages that name what
+//! is wrong, before anything touches the kernel.
+
+mod lab;
+
+use lab::flowlens;
+
+fn run_agent(args: &[&str]) -> (i32, String) {
+    let out = flowlens()
+        .arg("agent")
+        .args(args)
+        .output()
+        .expect("running flowlens");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn config_file(body: &str) -> std::path::PathBuf {
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let path = std::env::temp_dir().join(format!("flowlens-cfg-{}-{n}.yaml", std::process::id()));
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+const HEAD: &str =
+    "apiVersion: v1\nkind: FlowCollector\nspec:\n  agent:\n    type: ebpf\n    ebpf:\n";
+
+fn refused_config(ebpf_body: &str, must_contain: &[&str]) {
+    let path = config_file(&format!("{HEAD}{ebpf_body}"));
+    let (code, stderr) = run_agent(&["--config", path.to_str().unwrap()]);
+    std::fs::remove_file(&path).ok();
+    assert_eq!(code, 1, "{stderr}");
+    for needle in must_contain {
+        assert!(stderr.contains(needle), "`{needle}` missing from: {stderr}");
+    }
+}
+
+#[test]
+fn unknown_feature_names_key_value_and_choices() {
+    refused_config(
+        "      features:\n        - FlowRTT\n        - DNSTrack\n",
+        &[
+            "spec.agent.ebpf.features[1]",
+            "`DNSTrack`",
+            "`DNSTracking`",
+            "`PacketDrop`",
+            "line 9",
+        ],
+    );
+}
+
+#[test]
+fn bad_duration_names_key_and_value() {
+    refused_config(
+        "      cacheActiveTimeout: soon\n",
+        &["spec.agent.ebpf.cacheActiveTimeout", "`soon`", "5s"],
+    );
+}
+
+#[test]
+fn unknown_key_lists_valid_keys() {
+    refused_config(
+        "      cacheMaxFlow: 10\n",
+        &[
+            "spec.agent.ebpf.cacheMaxFlow",
+            "`cacheMaxFlows`",
+            "`sampling`",
+        ],
+    );
+}
+
+#[test]
+fn wrong_type_names_key_value_and_type() {
+    refused_config(
+        "      sampling: lots\n",
+        &["spec.agent.ebpf.sampling", "\"lots\"", "u32"],
+    );
+    refused_config(
+        "      interfaces: eth0\n",
+        &["spec.agent.ebpf.interfaces", "sequence"],
+    );
+}
+
+#[test]
+fn bad_interface_regex_is_refused() {
+    refused_config(
+        "      excludeInterfaces: [\"/veth[/\"]\n",
+        &["excludeInterfaces", "/veth[/", "regular expression"],
+    );
+}
+
+#[test]
+fn missing_file_is_named() {
+    let (code, stderr) = run_agent(&["--config", "/nonexistent/flowlens.yaml"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("/nonexistent/flowlens.yaml") && stderr.contains("No such file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_flags_are_refused_with_the_choices() {
+    let (code, stderr) = run_agent(&["--cache-active-timeout", "5x"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("--cache-active-timeout")
+            && stderr.contains("`5x`")
+            && stderr.contains("unknown unit"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_agent(&["--features", "FlowRTT,Bogus"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("`Bogus`") && stderr.contains("DNSTracking"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_agent(&["--output", "xml"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("json") && stderr.contains("table"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_agent(&["--cache-max-flows", "many"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("--cache-max-flows") && stderr.contains("many"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_agent(&["--cache-max-flows", "0"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("cacheMaxFlows") && stderr.contains("`0`"),
+        "{stderr}"
+    );
+}
