@@ -2,10 +2,11 @@
 /* flowlens flow capture: a TC classifier on ingress and egress of every
  * watched interface that aggregates packets into per-interface flow counters.
  *
- * Eviction without races: the agent flips `flow_generation` between two
- * identical maps, waits for an RCU grace period (every program that read the
- * old generation has returned), then drains the old map at leisure. No update
- * can race with the drain, and no packet waits for user space.
+ * Eviction without races: the flow table has two halves (generations). The
+ * agent flips `agent_state.generation`, waits for an RCU grace period (every
+ * program that read the old generation has returned), then drains the old
+ * half at leisure. No update can race with the drain, and no packet waits for
+ * user space.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -25,31 +26,25 @@
  * (0 and 1 mean every packet). */
 volatile const __u32 sampling = 0;
 
-#ifndef FLOW_MAP_ENTRIES
-#define FLOW_MAP_ENTRIES 100000
-#endif
+/* Slots per generation minus one (a power of two minus one), set by the
+ * agent at load time; the table holds two generations back to back. */
+volatile const __u32 slot_mask = 0;
 
-struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __type(key, struct flow_key);
-    __type(value, struct flow_metrics);
-    __uint(max_entries, FLOW_MAP_ENTRIES);
-} flows_gen0 SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __type(key, struct flow_key);
-    __type(value, struct flow_metrics);
-    __uint(max_entries, FLOW_MAP_ENTRIES);
-} flows_gen1 SEC(".maps");
-
-/* Which of the two flow maps packets go to: 0 or 1. Written by the agent. */
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
     __type(key, __u32);
-    __type(value, __u32);
+    __type(value, struct flow_slot);
+    __uint(max_entries, 2);
+    __uint(map_flags, BPF_F_MMAPABLE);
+} flow_table SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __type(key, __u32);
+    __type(value, struct agent_state);
     __uint(max_entries, 1);
-} flow_generation SEC(".maps");
+    __uint(map_flags, BPF_F_MMAPABLE);
+} agent_state SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -230,13 +225,25 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct flow_key *
     return 1;
 }
 
-static __always_inline void *current_flow_map(void)
+/* 64-bit multiply-xorshift over the six words of the key. */
+static __always_inline __u32 hash_key(const struct flow_key *key)
 {
-    __u32 zero = 0;
-    __u32 *gen = bpf_map_lookup_elem(&flow_generation, &zero);
-    if (gen && *gen)
-        return &flows_gen1;
-    return &flows_gen0;
+    const __u64 *w = (const __u64 *)key;
+    __u64 h = 0x9E3779B97F4A7C15ULL;
+#pragma unroll
+    for (int i = 0; i < 6; i++) {
+        h ^= w[i];
+        h *= 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+    }
+    return (__u32)h;
+}
+
+static __always_inline int key_equal(const struct flow_key *a, const struct flow_key *b)
+{
+    const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+    return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4]) |
+            (x[5] ^ y[5])) == 0;
 }
 
 static __always_inline void send_event(struct flow_key *key, struct flow_metrics *m)
@@ -265,36 +272,54 @@ static __always_inline int account(struct __sk_buff *skb, __u8 direction)
     if (!parse_packet(skb, &key, &fresh))
         counter_add(CTR_TRUNCATED_HEADERS, 1);
 
-    __u64 now = bpf_ktime_get_ns();
-    void *map = current_flow_map();
-    struct flow_metrics *m = bpf_map_lookup_elem(map, &key);
-    if (m) {
-        __sync_fetch_and_add(&m->packets, 1);
-        __sync_fetch_and_add(&m->bytes, skb->len);
-        m->end_mono_ns = now;
-        if (fresh.flags && (m->flags | fresh.flags) != m->flags)
-            __sync_fetch_and_or(&m->flags, fresh.flags);
+    __u32 zero = 0;
+    struct agent_state *state = bpf_map_lookup_elem(&agent_state, &zero);
+    if (!state)
         return TC_ACT_OK;
-    }
-
-    fresh.packets = 1;
-    fresh.bytes = skb->len;
-    fresh.start_mono_ns = now;
-    fresh.end_mono_ns = now;
-    long err = bpf_map_update_elem(map, &key, &fresh, BPF_NOEXIST);
-    if (err == 0)
-        return TC_ACT_OK;
-    if (err == -17 /* EEXIST: another CPU created it first */) {
-        m = bpf_map_lookup_elem(map, &key);
-        if (m) {
+    __u32 base = state->generation ? slot_mask + 1 : 0;
+    __u32 hash = hash_key(&key);
+#pragma unroll
+    for (int i = 0; i < SLOT_PROBES; i++) {
+        __u32 index = base + ((hash + i) & slot_mask);
+        struct flow_slot *slot = bpf_map_lookup_elem(&flow_table, &index);
+        if (!slot)
+            break;
+        __u32 slot_state = *(volatile __u32 *)&slot->state;
+        if (slot_state == SLOT_READY) {
+            if (!key_equal(&slot->key, &key))
+                continue;
+            struct flow_metrics *m = &slot->metrics;
             __sync_fetch_and_add(&m->packets, 1);
             __sync_fetch_and_add(&m->bytes, skb->len);
-            m->end_mono_ns = now;
-            __sync_fetch_and_or(&m->flags, fresh.flags);
+            /* The agent's clock (ms-fresh); start times use the real clock. */
+            __u64 now = state->clock_ns;
+            if (now > m->end_mono_ns)
+                m->end_mono_ns = now;
+            if (fresh.flags && (m->flags | fresh.flags) != m->flags)
+                __sync_fetch_and_or(&m->flags, fresh.flags);
+            return TC_ACT_OK;
+        }
+        /* A slot being claimed by another CPU may be for this very key: we
+         * then use another slot, and the agent sums the two entries. */
+        if (slot_state == SLOT_EMPTY &&
+            __sync_val_compare_and_swap(&slot->state, SLOT_EMPTY, SLOT_CLAIMED) == SLOT_EMPTY) {
+            __u64 now = bpf_ktime_get_ns();
+            fresh.packets = 1;
+            fresh.bytes = skb->len;
+            fresh.start_mono_ns = now;
+            fresh.end_mono_ns = now;
+            __builtin_memcpy(&slot->key, &key, sizeof(key));
+            __builtin_memcpy(&slot->metrics, &fresh, sizeof(fresh));
+            /* Full barrier: the key and metrics are visible before READY. */
+            __sync_lock_test_and_set(&slot->state, SLOT_READY);
             return TC_ACT_OK;
         }
     }
-    /* Map full (or the entry vanished): hand the packet to user space. */
+    /* No slot within SLOT_PROBES: hand the packet to user space. */
+    fresh.packets = 1;
+    fresh.bytes = skb->len;
+    fresh.start_mono_ns = bpf_ktime_get_ns();
+    fresh.end_mono_ns = fresh.start_mono_ns;
     send_event(&key, &fresh);
     return TC_ACT_OK;
 }

@@ -40,7 +40,7 @@ struct flow_key {
     __u8 icmp_type;
     __u8 icmp_code;
     __u8 _pad[2];
-};
+} __attribute__((aligned(8)));
 
 /* Counters of one flow_key. Updated with atomic adds so every CPU can
  * account a packet of any flow without a lock. */
@@ -55,6 +55,31 @@ struct flow_metrics {
     __u8 dst_mac[6];
     __u8 dscp;
     __u8 _pad[7];
+};
+
+/* A slot of the flow table: an open-addressing hash table in an mmapable
+ * array, so that lookups are inlined by the verifier (no helper call) and
+ * the agent drains it through shared memory (no syscall per flow). */
+#define SLOT_EMPTY 0
+#define SLOT_CLAIMED 1 /* a program is writing the key */
+#define SLOT_READY 2
+/* Slots probed before a packet counts as "table full". */
+#define SLOT_PROBES 8
+
+struct flow_slot {
+    __u32 state;
+    __u32 _pad;
+    struct flow_key key;
+    struct flow_metrics metrics;
+};
+
+/* Shared with the agent through mmap: which half of the flow table packets
+ * go to, and a monotonic clock the agent refreshes every millisecond so that
+ * packets of known flows need no clock helper call. */
+struct agent_state {
+    __u32 generation;
+    __u32 _pad;
+    __u64 clock_ns;
 };
 
 /* One packet that could not be aggregated in the flow map (map full):

@@ -116,8 +116,8 @@ impl FlowAgent {
         drain_ring(self.events.get_mut(), &mut self.overflow, &mut self.stats);
         self.stats.evictions += 1;
         self.stats.map_entries_drained += drained.len() as u64;
-        let mut entries: HashMap<FlowKey, FlowMetrics> = drained.into_iter().collect();
-        for (key, metrics) in self.overflow.drain() {
+        let mut entries: HashMap<FlowKey, FlowMetrics> = HashMap::with_capacity(drained.len());
+        for (key, metrics) in drained.into_iter().chain(self.overflow.drain()) {
             entries.entry(key).or_default().absorb(&metrics);
         }
         let ctx = RecordContext {

@@ -1,12 +1,21 @@
-//! The loaded eBPF flow object: its programs and maps, and the generation
-//! swap that lets the agent drain flows without racing the packets.
+//! The loaded eBPF flow object: its programs and maps, the shared clock, and
+//! the generation swap that lets the agent drain flows without racing the
+//! packets.
 
-use crate::kernel_types::{FlowKey, FlowMetrics, counter_slot};
+use crate::clock::monotonic_now_ns;
+use crate::kernel_types::{
+    AgentState, FlowKey, FlowMetrics, FlowSlot, SLOT_EMPTY, SLOT_READY, counter_slot,
+};
+use crate::shared_map::SharedArray;
 use anyhow::{Context, Result};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{MapData, PerCpuArray, RingBuf},
 };
+use std::ptr::{addr_of, addr_of_mut};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::time::Duration;
 
 /// The compiled flow programs (ebpf/flow.bpf.c), built by `make -C ebpf`.
 pub static FLOW_OBJECT: &[u8] = aya::include_bytes_aligned!("../../../ebpf/flow.bpf.o");
@@ -14,6 +23,9 @@ pub static FLOW_OBJECT: &[u8] = aya::include_bytes_aligned!("../../../ebpf/flow.
 pub const INGRESS_PROGRAM: &str = "flowlens_tc_ingress";
 pub const EGRESS_PROGRAM: &str = "flowlens_tc_egress";
 pub const EMPTY_PROGRAM: &str = "flowlens_tc_empty";
+
+/// How often the agent refreshes the clock that packets of known flows read.
+const CLOCK_TICK: Duration = Duration::from_millis(1);
 
 /// Kernel-side counters, summed over CPUs.
 #[derive(Debug, Clone, Copy, Default)]
@@ -24,21 +36,34 @@ pub struct KernelCounters {
     pub truncated_headers: u64,
 }
 
+/// Slots per generation for `max_flows` flows: a power of two with the load
+/// factor at most 4/5, so that probe sequences stay short.
+pub fn slots_per_generation(max_flows: u32) -> usize {
+    (max_flows as usize * 5)
+        .div_ceil(4)
+        .next_power_of_two()
+        .max(8)
+}
+
 pub struct FlowKernel {
     pub ebpf: Ebpf,
-    flow_maps: [HashMap<MapData, FlowKey, FlowMetrics>; 2],
-    generation_map: Array<MapData, u32>,
+    table: SharedArray<FlowSlot>,
+    state: Arc<SharedArray<AgentState>>,
+    slots: usize,
     counters: PerCpuArray<MapData, u64>,
     generation: u32,
+    clock_stop: Arc<AtomicBool>,
 }
 
 impl FlowKernel {
     /// Loads the object and its programs (not attached yet).
     pub fn load(sampling: u32, max_flows: u32) -> Result<(FlowKernel, RingBuf<MapData>)> {
+        let slots = slots_per_generation(max_flows);
+        let slot_mask = (slots - 1) as u32;
         let mut ebpf = EbpfLoader::new()
             .override_global("sampling", &sampling, true)
-            .map_max_entries("flows_gen0", max_flows)
-            .map_max_entries("flows_gen1", max_flows)
+            .override_global("slot_mask", &slot_mask, true)
+            .map_max_entries("flow_table", (2 * slots) as u32)
             .load(FLOW_OBJECT)
             .context("loading the eBPF flow object (are you root on a kernel with BTF?)")?;
         for name in [INGRESS_PROGRAM, EGRESS_PROGRAM] {
@@ -54,43 +79,56 @@ impl FlowKernel {
             ebpf.take_map(name)
                 .with_context(|| format!("map {name} missing"))
         };
-        let flow_maps = [
-            HashMap::try_from(take("flows_gen0")?)?,
-            HashMap::try_from(take("flows_gen1")?)?,
-        ];
-        let generation_map = Array::try_from(take("flow_generation")?)?;
+        let table = SharedArray::map(take("flow_table")?, 2 * slots)?;
+        let state = Arc::new(SharedArray::map(take("agent_state")?, 1)?);
         let counters = PerCpuArray::try_from(take("agent_counters")?)?;
         let events = RingBuf::try_from(take("flow_events")?)?;
+        let clock_stop = Arc::new(AtomicBool::new(false));
+        start_clock(state.clone(), clock_stop.clone());
         Ok((
             FlowKernel {
                 ebpf,
-                flow_maps,
-                generation_map,
+                table,
+                state,
+                slots,
                 counters,
                 generation: 0,
+                clock_stop,
             },
             events,
         ))
     }
 
-    /// Points new packets at the other map, waits until no program can still
-    /// be writing the old one, and drains it. Exact: no update is lost.
+    /// Points new packets at the other half of the table, waits until no
+    /// program can still be writing the old half, and drains it. Exact: no
+    /// update is lost. A key may appear twice (two CPUs created it at once);
+    /// callers sum such entries.
     pub fn swap_and_drain(&mut self) -> Result<Vec<(FlowKey, FlowMetrics)>> {
         let old = self.generation as usize;
         self.generation ^= 1;
-        self.generation_map
-            .set(0, self.generation, 0)
-            .context("switching flow map generation")?;
+        let state = self.state.element(0);
+        // SAFETY: a field of the mapped state; the kernel only reads it.
+        unsafe { addr_of_mut!((*state).generation).write_volatile(self.generation) };
+        fence(Ordering::SeqCst);
         wait_for_running_programs();
-        let map = &mut self.flow_maps[old];
-        let keys: Vec<FlowKey> = map.keys().filter_map(|k| k.ok()).collect();
-        let mut entries = Vec::with_capacity(keys.len());
-        for key in keys {
-            if let Ok(metrics) = map.get(&key, 0) {
-                entries.push((key, metrics));
+        let mut entries = Vec::new();
+        for index in old * self.slots..(old + 1) * self.slots {
+            let slot = self.table.element(index);
+            // SAFETY: no program writes the old half after the grace period;
+            // volatile reads because the memory is shared with the kernel.
+            unsafe {
+                if addr_of!((*slot).state).read_volatile() != SLOT_READY {
+                    continue;
+                }
+                entries.push((
+                    addr_of!((*slot).key).read_volatile(),
+                    addr_of!((*slot).metrics).read_volatile(),
+                ));
+                // A program that claims the slot rewrites key and metrics.
+                addr_of_mut!((*slot).state).write_volatile(SLOT_EMPTY);
             }
-            let _ = map.remove(&key);
         }
+        fence(Ordering::SeqCst);
         Ok(entries)
     }
 
@@ -111,6 +149,35 @@ impl FlowKernel {
     }
 }
 
+impl Drop for FlowKernel {
+    fn drop(&mut self) {
+        self.clock_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Publishes CLOCK_MONOTONIC (the clock of bpf_ktime_get_ns) to the kernel
+/// programs every millisecond. Reading a clock helper costs a packet more
+/// than the rest of its accounting on kernels with return-thunk mitigations;
+/// packets of known flows read this value instead, and new flows still take
+/// the exact time.
+fn start_clock(state: Arc<SharedArray<AgentState>>, stop: Arc<AtomicBool>) {
+    let publish = move || {
+        let field = state.element(0);
+        // SAFETY: a field of the mapped state; the kernel only reads it.
+        unsafe { addr_of_mut!((*field).clock_ns).write_volatile(monotonic_now_ns()) };
+    };
+    publish();
+    std::thread::Builder::new()
+        .name("flowlens-clock".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                publish();
+                std::thread::sleep(CLOCK_TICK);
+            }
+        })
+        .expect("starting the clock thread");
+}
+
 /// Waits for an RCU grace period: TC programs run inside RCU read-side
 /// sections, so once it ends every program that read the old generation has
 /// returned. membarrier(MEMBARRIER_CMD_GLOBAL) is synchronize_rcu() from user
@@ -126,6 +193,21 @@ fn wait_for_running_programs() {
         )
     };
     if rc != 0 {
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_sizing_keeps_load_under_four_fifths() {
+        assert_eq!(slots_per_generation(16), 32);
+        assert_eq!(slots_per_generation(100_000), 131_072);
+        assert_eq!(slots_per_generation(1), 8);
+        for flows in [10, 1000, 104_858, 100_000] {
+            assert!(flows as usize * 5 <= slots_per_generation(flows) * 4);
+        }
     }
 }

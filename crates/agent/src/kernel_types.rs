@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-#[repr(C)]
+#[repr(C, align(8))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     pub src_ip: [u8; 16],
@@ -37,6 +37,29 @@ pub struct FlowMetrics {
 pub struct FlowEvent {
     pub key: FlowKey,
     pub metrics: FlowMetrics,
+}
+
+/// A slot of the kernel's flow table (struct flow_slot).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlowSlot {
+    pub state: u32,
+    pub _pad: u32,
+    pub key: FlowKey,
+    pub metrics: FlowMetrics,
+}
+
+/// Slot states (SLOT_* in flow.h).
+pub const SLOT_EMPTY: u32 = 0;
+pub const SLOT_READY: u32 = 2;
+
+/// The agent/kernel shared state (struct agent_state).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AgentState {
+    pub generation: u32,
+    pub _pad: u32,
+    pub clock_ns: u64,
 }
 
 // SAFETY: plain-old-data structs of integers and byte arrays with explicit
@@ -110,6 +133,8 @@ mod tests {
         assert_eq!(std::mem::size_of::<FlowKey>(), 48);
         assert_eq!(std::mem::size_of::<FlowMetrics>(), 56);
         assert_eq!(std::mem::size_of::<FlowEvent>(), 104);
+        assert_eq!(std::mem::size_of::<FlowSlot>(), 112);
+        assert_eq!(std::mem::size_of::<AgentState>(), 16);
     }
 
     #[test]

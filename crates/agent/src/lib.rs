@@ -10,6 +10,7 @@ pub mod interfaces;
 pub mod kernel;
 pub mod kernel_types;
 pub mod merge;
+pub mod shared_map;
 pub mod stats;
 
 pub use agent::FlowAgent;

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Agent overhead benchmarks (as root). Every figure is a ratio against a
+# baseline measured in the same run, because these machines are shared and
+# noisy. Prints a Markdown report; docs/benchmarks.md holds the latest one.
+#
+#   bench/agent-overhead.sh [SECONDS_PER_RUN]
+#
+# 1. TC program cost per packet (kernel.bpf_stats_enabled: run_time_ns /
+#    run_cnt) of the agent's egress program under a small-packet UDP flood
+#    with 1 flow and with 10,000 flows, next to the empty program measured the
+#    same way.
+# 2. iperf3 TCP throughput over a veth pair with the agent attached vs without.
+# 3. Agent resident memory and CPU with 100,000 active flows vs idle.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-5}
+NS=flbench
+IF=flbench0
+HOST_IP=198.18.7.1
+PEER_IP=198.18.7.2
+
+for tool in iperf3 bpftool jq; do
+    command -v $tool >/dev/null || { apt-get install -y -q iperf3 bpftool jq >/dev/null; break; }
+done
+cargo build --release -q -p flowlens -p flowlens-agent --examples --bins
+BIN=target/release
+FLOOD=$BIN/examples/udp_flood
+EMPTY=$BIN/examples/attach_empty
+
+cleanup() {
+    pkill -f "$EMPTY $IF" 2>/dev/null || true
+    pkill -f "flowlens agent --interfaces $IF" 2>/dev/null || true
+    ip netns del $NS 2>/dev/null || true
+    ip link del $IF 2>/dev/null || true
+}
+trap cleanup EXIT
+cleanup
+ip netns add $NS
+ip link add $IF type veth peer name eth0 netns $NS
+ip addr add $HOST_IP/24 dev $IF
+ip link set $IF up
+ip -n $NS link set lo up
+ip -n $NS link set eth0 up
+ip -n $NS addr add $PEER_IP/24 dev eth0
+ping -c1 -W1 $PEER_IP >/dev/null
+sysctl -qw kernel.bpf_stats_enabled=1
+
+# ns per packet of the newest loaded program called $1.
+cost_of() {
+    bpftool prog show -j | jq -r --arg n "$1" \
+        '[.[] | select(.name == $n)] | max_by(.id) | ((.run_time_ns // 0) / ((.run_cnt // 0) + 1e-9) * 100 | round / 100)'
+}
+
+start_agent() {
+    $BIN/flowlens agent --interfaces $IF --output json "$@" >/dev/null 2>/tmp/flbench-agent.log &
+    AGENT=$!
+    for _ in $(seq 100); do grep -q "attached interface=$IF" /tmp/flbench-agent.log && return; sleep 0.1; done
+    echo "agent did not attach" >&2; exit 1
+}
+
+echo "## TC program cost per packet"
+echo
+echo "| flows | empty program ns/pkt | flowlens egress ns/pkt | ratio | packets (flowlens run) |"
+echo "|---|---|---|---|---|"
+for flows in 1 10000; do
+    $EMPTY $IF >/dev/null & EMPTY_PID=$!
+    sleep 0.5
+    $FLOOD $PEER_IP $flows $SECS >/dev/null
+    empty=$(cost_of flowlens_tc_empty)
+    kill $EMPTY_PID; wait $EMPTY_PID 2>/dev/null || true
+
+    start_agent --cache-active-timeout 5s
+    sent=$($FLOOD $PEER_IP $flows $SECS)
+    ours=$(cost_of flowlens_tc_egress)
+    kill -INT $AGENT; wait $AGENT
+    echo "| $flows | $empty | $ours | $(echo "scale=2; $ours / $empty" | bc) | $sent |"
+done
+echo
+
+echo "## iperf3 TCP throughput over a veth pair"
+echo
+ip netns exec $NS iperf3 -s -D -p 5301
+sleep 0.5
+gbps() { iperf3 -c $PEER_IP -p 5301 -t $SECS -J | jq '.end.sum_received.bits_per_second / 1e9 * 100 | round / 100'; }
+without=(); with=()
+for round in 1 2 3; do
+    without+=("$(gbps)")
+    start_agent
+    with+=("$(gbps)")
+    kill -INT $AGENT; wait $AGENT
+done
+median() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+w0=$(median "${without[@]}"); w1=$(median "${with[@]}")
+echo "| run | without agent Gbit/s | with agent Gbit/s |"
+echo "|---|---|---|"
+for i in 0 1 2; do echo "| $((i + 1)) | ${without[$i]} | ${with[$i]} |"; done
+echo "| **median** | **$w0** | **$w1** (ratio **$(echo "scale=3; $w1 / $w0" | bc)**) |"
+pkill -f "iperf3 -s -D -p 5301" || true
+echo
+
+echo "## Agent memory and CPU with 100,000 active flows"
+echo
+clk=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' /proc/$1/stat; }
+rss_kib() { awk '/VmRSS/ {print $2}' /proc/$1/status; }
+start_agent --cache-max-flows 250000 --cache-active-timeout 5s
+window=$((SECS * 3))
+t0=$(cpu_ticks $AGENT); sleep $window; t1=$(cpu_ticks $AGENT)
+idle_rss=$(rss_kib $AGENT)
+idle_cpu=$(echo "scale=2; ($t1 - $t0) * 100 / $clk / $window" | bc)
+t0=$(cpu_ticks $AGENT)
+sent=$($FLOOD $PEER_IP 100000 $window)
+t1=$(cpu_ticks $AGENT)
+busy_rss=$(rss_kib $AGENT)
+busy_cpu=$(echo "scale=2; ($t1 - $t0) * 100 / $clk / $window" | bc)
+kill -INT $AGENT; wait $AGENT
+echo "| agent state | RSS MiB | CPU % of one core |"
+echo "|---|---|---|"
+echo "| idle (baseline) | $((idle_rss / 1024)) | $idle_cpu |"
+echo "| 100,000 active flows, $sent packets in ${window}s | $((busy_rss / 1024)) | $busy_cpu |"
+echo
+echo "RSS ratio: $(echo "scale=2; $busy_rss / $idle_rss" | bc)"
