@@ -75,11 +75,9 @@ fn udp_datagrams_are_counted_exactly() {
     std::thread::sleep(Duration::from_millis(200));
     let (count, payload) = (1000usize, 333usize);
     send_udp(&lab, 0, 1, count, payload, |_| (5000, 4000));
-    assert_eq!(
-        receiver.join().unwrap(),
-        count,
-        "receiver got every datagram"
-    );
+    // The receiver's socket may overflow under load; that happens after the
+    // hooks and is the stack's business, not the agent's.
+    receiver.join().unwrap();
     let after = lab.counters(&lab.hosts[0]);
     let run = agent.stop();
 
@@ -348,6 +346,9 @@ fn interface_created_after_start_is_captured() {
     let late = lab_add_late_host(&mut lab);
     agent.wait_for_attach(&late);
     send_udp(&lab, 1, 0, 7, 50, |_| (5007, 4007));
+    // ...and goes away again (the container stops): the agent forgets it.
+    sh(&format!("ip link del {late}"));
+    agent.wait_for_log(&format!("interface gone; forgotten interface={late}"));
     let run = agent.stop();
     let flow: Vec<&FlowRecord> = run.records.iter().filter(|r| r.src_port == 5007).collect();
     assert_eq!(
@@ -357,6 +358,30 @@ fn interface_created_after_start_is_captured() {
         run.stderr
     );
     assert_eq!(flow[0].interfaces[0], late);
+    assert_eq!(run.stat("interfaces_detached_total"), 1);
+}
+
+#[test]
+fn sampling_accounts_one_packet_in_n_and_says_so() {
+    let _serial = lab::serial();
+    let lab = Lab::new(2, false);
+    let agent = Agent::start(
+        &[
+            "--interfaces",
+            &lab.host_ifs().join(","),
+            "--sampling",
+            "10",
+        ],
+        &lab.host_ifs(),
+    );
+    send_udp(&lab, 0, 1, 2000, 20, |_| (5010, 4010));
+    let run = agent.stop();
+    let flow: Vec<&FlowRecord> = run.records.iter().filter(|r| r.src_port == 5010).collect();
+    let (bytes, packets) = totals(flow.iter().copied());
+    // Binomial(2000, 1/10): mean 200, standard deviation 13.4.
+    assert!((120..=280).contains(&packets), "sampled packets {packets}");
+    assert_eq!(bytes, packets * (20 + UDP4_OVERHEAD));
+    assert!(flow.iter().all(|r| r.sampling == 10));
 }
 
 fn lab_add_late_host(lab: &mut Lab) -> String {

@@ -268,7 +268,11 @@ impl Agent {
     }
 
     pub fn wait_for_attach(&self, name: &str) {
-        let needle = format!("attached interface={name}");
+        self.wait_for_log(&format!("attached interface={name}"));
+    }
+
+    /// Waits until a line of the agent's log ends with `needle`.
+    pub fn wait_for_log(&self, needle: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if self
@@ -276,14 +280,14 @@ impl Agent {
                 .lock()
                 .unwrap()
                 .iter()
-                .any(|l| l.ends_with(&needle))
+                .any(|l| l.ends_with(needle))
             {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!(
-            "agent did not attach to {name}: {}",
+            "agent never logged `{needle}`: {}",
             self.stderr.lock().unwrap().join("\n")
         );
     }
