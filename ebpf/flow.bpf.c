@@ -132,7 +132,7 @@ static __always_inline int is_ipv6_ext(__u8 nexthdr)
 /* Fills the key (and TCP flags, DSCP) from the packet. Returns 0 when some
  * header could not be read; the packet is still accounted with what was. */
 static __always_inline int parse_packet(struct __sk_buff *skb, struct flow_key *key,
-                                        struct flow_metrics *m)
+                                        struct flow_metrics *m, __u32 *l4_off)
 {
     void *data = (void *)(long)skb->data;
     void *data_end = (void *)(long)skb->data_end;
@@ -171,6 +171,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct flow_key *
         __u32 ihl = ip->ihl * 4;
         if (ihl < sizeof(*ip))
             return 0;
+        *l4_off = (l3 + ihl) - data;
         return parse_l4(l3 + ihl, data_end, key, &m->flags);
     }
     if (proto == ETH_P_IPV6) {
@@ -204,6 +205,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct flow_key *
             l4 = ext + ((__u32)ext[1] + 1) * 8;
         }
         key->protocol = nexthdr;
+        *l4_off = l4 - data;
         return parse_l4(l4, data_end, key, &m->flags);
     }
     if (proto == ETH_P_ARP) {
@@ -260,6 +262,11 @@ static __always_inline void send_event(struct flow_key *key, struct flow_metrics
     counter_add(CTR_MAP_FULL_PACKETS, 1);
 }
 
+#include "extras.bpf.h"
+#include "sock_events.bpf.h"
+#include "drops.bpf.h"
+#include "dns.bpf.h"
+
 static __always_inline int account(struct __sk_buff *skb, __u8 direction)
 {
     if (sampling > 1 && (bpf_get_prandom_u32() % sampling) != 0)
@@ -267,10 +274,13 @@ static __always_inline int account(struct __sk_buff *skb, __u8 direction)
 
     struct flow_key key = {};
     struct flow_metrics fresh = {};
+    __u32 l4_off = 0;
     key.if_index = skb->ifindex;
     key.direction = direction;
-    if (!parse_packet(skb, &key, &fresh))
+    if (!parse_packet(skb, &key, &fresh, &l4_off))
         counter_add(CTR_TRUNCATED_HEADERS, 1);
+    if (enable_dns && l4_off)
+        track_dns(skb, &key, l4_off);
 
     __u32 zero = 0;
     struct agent_state *state = bpf_map_lookup_elem(&agent_state, &zero);

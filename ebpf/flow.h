@@ -99,7 +99,72 @@ enum agent_counter {
     /* Packets whose headers were truncated or not in the linear skb area:
      * still counted, under the fields that could be read. */
     CTR_TRUNCATED_HEADERS = 3,
-    CTR_MAX = 4,
+    /* Feature events lost because the extras map was full. */
+    CTR_EXTRAS_FULL = 4,
+    /* DNS queries not tracked for latency because the pending map was full. */
+    CTR_DNS_PENDING_FULL = 5,
+    CTR_MAX = 6,
+};
+
+/* Which parts of a flow_extra hold data. */
+#define EXTRA_RTT (1 << 0)
+#define EXTRA_HANDSHAKE_RTT (1 << 1)
+#define EXTRA_RETRANSMITS (1 << 2)
+#define EXTRA_DROPS (1 << 3)
+#define EXTRA_OUTCOME (1 << 4)
+#define EXTRA_DNS (1 << 5)
+#define EXTRA_DNS_LATENCY (1 << 6)
+
+/* Connection outcomes (ConnOutcome). */
+enum conn_outcome {
+    CONN_NONE = 0,
+    CONN_ESTABLISHED = 1,
+    CONN_COMPLETED = 2,
+    CONN_REFUSED = 3,
+    CONN_RESET = 4,
+    CONN_TIMED_OUT = 5,
+    CONN_ERROR = 6,   /* another socket error ends a connection attempt */
+    CONN_ABORTED = 7, /* closed by its owner before it was established */
+};
+
+#define DNS_QUESTION_MAX 128
+
+/* What the feature hooks (tracepoints, DNS parsing) learned about a flow
+ * during one eviction period, keyed by the flow without its interface
+ * (if_index and direction zero). */
+struct flow_extra {
+    __u32 present; /* EXTRA_* bits */
+    __u32 drop_latest_reason;
+    __u64 rtt_latest_ns;
+    __u64 rtt_min_ns;
+    __u64 rtt_max_ns;
+    __u64 handshake_rtt_ns;
+    __u64 retransmits;
+    __u64 drop_packets;
+    __u64 drop_bytes;
+    __u64 last_mono_ns;
+    __u32 drop_latest_if;
+    __u8 drop_latest_state;
+    __u8 outcome;
+    __u8 dns_question_len;
+    __u8 drop_latest_ttl; /* IPv4 TTL or IPv6 hop limit of the latest drop */
+    __u16 dns_id;
+    __u16 dns_flags;
+    __u32 _pad2;
+    __u64 dns_latency_ns;
+    /* The question as on the wire: QNAME labels, QTYPE, QCLASS. */
+    __u8 dns_question[DNS_QUESTION_MAX];
+};
+
+/* A DNS query waiting for its response. */
+struct dns_pending_key {
+    struct flow_key query; /* identity of the query's flow */
+    __u16 id;
+    __u8 _pad[6];
+};
+
+struct dns_pending {
+    __u64 sent_mono_ns;
 };
 
 #endif

@@ -5,7 +5,8 @@ use crate::attach::{AttachMode, Attachments};
 use crate::clock::MonoToWall;
 use crate::config::AgentSettings;
 use crate::interfaces::{LinkWatcher, list_interfaces};
-use crate::kernel::FlowKernel;
+use crate::extras::{ExtrasNames, FlowExtras};
+use crate::kernel::{FlowKernel, KernelOptions};
 use crate::kernel_types::{FlowEvent, FlowKey, FlowMetrics};
 use crate::merge::{FlowMerger, InterfaceNames, RecordContext};
 use crate::stats::AgentStats;
@@ -31,6 +32,8 @@ pub struct FlowAgent {
     overflow: HashMap<FlowKey, FlowMetrics>,
     merger: FlowMerger,
     agent_ip: String,
+    /// enum skb_drop_reason of the running kernel (empty if BTF lacks it).
+    drop_reasons: HashMap<u64, String>,
     stats: AgentStats,
 }
 
@@ -50,8 +53,44 @@ impl FlowAgent {
                 "flowlens agent must run as root (it loads eBPF programs and attaches them to interfaces)"
             );
         }
-        let (kernel, events) = FlowKernel::load(settings.sampling, settings.cache_max_flows)?;
+        let drop_reasons = crate::btf_enums::kernel_drop_reasons().unwrap_or_else(|e| {
+            tracing::warn!("drop reasons unavailable ({e:#}); drops are reported by number");
+            HashMap::new()
+        });
+        let reason_value = |wanted: &str| {
+            drop_reasons
+                .iter()
+                .find(|(_, name)| name.as_str() == wanted)
+                .map(|(value, _)| *value as u32)
+                .unwrap_or(u32::MAX)
+        };
+        let options = KernelOptions {
+            sampling: settings.sampling,
+            max_flows: settings.cache_max_flows,
+            features: settings.features.clone(),
+            dns_ports: settings.dns_ports.clone(),
+            netfilter_drop_reason: reason_value("SKB_DROP_REASON_NETFILTER_DROP"),
+            queue_purge_reason: reason_value("SKB_DROP_REASON_QUEUE_PURGE"),
+        };
+        let (kernel, events) = FlowKernel::load(&options)?;
+        for failure in &kernel.hook_failures {
+            tracing::warn!(
+                "kernel hook tp_btf/{} unavailable ({}); the features using it report nothing",
+                failure.tracepoint,
+                failure.error
+            );
+        }
+        if !kernel.hooks_attached.is_empty() {
+            tracing::info!(programs = ?kernel.hooks_attached, "feature hooks attached");
+        }
+        let mut stats = AgentStats {
+            feature_hooks_attached: kernel.hooks_attached.join(","),
+            feature_hook_failures: kernel.hook_failures.len() as u64,
+            ..AgentStats::default()
+        };
+        stats.features = settings.features.iter().map(|f| f.name()).collect::<Vec<_>>().join(",");
         Ok(FlowAgent {
+            drop_reasons,
             settings,
             kernel,
             events: readable_fd(events).context("watching the flow ring buffer")?,
@@ -60,7 +99,7 @@ impl FlowAgent {
             overflow: HashMap::new(),
             merger: FlowMerger::default(),
             agent_ip: crate::host::agent_ip().to_string(),
-            stats: AgentStats::default(),
+            stats,
         })
     }
 
@@ -120,12 +159,24 @@ impl FlowAgent {
         for (key, metrics) in drained.into_iter().chain(self.overflow.drain()) {
             entries.entry(key).or_default().absorb(&metrics);
         }
+        let mut extras: HashMap<FlowKey, FlowExtras> = HashMap::new();
+        for (identity, kernel) in self.kernel.drain_extras() {
+            extras.entry(identity).or_default().kernel = Some(kernel);
+        }
+        if self.settings.features.contains(&crate::config::Feature::DNSTracking) {
+            let unanswered = self.kernel.take_unanswered_dns(self.settings.dns_query_timeout);
+            self.stats.dns_unanswered += unanswered.len() as u64;
+            for (identity, dns_id) in unanswered {
+                extras.entry(identity).or_default().dns_unanswered = Some(dns_id);
+            }
+        }
         let ctx = RecordContext {
             clock: MonoToWall::now(),
             agent_ip: &self.agent_ip,
             sampling: self.settings.sampling,
+            names: ExtrasNames { drop_reasons: &self.drop_reasons },
         };
-        let records = self.merger.merge(entries, &self.attachments, &ctx);
+        let records = self.merger.merge(entries, extras, &self.attachments, &ctx);
         self.stats.records_evicted += records.len() as u64;
         self.refresh_stats();
         Ok(records)
@@ -138,6 +189,8 @@ impl FlowAgent {
         s.lost_packets = k.lost_packets;
         s.lost_bytes = k.lost_bytes;
         s.truncated_headers = k.truncated_headers;
+        s.feature_events_lost = k.extras_full;
+        s.dns_pending_full = k.dns_pending_full;
         s.in_flight_duplicates = self.merger.counters.in_flight_duplicates;
         s.primary_changes = self.merger.counters.primary_changes;
         s.interfaces_attached = self.attachments.attached_indexes().len() as u64;

@@ -3,14 +3,17 @@
 //! packets.
 
 use crate::clock::monotonic_now_ns;
+use crate::config::Feature;
 use crate::kernel_types::{
-    AgentState, FlowKey, FlowMetrics, FlowSlot, SLOT_EMPTY, SLOT_READY, counter_slot,
+    AgentState, DnsPendingKey, FlowExtra, FlowKey, FlowMetrics, FlowSlot, SLOT_EMPTY, SLOT_READY,
+    counter_slot,
 };
 use crate::shared_map::SharedArray;
 use anyhow::{Context, Result};
 use aya::{
-    Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray, RingBuf},
+    Btf, Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::BtfTracePoint,
 };
 use std::ptr::{addr_of, addr_of_mut};
 use std::sync::Arc;
@@ -24,8 +27,50 @@ pub const INGRESS_PROGRAM: &str = "flowlens_tc_ingress";
 pub const EGRESS_PROGRAM: &str = "flowlens_tc_egress";
 pub const EMPTY_PROGRAM: &str = "flowlens_tc_empty";
 
+/// Tracepoint programs: (program, kernel tracepoint, features that need it).
+pub const TRACEPOINT_PROGRAMS: &[(&str, &str, &[Feature])] = &[
+    ("flowlens_tcp_probe", "tcp_probe", &[Feature::FlowRTT]),
+    (
+        "flowlens_sock_state",
+        "inet_sock_set_state",
+        &[Feature::FlowRTT, Feature::ConnectionTracking],
+    ),
+    (
+        "flowlens_tcp_retransmit",
+        "tcp_retransmit_skb",
+        &[Feature::TCPRetransmits],
+    ),
+    (
+        "flowlens_kfree_skb",
+        "kfree_skb",
+        &[Feature::PacketDrop, Feature::NetworkEvents],
+    ),
+];
+
 /// How often the agent refreshes the clock that packets of known flows read.
 const CLOCK_TICK: Duration = Duration::from_millis(1);
+
+/// What the kernel side is loaded with.
+#[derive(Debug, Clone)]
+pub struct KernelOptions {
+    pub sampling: u32,
+    pub max_flows: u32,
+    pub features: Vec<Feature>,
+    /// DNS server ports DNSTracking watches (at most 4).
+    pub dns_ports: Vec<u16>,
+    /// enum skb_drop_reason values of NETFILTER_DROP and QUEUE_PURGE in the
+    /// running kernel (u32::MAX when unknown).
+    pub netfilter_drop_reason: u32,
+    pub queue_purge_reason: u32,
+}
+
+/// A feature hook that could not be attached, and why.
+#[derive(Debug, Clone)]
+pub struct HookFailure {
+    pub program: &'static str,
+    pub tracepoint: &'static str,
+    pub error: String,
+}
 
 /// Kernel-side counters, summed over CPUs.
 #[derive(Debug, Clone, Copy, Default)]
@@ -34,6 +79,8 @@ pub struct KernelCounters {
     pub lost_packets: u64,
     pub lost_bytes: u64,
     pub truncated_headers: u64,
+    pub extras_full: u64,
+    pub dns_pending_full: u64,
 }
 
 /// Slots per generation for `max_flows` flows: a power of two with the load
@@ -48,6 +95,11 @@ pub fn slots_per_generation(max_flows: u32) -> usize {
 pub struct FlowKernel {
     pub ebpf: Ebpf,
     table: SharedArray<FlowSlot>,
+    extras: [HashMap<MapData, FlowKey, FlowExtra>; 2],
+    dns_pending: HashMap<MapData, DnsPendingKey, u64>,
+    /// Tracepoint programs attached, and the ones that failed.
+    pub hooks_attached: Vec<&'static str>,
+    pub hook_failures: Vec<HookFailure>,
     state: Arc<SharedArray<AgentState>>,
     slots: usize,
     counters: PerCpuArray<MapData, u64>,
@@ -56,14 +108,30 @@ pub struct FlowKernel {
 }
 
 impl FlowKernel {
-    /// Loads the object and its programs (not attached yet).
-    pub fn load(sampling: u32, max_flows: u32) -> Result<(FlowKernel, RingBuf<MapData>)> {
-        let slots = slots_per_generation(max_flows);
+    /// Loads the object, its TC programs (attached later, per interface) and
+    /// the tracepoint programs of the enabled features (attached now).
+    pub fn load(opts: &KernelOptions) -> Result<(FlowKernel, RingBuf<MapData>)> {
+        let slots = slots_per_generation(opts.max_flows);
         let slot_mask = (slots - 1) as u32;
+        let on = |f: Feature| u8::from(opts.features.contains(&f));
+        let mut dns_ports = [0u16; 4];
+        for (slot, port) in dns_ports.iter_mut().zip(&opts.dns_ports) {
+            *slot = *port;
+        }
+        let extras_entries = opts.max_flows.max(4096);
         let mut ebpf = EbpfLoader::new()
-            .override_global("sampling", &sampling, true)
+            .override_global("sampling", &opts.sampling, true)
             .override_global("slot_mask", &slot_mask, true)
+            .override_global("enable_rtt", &on(Feature::FlowRTT), true)
+            .override_global("enable_conn", &on(Feature::ConnectionTracking), true)
+            .override_global("enable_dns", &on(Feature::DNSTracking), true)
+            .override_global("dns_ports", &dns_ports, true)
+            .override_global("drops_all_reasons", &on(Feature::PacketDrop), true)
+            .override_global("netfilter_drop_reason", &opts.netfilter_drop_reason, true)
+            .override_global("queue_purge_reason", &opts.queue_purge_reason, true)
             .map_max_entries("flow_table", (2 * slots) as u32)
+            .map_max_entries("extras_gen0", extras_entries)
+            .map_max_entries("extras_gen1", extras_entries)
             .load(FLOW_OBJECT)
             .context("loading the eBPF flow object (are you root on a kernel with BTF?)")?;
         for name in [INGRESS_PROGRAM, EGRESS_PROGRAM] {
@@ -83,20 +151,95 @@ impl FlowKernel {
         let state = Arc::new(SharedArray::map(take("agent_state")?, 1)?);
         let counters = PerCpuArray::try_from(take("agent_counters")?)?;
         let events = RingBuf::try_from(take("flow_events")?)?;
+        let extras = [
+            HashMap::try_from(take("extras_gen0")?)?,
+            HashMap::try_from(take("extras_gen1")?)?,
+        ];
+        let dns_pending = HashMap::try_from(take("dns_pending")?)?;
         let clock_stop = Arc::new(AtomicBool::new(false));
         start_clock(state.clone(), clock_stop.clone());
-        Ok((
-            FlowKernel {
-                ebpf,
-                table,
-                state,
-                slots,
-                counters,
-                generation: 0,
-                clock_stop,
-            },
-            events,
-        ))
+        let mut kernel = FlowKernel {
+            ebpf,
+            table,
+            extras,
+            dns_pending,
+            hooks_attached: Vec::new(),
+            hook_failures: Vec::new(),
+            state,
+            slots,
+            counters,
+            generation: 0,
+            clock_stop,
+        };
+        kernel.attach_feature_hooks(&opts.features)?;
+        Ok((kernel, events))
+    }
+
+    /// Attaches the tracepoint programs the features need. A hook missing
+    /// from this kernel disables what depends on it, and is reported.
+    fn attach_feature_hooks(&mut self, features: &[Feature]) -> Result<()> {
+        let needed: Vec<_> = TRACEPOINT_PROGRAMS
+            .iter()
+            .filter(|(_, _, users)| users.iter().any(|f| features.contains(f)))
+            .collect();
+        if needed.is_empty() {
+            return Ok(());
+        }
+        let btf = Btf::from_sys_fs().context("reading the kernel's BTF (/sys/kernel/btf/vmlinux)")?;
+        for (program, tracepoint, _) in needed {
+            let result = (|| -> Result<()> {
+                let prog: &mut BtfTracePoint = self
+                    .ebpf
+                    .program_mut(program)
+                    .context("program missing from the object")?
+                    .try_into()?;
+                prog.load(tracepoint, &btf)?;
+                prog.attach()?;
+                Ok(())
+            })();
+            match result {
+                Ok(()) => self.hooks_attached.push(program),
+                Err(e) => self.hook_failures.push(HookFailure {
+                    program,
+                    tracepoint,
+                    error: format!("{e:#}"),
+                }),
+            }
+        }
+        Ok(())
+    }
+
+    /// Drains the old generation's feature data (call right after
+    /// `swap_and_drain`, which waited for the grace period).
+    pub fn drain_extras(&mut self) -> Vec<(FlowKey, FlowExtra)> {
+        let map = &mut self.extras[(self.generation ^ 1) as usize];
+        let keys: Vec<FlowKey> = map.keys().filter_map(|k| k.ok()).collect();
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Ok(extra) = map.get(&key, 0) {
+                out.push((key, extra));
+            }
+            let _ = map.remove(&key);
+        }
+        out
+    }
+
+    /// Removes DNS queries that waited longer than `timeout` for a response
+    /// and returns them (query flow identity, DNS id).
+    pub fn take_unanswered_dns(&mut self, timeout: Duration) -> Vec<(FlowKey, u16)> {
+        let now = monotonic_now_ns();
+        let expired: Vec<DnsPendingKey> = self
+            .dns_pending
+            .iter()
+            .filter_map(|entry| entry.ok())
+            .filter(|(_, sent)| now.saturating_sub(*sent) > timeout.as_nanos() as u64)
+            .map(|(key, _)| key)
+            .collect();
+        expired
+            .into_iter()
+            .filter(|key| self.dns_pending.remove(key).is_ok())
+            .map(|key| (key.query, key.id))
+            .collect()
     }
 
     /// Points new packets at the other half of the table, waits until no
@@ -145,6 +288,8 @@ impl FlowKernel {
             lost_packets: sum(counter_slot::LOST_PACKETS),
             lost_bytes: sum(counter_slot::LOST_BYTES),
             truncated_headers: sum(counter_slot::TRUNCATED_HEADERS),
+            extras_full: sum(counter_slot::EXTRAS_FULL),
+            dns_pending_full: sum(counter_slot::DNS_PENDING_FULL),
         }
     }
 }

@@ -62,10 +62,65 @@ pub struct AgentState {
     pub clock_ns: u64,
 }
 
+/// What feature hooks learned about a flow (struct flow_extra).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct FlowExtra {
+    pub present: u32,
+    pub drop_latest_reason: u32,
+    pub rtt_latest_ns: u64,
+    pub rtt_min_ns: u64,
+    pub rtt_max_ns: u64,
+    pub handshake_rtt_ns: u64,
+    pub retransmits: u64,
+    pub drop_packets: u64,
+    pub drop_bytes: u64,
+    pub last_mono_ns: u64,
+    pub drop_latest_if: u32,
+    pub drop_latest_state: u8,
+    pub outcome: u8,
+    pub dns_question_len: u8,
+    pub drop_latest_ttl: u8,
+    pub dns_id: u16,
+    pub dns_flags: u16,
+    pub _pad2: u32,
+    pub dns_latency_ns: u64,
+    pub dns_question: [u8; 128],
+}
+
+impl Default for FlowExtra {
+    fn default() -> Self {
+        // SAFETY: all-zero is the kernel's empty extra and valid for every field.
+        unsafe { std::mem::zeroed() }
+    }
+}
+
+/// `present` bits of FlowExtra (EXTRA_* in flow.h).
+pub mod extra_bits {
+    pub const RTT: u32 = 1 << 0;
+    pub const HANDSHAKE_RTT: u32 = 1 << 1;
+    pub const RETRANSMITS: u32 = 1 << 2;
+    pub const DROPS: u32 = 1 << 3;
+    pub const OUTCOME: u32 = 1 << 4;
+    pub const DNS: u32 = 1 << 5;
+    pub const DNS_LATENCY: u32 = 1 << 6;
+}
+
+/// A DNS query waiting for its response (struct dns_pending_key).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct DnsPendingKey {
+    pub query: FlowKey,
+    pub id: u16,
+    pub _pad: [u8; 6],
+}
+
 // SAFETY: plain-old-data structs of integers and byte arrays with explicit
 // padding, valid for any bit pattern, matching the C layout.
 unsafe impl aya::Pod for FlowKey {}
 unsafe impl aya::Pod for FlowMetrics {}
+unsafe impl aya::Pod for FlowExtra {}
+unsafe impl aya::Pod for DnsPendingKey {}
 
 /// Slots of the kernel's per-CPU `agent_counters` array (enum agent_counter).
 pub mod counter_slot {
@@ -73,7 +128,9 @@ pub mod counter_slot {
     pub const LOST_PACKETS: u32 = 1;
     pub const LOST_BYTES: u32 = 2;
     pub const TRUNCATED_HEADERS: u32 = 3;
-    pub const COUNT: u32 = 4;
+    pub const EXTRAS_FULL: u32 = 4;
+    pub const DNS_PENDING_FULL: u32 = 5;
+    pub const COUNT: u32 = 6;
 }
 
 impl FlowMetrics {
@@ -135,6 +192,8 @@ mod tests {
         assert_eq!(std::mem::size_of::<FlowEvent>(), 104);
         assert_eq!(std::mem::size_of::<FlowSlot>(), 112);
         assert_eq!(std::mem::size_of::<AgentState>(), 16);
+        assert_eq!(std::mem::size_of::<FlowExtra>(), 224);
+        assert_eq!(std::mem::size_of::<DnsPendingKey>(), 56);
     }
 
     #[test]

@@ -4,7 +4,11 @@
 pub mod agent;
 pub mod attach;
 pub mod clock;
+pub mod btf_enums;
 pub mod config;
+pub mod dns;
+pub mod drop_reasons;
+pub mod extras;
 pub mod host;
 pub mod interfaces;
 pub mod kernel;

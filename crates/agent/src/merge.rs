@@ -9,6 +9,7 @@
 //! The record still lists every interface the flow crossed.
 
 use crate::clock::MonoToWall;
+use crate::extras::{ExtrasNames, FlowExtras, apply};
 use crate::kernel_types::{FlowKey, FlowMetrics, ip_from_kernel, mac_to_string};
 use flowlens_model::FlowRecord;
 use std::collections::HashMap;
@@ -76,13 +77,19 @@ pub struct RecordContext<'a> {
     pub clock: MonoToWall,
     pub agent_ip: &'a str,
     pub sampling: u32,
+    pub names: ExtrasNames<'a>,
 }
 
 impl FlowMerger {
-    /// Turns one eviction's entries (every key at most once) into records.
+    /// Turns one eviction's entries (every key at most once) and the feature
+    /// data of the period (keyed by flow identity: interface and direction
+    /// zero) into records. Feature data of a flow that moved no packet
+    /// through a watched interface (a packet dropped before it got there)
+    /// makes a record of its own, with zero bytes and packets.
     pub fn merge(
         &mut self,
         entries: impl IntoIterator<Item = (FlowKey, FlowMetrics)>,
+        mut extras: HashMap<FlowKey, FlowExtras>,
         names: &dyn InterfaceNames,
         ctx: &RecordContext<'_>,
     ) -> Vec<FlowRecord> {
@@ -108,7 +115,19 @@ impl FlowMerger {
                 self.counters.in_flight_duplicates += stragglers;
                 continue;
             };
-            records.push(build_record(&identity.key, &crossings, primary, names, ctx));
+            let mut record = build_record(&identity.key, &crossings, primary, names, ctx);
+            if let Some(x) = extras.remove(&identity.key) {
+                apply(&mut record, &x, &ctx.names);
+            }
+            records.push(record);
+        }
+        for (identity, x) in extras {
+            let at = x.last_mono_ns();
+            let mut record = build_record(&identity, &[], Crossing { if_index: 0, direction: 0 }, names, ctx);
+            record.time_flow_start_ms = ctx.clock.wall_ms(at);
+            record.time_flow_end_ms = ctx.clock.wall_ms(at);
+            apply(&mut record, &x, &ctx.names);
+            records.push(record);
         }
         let period = self.period;
         self.primaries
@@ -213,6 +232,7 @@ fn build_record(
         if_directions: crossings.iter().map(|(c, _)| c.direction).collect(),
         agent_ip: ctx.agent_ip.to_string(),
         sampling: ctx.sampling,
+        ..FlowRecord::default()
     }
 }
 
@@ -252,11 +272,14 @@ mod tests {
         }
     }
 
+    static NO_REASONS: std::sync::LazyLock<HashMap<u64, String>> = std::sync::LazyLock::new(HashMap::new);
+
     fn ctx() -> RecordContext<'static> {
         RecordContext {
             clock: MonoToWall::now(),
             agent_ip: "198.18.0.254",
             sampling: 1,
+            names: ExtrasNames { drop_reasons: &NO_REASONS },
         }
     }
 
@@ -265,6 +288,7 @@ mod tests {
         let mut merger = FlowMerger::default();
         let records = merger.merge(
             [(key(1, 0), metrics(5, 100)), (key(2, 1), metrics(5, 110))],
+            HashMap::new(),
             &Names,
             &ctx(),
         );
@@ -282,16 +306,18 @@ mod tests {
         // the eviction, the 5th right after it.
         let first = merger.merge(
             [(key(1, 0), metrics(5, 100)), (key(2, 1), metrics(4, 110))],
+            HashMap::new(),
             &Names,
             &ctx(),
         );
-        let second = merger.merge([(key(2, 1), metrics(1, 200))], &Names, &ctx());
+        let second = merger.merge([(key(2, 1), metrics(1, 200))], HashMap::new(), &Names, &ctx());
         assert_eq!(first[0].packets, 5);
         assert!(second.is_empty());
         assert_eq!(merger.counters.in_flight_duplicates, 1);
         // The primary stays interface 1 when traffic resumes on both.
         let third = merger.merge(
             [(key(2, 1), metrics(3, 290)), (key(1, 0), metrics(3, 300))],
+            HashMap::new(),
             &Names,
             &ctx(),
         );
@@ -302,8 +328,8 @@ mod tests {
     #[test]
     fn primary_moves_when_its_interface_goes_away() {
         let mut merger = FlowMerger::default();
-        merger.merge([(key(99, 0), metrics(2, 100))], &Names, &ctx());
-        let records = merger.merge([(key(3, 1), metrics(7, 200))], &Names, &ctx());
+        merger.merge([(key(99, 0), metrics(2, 100))], HashMap::new(), &Names, &ctx());
+        let records = merger.merge([(key(3, 1), metrics(7, 200))], HashMap::new(), &Names, &ctx());
         assert_eq!(records[0].packets, 7);
         assert_eq!(merger.counters.primary_changes, 1);
     }
@@ -316,6 +342,7 @@ mod tests {
         k.icmp_type = 8;
         let records = merger.merge(
             [(k, metrics(1, 1)), (key(1, 0), metrics(1, 1))],
+            HashMap::new(),
             &Names,
             &ctx(),
         );

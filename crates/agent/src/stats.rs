@@ -36,6 +36,18 @@ pub struct AgentStats {
     pub attach_failures: u64,
     /// "tcx" or "netlink": how the last interface was attached.
     pub attach_mode: String,
+    /// Features on, and the tracepoint programs attached for them.
+    pub features: String,
+    pub feature_hooks_attached: String,
+    /// Feature hooks the kernel refused (their features report nothing).
+    pub feature_hook_failures: u64,
+    /// Feature events (RTT, drops, DNS, ...) lost because the extras map
+    /// was full.
+    pub feature_events_lost: u64,
+    /// DNS queries whose latency could not be tracked (pending map full).
+    pub dns_pending_full: u64,
+    /// DNS queries that got no response within the DNS timeout.
+    pub dns_unanswered: u64,
 }
 
 impl AgentStats {

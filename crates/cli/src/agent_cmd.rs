@@ -33,6 +33,12 @@ pub struct AgentArgs {
     /// Features to enable, comma-separated (FlowRTT, DNSTracking, PacketDrop, ...).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     features: Option<Vec<Feature>>,
+    /// DNSTracking: DNS server ports to watch, comma-separated (default: 53).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    dns_ports: Option<Vec<u16>>,
+    /// DNSTracking: report a query unanswered after this long (default: 5s).
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    dns_timeout: Option<Duration>,
     /// Record format: json (one per line) or table. Default: table on a
     /// terminal, json otherwise.
     #[arg(long, value_enum)]
@@ -55,6 +61,8 @@ pub fn run(args: AgentArgs) -> Result<()> {
         cache_max_flows: args.cache_max_flows,
         sampling: args.sampling,
         features: args.features,
+        dns_ports: args.dns_ports,
+        dns_query_timeout: args.dns_timeout,
     };
     let settings = AgentSettings::resolve(file.as_ref(), &overrides)?;
     for warning in &settings.warnings {

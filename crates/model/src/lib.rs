@@ -6,5 +6,5 @@ pub mod record;
 pub mod schema;
 pub mod tcp_flags;
 
-pub use record::FlowRecord;
+pub use record::{FlowRecord, NetworkEvent};
 pub use schema::{FIELDS, FieldSpec, FieldType};

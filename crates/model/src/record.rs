@@ -39,6 +39,70 @@ pub struct FlowRecord {
     pub agent_ip: String,
     /// 1 in `Sampling` packets was accounted (1: all of them).
     pub sampling: u32,
+
+    // FlowRTT: the smoothed RTT of the socket that receives this flow.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub time_flow_rtt_ns: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub time_flow_rtt_min_ns: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub time_flow_rtt_max_ns: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub time_flow_handshake_rtt_ns: Option<u64>,
+
+    // TCPRetransmits.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tcp_retransmits: Option<u64>,
+
+    // ConnectionTracking.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub conn_outcome: Option<String>,
+
+    // PacketDrop.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pkt_drop_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pkt_drop_packets: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pkt_drop_latest_state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pkt_drop_latest_drop_cause: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pkt_drop_category: Option<String>,
+
+    // DNSTracking.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dns_id: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dns_flags: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dns_flags_response_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dns_latency_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dns_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dns_query_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dns_unanswered: Option<bool>,
+
+    // NetworkEvents: policy verdicts that logged to NFLOG with a prefix.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub network_events: Option<Vec<NetworkEvent>>,
+}
+
+/// A policy verdict on the flow (netobserv's NetworkEvents entry).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkEvent {
+    /// "drop" or "allow" (from the rule's log, or the kernel's drop).
+    pub action: String,
+    /// The rule's log prefix, which names the rule or policy.
+    pub name: String,
+    /// "ingress" or "egress" as the netfilter hook saw the packet.
+    pub direction: String,
+    /// NFLOG group the event came from.
+    pub group: u16,
 }
 
 #[cfg(test)]

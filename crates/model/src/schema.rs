@@ -16,6 +16,9 @@ pub enum FieldType {
     StringList,
     U8List,
     Text,
+    F64,
+    Bool,
+    EventList,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -163,6 +166,115 @@ pub const FIELDS: &[FieldSpec] = &[
         "",
         "1 in Sampling packets was accounted (1: every packet)",
     ),
+    field(
+        "TimeFlowRttNs",
+        FieldType::U64,
+        "ns",
+        "FlowRTT: latest smoothed RTT (tcp_sock srtt) of the socket receiving this flow",
+    ),
+    field(
+        "TimeFlowRttMinNs",
+        FieldType::U64,
+        "ns",
+        "FlowRTT: lowest smoothed RTT seen in this record",
+    ),
+    field(
+        "TimeFlowRttMaxNs",
+        FieldType::U64,
+        "ns",
+        "FlowRTT: highest smoothed RTT seen in this record",
+    ),
+    field(
+        "TimeFlowHandshakeRttNs",
+        FieldType::U64,
+        "ns",
+        "FlowRTT: RTT measured by the TCP handshake (SYN to SYN-ACK, or SYN-ACK to ACK)",
+    ),
+    field(
+        "TcpRetransmits",
+        FieldType::U64,
+        "segments",
+        "TCPRetransmits: segments of this flow the kernel retransmitted",
+    ),
+    field(
+        "ConnOutcome",
+        FieldType::Text,
+        "",
+        "ConnectionTracking: established, completed, refused, reset, timed_out, error or aborted",
+    ),
+    field(
+        "PktDropBytes",
+        FieldType::U64,
+        "bytes",
+        "PacketDrop: bytes of this flow's packets the kernel dropped",
+    ),
+    field(
+        "PktDropPackets",
+        FieldType::U64,
+        "packets",
+        "PacketDrop: packets of this flow the kernel dropped",
+    ),
+    field(
+        "PktDropLatestState",
+        FieldType::Text,
+        "",
+        "PacketDrop: TCP state of the socket at the latest drop",
+    ),
+    field(
+        "PktDropLatestDropCause",
+        FieldType::Text,
+        "",
+        "PacketDrop: kernel drop reason of the latest drop (SKB_DROP_REASON_*)",
+    ),
+    field(
+        "PktDropCategory",
+        FieldType::Text,
+        "",
+        "PacketDrop: policy_denied, no_socket, no_route, checksum, queue_full, ttl_exceeded, malformed or other",
+    ),
+    field("DnsId", FieldType::U16, "", "DNSTracking: DNS message id"),
+    field(
+        "DnsFlags",
+        FieldType::U16,
+        "",
+        "DNSTracking: DNS header flags (of the response, on the query's flow once answered)",
+    ),
+    field(
+        "DnsFlagsResponseCode",
+        FieldType::Text,
+        "",
+        "DNSTracking: NoError, FormErr, ServFail, NXDomain, NotImp, Refused, ...",
+    ),
+    field(
+        "DnsLatencyMs",
+        FieldType::F64,
+        "ms",
+        "DNSTracking: time from the query to its response, at this host's hooks",
+    ),
+    field(
+        "DnsName",
+        FieldType::Text,
+        "",
+        "DNSTracking: the query name",
+    ),
+    field(
+        "DnsQueryType",
+        FieldType::Text,
+        "",
+        "DNSTracking: the query type (A, AAAA, MX, ...)",
+    ),
+    field(
+        "DnsUnanswered",
+        FieldType::Bool,
+        "",
+        "DNSTracking: the query got no response within the DNS timeout",
+    ),
+    field(
+        "NetworkEvents",
+        FieldType::EventList,
+        "",
+        "NetworkEvents: policy verdicts logged to NFLOG (action, rule prefix, direction)",
+    ),
 ];
 
 /// The field named `name` (JSON name, case-sensitive).
@@ -180,6 +292,25 @@ mod tests {
         let record = FlowRecord {
             icmp_type: Some(8),
             icmp_code: Some(0),
+            time_flow_rtt_ns: Some(1),
+            time_flow_rtt_min_ns: Some(1),
+            time_flow_rtt_max_ns: Some(1),
+            time_flow_handshake_rtt_ns: Some(1),
+            tcp_retransmits: Some(1),
+            conn_outcome: Some("refused".into()),
+            pkt_drop_bytes: Some(1),
+            pkt_drop_packets: Some(1),
+            pkt_drop_latest_state: Some("TCP_ESTABLISHED".into()),
+            pkt_drop_latest_drop_cause: Some("SKB_DROP_REASON_NETFILTER_DROP".into()),
+            pkt_drop_category: Some("policy_denied".into()),
+            dns_id: Some(1),
+            dns_flags: Some(1),
+            dns_flags_response_code: Some("NoError".into()),
+            dns_latency_ms: Some(0.1),
+            dns_name: Some("a.example".into()),
+            dns_query_type: Some("A".into()),
+            dns_unanswered: Some(true),
+            network_events: Some(vec![]),
             ..Default::default()
         };
         let json = serde_json::to_value(&record).unwrap();

@@ -51,7 +51,10 @@ impl Feature {
     /// Whether this build implements the feature. Accepted features that are
     /// not yet implemented are reported at start, never silently ignored.
     pub fn is_supported(self) -> bool {
-        false
+        !matches!(
+            self,
+            Feature::PacketTranslation | Feature::EbpfManager | Feature::UDNMapping | Feature::IPSec
+        )
     }
 
     pub fn valid_names() -> String {

@@ -117,6 +117,12 @@ pub struct EbpfSpec {
     pub cache_max_flows: Option<u32>,
     pub interfaces: Option<Vec<String>>,
     pub exclude_interfaces: Option<Vec<String>>,
+    // flowlens extensions.
+    /// DNSTracking: DNS server ports to watch (default [53]).
+    pub dns_tracking_ports: Option<Vec<u16>>,
+    /// DNSTracking: a query unanswered after this long is reported (default 5s).
+    #[serde(default, with = "duration::serde_opt")]
+    pub dns_query_timeout: Option<Duration>,
     // netobserv keys about the agent's deployment, not its capture.
     pub log_level: Option<String>,
     pub image_pull_policy: Option<String>,

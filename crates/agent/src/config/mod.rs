@@ -15,6 +15,8 @@ use std::time::Duration;
 
 pub const DEFAULT_CACHE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_CACHE_MAX_FLOWS: u32 = 100_000;
+pub const DEFAULT_DNS_PORT: u16 = 53;
+pub const DEFAULT_DNS_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the agent runs with, after the file and the flags are merged.
 #[derive(Debug, Clone)]
@@ -25,6 +27,10 @@ pub struct AgentSettings {
     /// 1 in `sampling` packets is accounted; 1 = every packet.
     pub sampling: u32,
     pub features: Vec<Feature>,
+    /// DNSTracking: server ports to watch, and how long a query may wait
+    /// for its response before it is reported unanswered.
+    pub dns_ports: Vec<u16>,
+    pub dns_query_timeout: Duration,
     /// Warnings to show the user once at start (unused sections, features
     /// not yet supported), so nothing in the config is ignored silently.
     pub warnings: Vec<String>,
@@ -39,6 +45,8 @@ pub struct AgentOverrides {
     pub cache_max_flows: Option<u32>,
     pub sampling: Option<u32>,
     pub features: Option<Vec<Feature>>,
+    pub dns_ports: Option<Vec<u16>>,
+    pub dns_query_timeout: Option<Duration>,
 }
 
 impl AgentSettings {
@@ -95,12 +103,34 @@ impl AgentSettings {
             .clone()
             .or_else(|| ebpf.and_then(|e| e.features.clone()))
             .unwrap_or_default();
-        features.dedup();
+        let mut seen = Vec::new();
+        features.retain(|f| {
+            let first = !seen.contains(f);
+            seen.push(*f);
+            first
+        });
         for feature in features.iter().filter(|f| !f.is_supported()) {
             warnings.push(format!(
                 "feature {feature} is not yet supported by this version of flowlens; flows are captured without it"
             ));
         }
+
+        let dns_ports = flags
+            .dns_ports
+            .clone()
+            .or_else(|| ebpf.and_then(|e| e.dns_tracking_ports.clone()))
+            .unwrap_or_else(|| vec![DEFAULT_DNS_PORT]);
+        if dns_ports.is_empty() || dns_ports.len() > 4 || dns_ports.contains(&0) {
+            return Err(ConfigError::invalid(
+                "dnsTrackingPorts",
+                format!("{dns_ports:?}"),
+                "one to four non-zero port numbers",
+            ));
+        }
+        let dns_query_timeout = flags
+            .dns_query_timeout
+            .or_else(|| ebpf.and_then(|e| e.dns_query_timeout))
+            .unwrap_or(DEFAULT_DNS_QUERY_TIMEOUT);
 
         Ok(AgentSettings {
             interfaces,
@@ -108,6 +138,8 @@ impl AgentSettings {
             cache_max_flows,
             sampling,
             features,
+            dns_ports,
+            dns_query_timeout,
             warnings,
         })
     }
