@@ -4,8 +4,8 @@
 use crate::attach::{AttachMode, Attachments};
 use crate::clock::MonoToWall;
 use crate::config::AgentSettings;
-use crate::interfaces::{LinkWatcher, list_interfaces};
 use crate::extras::{ExtrasNames, FlowExtras};
+use crate::interfaces::{LinkWatcher, list_interfaces};
 use crate::kernel::{FlowKernel, KernelOptions};
 use crate::kernel_types::{FlowEvent, FlowKey, FlowMetrics};
 use crate::merge::{FlowMerger, InterfaceNames, RecordContext};
@@ -88,7 +88,12 @@ impl FlowAgent {
             feature_hook_failures: kernel.hook_failures.len() as u64,
             ..AgentStats::default()
         };
-        stats.features = settings.features.iter().map(|f| f.name()).collect::<Vec<_>>().join(",");
+        stats.features = settings
+            .features
+            .iter()
+            .map(|f| f.name())
+            .collect::<Vec<_>>()
+            .join(",");
         Ok(FlowAgent {
             drop_reasons,
             settings,
@@ -163,8 +168,14 @@ impl FlowAgent {
         for (identity, kernel) in self.kernel.drain_extras() {
             extras.entry(identity).or_default().kernel = Some(kernel);
         }
-        if self.settings.features.contains(&crate::config::Feature::DNSTracking) {
-            let unanswered = self.kernel.take_unanswered_dns(self.settings.dns_query_timeout);
+        if self
+            .settings
+            .features
+            .contains(&crate::config::Feature::DNSTracking)
+        {
+            let unanswered = self
+                .kernel
+                .take_unanswered_dns(self.settings.dns_query_timeout);
             self.stats.dns_unanswered += unanswered.len() as u64;
             for (identity, dns_id) in unanswered {
                 extras.entry(identity).or_default().dns_unanswered = Some(dns_id);
@@ -174,7 +185,9 @@ impl FlowAgent {
             clock: MonoToWall::now(),
             agent_ip: &self.agent_ip,
             sampling: self.settings.sampling,
-            names: ExtrasNames { drop_reasons: &self.drop_reasons },
+            names: ExtrasNames {
+                drop_reasons: &self.drop_reasons,
+            },
         };
         let records = self.merger.merge(entries, extras, &self.attachments, &ctx);
         self.stats.records_evicted += records.len() as u64;

@@ -41,8 +41,12 @@ pub fn enum_values(data: &[u8], enum_name: &str) -> Result<HashMap<u64, String>>
     let hdr_len = u32_at(data, 4)? as usize;
     let (type_off, type_len) = (u32_at(data, 8)? as usize, u32_at(data, 12)? as usize);
     let (str_off, str_len) = (u32_at(data, 16)? as usize, u32_at(data, 20)? as usize);
-    let types = data.get(hdr_len + type_off..hdr_len + type_off + type_len).context("BTF types")?;
-    let strings = data.get(hdr_len + str_off..hdr_len + str_off + str_len).context("BTF strings")?;
+    let types = data
+        .get(hdr_len + type_off..hdr_len + type_off + type_len)
+        .context("BTF types")?;
+    let strings = data
+        .get(hdr_len + str_off..hdr_len + str_off + str_len)
+        .context("BTF strings")?;
     let mut at = 0;
     while at + 12 <= types.len() {
         let name_off = u32_at(types, at)? as usize;
@@ -71,7 +75,8 @@ pub fn enum_values(data: &[u8], enum_name: &str) -> Result<HashMap<u64, String>>
 
 /// The running kernel's `enum skb_drop_reason`: value -> SKB_DROP_REASON_* name.
 pub fn kernel_drop_reasons() -> Result<HashMap<u64, String>> {
-    let data = std::fs::read("/sys/kernel/btf/vmlinux").context("reading /sys/kernel/btf/vmlinux")?;
+    let data =
+        std::fs::read("/sys/kernel/btf/vmlinux").context("reading /sys/kernel/btf/vmlinux")?;
     enum_values(&data, "skb_drop_reason")
 }
 
@@ -84,7 +89,14 @@ mod tests {
         let Ok(reasons) = kernel_drop_reasons() else {
             panic!("this kernel must expose BTF at /sys/kernel/btf/vmlinux");
         };
-        assert_eq!(reasons.get(&2).map(String::as_str), Some("SKB_DROP_REASON_NOT_SPECIFIED"));
-        assert!(reasons.values().any(|n| n == "SKB_DROP_REASON_NETFILTER_DROP"));
+        assert_eq!(
+            reasons.get(&2).map(String::as_str),
+            Some("SKB_DROP_REASON_NOT_SPECIFIED")
+        );
+        assert!(
+            reasons
+                .values()
+                .any(|n| n == "SKB_DROP_REASON_NETFILTER_DROP")
+        );
     }
 }

@@ -62,7 +62,10 @@ pub fn decode_question(wire: &[u8]) -> Question {
     let mut at = 0;
     loop {
         let Some(&len) = wire.get(at) else {
-            return Question { name: labels.join(".") + "...", qtype: None };
+            return Question {
+                name: labels.join(".") + "...",
+                qtype: None,
+            };
         };
         if len == 0 {
             at += 1;
@@ -70,19 +73,31 @@ pub fn decode_question(wire: &[u8]) -> Question {
         }
         if len & 0xc0 != 0 {
             // A compression pointer has no place in a question; stop here.
-            return Question { name: labels.join("."), qtype: None };
+            return Question {
+                name: labels.join("."),
+                qtype: None,
+            };
         }
         let end = at + 1 + len as usize;
         let Some(label) = wire.get(at + 1..end) else {
             let partial = escape(&wire[(at + 1).min(wire.len())..]);
             labels.push(partial);
-            return Question { name: labels.join(".") + "...", qtype: None };
+            return Question {
+                name: labels.join(".") + "...",
+                qtype: None,
+            };
         };
         labels.push(escape(label));
         at = end;
     }
-    let name = if labels.is_empty() { ".".to_string() } else { labels.join(".") };
-    let qtype = wire.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let name = if labels.is_empty() {
+        ".".to_string()
+    } else {
+        labels.join(".")
+    };
+    let qtype = wire
+        .get(at..at + 2)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]));
     Question { name, qtype }
 }
 
@@ -117,7 +132,10 @@ mod tests {
     fn decodes_names_and_types() {
         assert_eq!(
             decode_question(&wire("www.example.test", 28)),
-            Question { name: "www.example.test".into(), qtype: Some(28) }
+            Question {
+                name: "www.example.test".into(),
+                qtype: Some(28)
+            }
         );
         assert_eq!(qtype_name(28), "AAAA");
         assert_eq!(qtype_name(99), "TYPE99");

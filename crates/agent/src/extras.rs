@@ -54,7 +54,10 @@ pub fn apply(record: &mut FlowRecord, extras: &FlowExtras, names: &ExtrasNames<'
         record.dns_id.get_or_insert(id);
     }
     if !extras.events.is_empty() {
-        record.network_events.get_or_insert_with(Vec::new).extend(extras.events.iter().cloned());
+        record
+            .network_events
+            .get_or_insert_with(Vec::new)
+            .extend(extras.events.iter().cloned());
     }
 }
 
@@ -117,29 +120,70 @@ mod tests {
 
     #[test]
     fn drop_fields_are_named_and_categorised() {
-        let reasons: HashMap<u64, String> = [(12, "SKB_DROP_REASON_NETFILTER_DROP".to_string())].into();
-        let mut k = FlowExtra { present: extra_bits::DROPS, drop_packets: 3, drop_bytes: 180, ..Default::default() };
+        let reasons: HashMap<u64, String> =
+            [(12, "SKB_DROP_REASON_NETFILTER_DROP".to_string())].into();
+        let mut k = FlowExtra {
+            present: extra_bits::DROPS,
+            drop_packets: 3,
+            drop_bytes: 180,
+            ..Default::default()
+        };
         k.drop_latest_reason = 12;
         k.drop_latest_state = 2;
-        let mut record = FlowRecord { proto: 6, ..Default::default() };
-        apply(&mut record, &FlowExtras { kernel: Some(k), ..Default::default() }, &ExtrasNames { drop_reasons: &reasons });
+        let mut record = FlowRecord {
+            proto: 6,
+            ..Default::default()
+        };
+        apply(
+            &mut record,
+            &FlowExtras {
+                kernel: Some(k),
+                ..Default::default()
+            },
+            &ExtrasNames {
+                drop_reasons: &reasons,
+            },
+        );
         assert_eq!(record.pkt_drop_packets, Some(3));
-        assert_eq!(record.pkt_drop_latest_drop_cause.as_deref(), Some("SKB_DROP_REASON_NETFILTER_DROP"));
+        assert_eq!(
+            record.pkt_drop_latest_drop_cause.as_deref(),
+            Some("SKB_DROP_REASON_NETFILTER_DROP")
+        );
         assert_eq!(record.pkt_drop_category.as_deref(), Some("policy_denied"));
-        assert_eq!(record.pkt_drop_latest_state.as_deref(), Some("TCP_SYN_SENT"));
-        assert_eq!(record.time_flow_rtt_ns, None, "features that saw nothing add no field");
+        assert_eq!(
+            record.pkt_drop_latest_state.as_deref(),
+            Some("TCP_SYN_SENT")
+        );
+        assert_eq!(
+            record.time_flow_rtt_ns, None,
+            "features that saw nothing add no field"
+        );
     }
 
     #[test]
     fn dns_response_fields() {
-        let mut k = FlowExtra { present: extra_bits::DNS | extra_bits::DNS_LATENCY, dns_id: 77, dns_flags: 0x8183, ..Default::default() };
+        let mut k = FlowExtra {
+            present: extra_bits::DNS | extra_bits::DNS_LATENCY,
+            dns_id: 77,
+            dns_flags: 0x8183,
+            ..Default::default()
+        };
         let wire = b"\x07missing\x04test\x00\x00\x01\x00\x01";
         k.dns_question[..wire.len()].copy_from_slice(wire);
         k.dns_question_len = wire.len() as u8;
         k.dns_latency_ns = 1_234_567;
         let reasons = HashMap::new();
         let mut record = FlowRecord::default();
-        apply(&mut record, &FlowExtras { kernel: Some(k), ..Default::default() }, &ExtrasNames { drop_reasons: &reasons });
+        apply(
+            &mut record,
+            &FlowExtras {
+                kernel: Some(k),
+                ..Default::default()
+            },
+            &ExtrasNames {
+                drop_reasons: &reasons,
+            },
+        );
         assert_eq!(record.dns_flags_response_code.as_deref(), Some("NXDomain"));
         assert_eq!(record.dns_name.as_deref(), Some("missing.test"));
         assert_eq!(record.dns_query_type.as_deref(), Some("A"));

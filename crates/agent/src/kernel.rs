@@ -185,7 +185,8 @@ impl FlowKernel {
         if needed.is_empty() {
             return Ok(());
         }
-        let btf = Btf::from_sys_fs().context("reading the kernel's BTF (/sys/kernel/btf/vmlinux)")?;
+        let btf =
+            Btf::from_sys_fs().context("reading the kernel's BTF (/sys/kernel/btf/vmlinux)")?;
         for (program, tracepoint, _) in needed {
             let result = (|| -> Result<()> {
                 let prog: &mut BtfTracePoint = self

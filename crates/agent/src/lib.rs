@@ -3,8 +3,8 @@
 
 pub mod agent;
 pub mod attach;
-pub mod clock;
 pub mod btf_enums;
+pub mod clock;
 pub mod config;
 pub mod dns;
 pub mod drop_reasons;

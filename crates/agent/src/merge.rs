@@ -123,7 +123,16 @@ impl FlowMerger {
         }
         for (identity, x) in extras {
             let at = x.last_mono_ns();
-            let mut record = build_record(&identity, &[], Crossing { if_index: 0, direction: 0 }, names, ctx);
+            let mut record = build_record(
+                &identity,
+                &[],
+                Crossing {
+                    if_index: 0,
+                    direction: 0,
+                },
+                names,
+                ctx,
+            );
             record.time_flow_start_ms = ctx.clock.wall_ms(at);
             record.time_flow_end_ms = ctx.clock.wall_ms(at);
             apply(&mut record, &x, &ctx.names);
@@ -272,14 +281,17 @@ mod tests {
         }
     }
 
-    static NO_REASONS: std::sync::LazyLock<HashMap<u64, String>> = std::sync::LazyLock::new(HashMap::new);
+    static NO_REASONS: std::sync::LazyLock<HashMap<u64, String>> =
+        std::sync::LazyLock::new(HashMap::new);
 
     fn ctx() -> RecordContext<'static> {
         RecordContext {
             clock: MonoToWall::now(),
             agent_ip: "198.18.0.254",
             sampling: 1,
-            names: ExtrasNames { drop_reasons: &NO_REASONS },
+            names: ExtrasNames {
+                drop_reasons: &NO_REASONS,
+            },
         }
     }
 
@@ -310,7 +322,12 @@ mod tests {
             &Names,
             &ctx(),
         );
-        let second = merger.merge([(key(2, 1), metrics(1, 200))], HashMap::new(), &Names, &ctx());
+        let second = merger.merge(
+            [(key(2, 1), metrics(1, 200))],
+            HashMap::new(),
+            &Names,
+            &ctx(),
+        );
         assert_eq!(first[0].packets, 5);
         assert!(second.is_empty());
         assert_eq!(merger.counters.in_flight_duplicates, 1);
@@ -328,8 +345,18 @@ mod tests {
     #[test]
     fn primary_moves_when_its_interface_goes_away() {
         let mut merger = FlowMerger::default();
-        merger.merge([(key(99, 0), metrics(2, 100))], HashMap::new(), &Names, &ctx());
-        let records = merger.merge([(key(3, 1), metrics(7, 200))], HashMap::new(), &Names, &ctx());
+        merger.merge(
+            [(key(99, 0), metrics(2, 100))],
+            HashMap::new(),
+            &Names,
+            &ctx(),
+        );
+        let records = merger.merge(
+            [(key(3, 1), metrics(7, 200))],
+            HashMap::new(),
+            &Names,
+            &ctx(),
+        );
         assert_eq!(records[0].packets, 7);
         assert_eq!(merger.counters.primary_changes, 1);
     }

@@ -120,12 +120,31 @@ fn udp_datagrams_are_counted_exactly() {
 fn json_records_keep_netobserv_names_and_types() {
     let _serial = lab::serial();
     let lab = Lab::new(2, false);
+    // The FlowCollector example users already have, with a flag overriding it.
+    let config = std::env::temp_dir().join(format!("flowlens-example-{}.yaml", std::process::id()));
+    std::fs::write(
+        &config,
+        "apiVersion: v1\nkind: FlowCollector\nmetadata:\n  name: your-flowcollector\n  \
+         namespace: your-namespace\nspec:\n  agent:\n    type: ebpf\n    ebpf:\n      \
+         privileged: true\n      features:\n        - FlowRTT\n",
+    )
+    .unwrap();
     let agent = Agent::start(
-        &["--interfaces", &lab.host_ifs().join(",")],
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--interfaces",
+            &lab.host_ifs().join(","),
+        ],
         &lab.host_ifs(),
     );
     send_udp(&lab, 0, 1, 3, 10, |_| (5001, 4001));
-    let run = agent.stop();
+    // SIGINT, as Ctrl-C: the flows still held are printed before exit 0.
+    let run = agent.stop_with(libc::SIGINT);
+    std::fs::remove_file(&config).ok();
+    assert!(!run.stderr.contains("WARN"), "{}", run.stderr);
+    assert_eq!(run.stats["features"], "FlowRTT");
+    assert!(run.stats["feature_hooks_attached"].contains("flowlens_tcp_probe"));
     let rec = run
         .raw
         .iter()

@@ -53,7 +53,10 @@ impl Feature {
     pub fn is_supported(self) -> bool {
         !matches!(
             self,
-            Feature::PacketTranslation | Feature::EbpfManager | Feature::UDNMapping | Feature::IPSec
+            Feature::PacketTranslation
+                | Feature::EbpfManager
+                | Feature::UDNMapping
+                | Feature::IPSec
         )
     }
 

@@ -321,12 +321,16 @@ spec:
 
     #[test]
     fn unsupported_features_are_reported() {
-        let file = parse_config(USERS_EXAMPLE, "example.yaml").unwrap();
+        let file =
+            parse_config(&USERS_EXAMPLE.replace("FlowRTT", "IPSec"), "example.yaml").unwrap();
         let s = AgentSettings::resolve(Some(&file), &AgentOverrides::default()).unwrap();
         assert!(
             s.warnings
                 .iter()
-                .any(|w| w.contains("FlowRTT") && w.contains("not yet supported"))
+                .any(|w| w.contains("IPSec") && w.contains("not yet supported"))
         );
+        let file = parse_config(USERS_EXAMPLE, "example.yaml").unwrap();
+        let s = AgentSettings::resolve(Some(&file), &AgentOverrides::default()).unwrap();
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     }
 }

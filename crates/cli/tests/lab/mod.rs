@@ -318,7 +318,8 @@ impl Agent {
             .skip(1)
             .filter_map(|l| {
                 let mut parts = l.split_whitespace();
-                Some((parts.next()?.to_string(), parts.next()?.to_string()))
+                let name = parts.next()?.to_string();
+                Some((name, parts.next().unwrap_or_default().to_string()))
             })
             .collect();
         AgentRun {

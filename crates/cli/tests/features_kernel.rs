@@ -1,0 +1,593 @@
+//! The agent's kernel features against real peers and the kernel's own
+//! truth: `ss -ti`, /proc/net/snmp, nftables counters, dnsmasq. Needs root.
+
+mod lab;
+
+use flowlens_model::FlowRecord;
+use lab::{Agent, AgentRun, Lab, sh};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const ALL_FEATURES: &str =
+    "FlowRTT,DNSTracking,PacketDrop,NetworkEvents,TCPRetransmits,ConnectionTracking";
+
+fn start_agent(lab: &Lab, extra: &[&str]) -> Agent {
+    let ifs = lab.host_ifs().join(",");
+    let mut args = vec![
+        "--interfaces",
+        ifs.as_str(),
+        "--cache-active-timeout",
+        "500ms",
+    ];
+    args.extend_from_slice(extra);
+    Agent::start(&args, &lab.host_ifs())
+}
+
+fn flows<'a>(run: &'a AgentRun, pred: impl Fn(&FlowRecord) -> bool + 'a) -> Vec<&'a FlowRecord> {
+    run.records.iter().filter(|r| pred(r)).collect()
+}
+
+fn nft(netns: &str, script: &str) {
+    let path =
+        std::env::temp_dir().join(format!("flowlens-nft-{}-{netns}.nft", std::process::id()));
+    std::fs::write(&path, script).unwrap();
+    sh(&format!("ip netns exec {netns} nft -f {}", path.display()));
+    std::fs::remove_file(path).ok();
+}
+
+/// Packets counted by the nftables rule commented `comment` in `netns`.
+fn nft_counter(netns: &str, comment: &str) -> u64 {
+    let json = sh(&format!("ip netns exec {netns} nft -j list ruleset"));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for item in v["nftables"].as_array().unwrap() {
+        let rule = &item["rule"];
+        if rule["comment"] == comment {
+            for expr in rule["expr"].as_array().unwrap() {
+                if let Some(packets) = expr["counter"]["packets"].as_u64() {
+                    return packets;
+                }
+            }
+        }
+    }
+    panic!("no counter for rule {comment} in {json}");
+}
+
+fn snmp_tcp(netns: &str, field: &str) -> u64 {
+    let text = sh(&format!("ip netns exec {netns} cat /proc/net/snmp"));
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("Tcp:")).collect();
+    let names: Vec<&str> = lines[0].split_whitespace().collect();
+    let values: Vec<&str> = lines[1].split_whitespace().collect();
+    let at = names.iter().position(|n| *n == field).expect("snmp field");
+    values[at].parse().unwrap()
+}
+
+#[test]
+fn rtt_agrees_with_ss_on_the_same_socket() {
+    let _serial = lab::serial();
+    let lab = Lab::new(2, false);
+    let agent = start_agent(&lab, &["--features", "FlowRTT"]);
+    let (client, server) = (lab.hosts[0].clone(), lab.hosts[1].clone());
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let server_thread = std::thread::spawn(move || {
+        Lab::in_netns(&server, move || {
+            let listener = TcpListener::bind("198.18.0.2:6100").unwrap();
+            ready_tx.send(()).unwrap();
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 100];
+            loop {
+                conn.read_exact(&mut buf).unwrap();
+                if buf.starts_with(b"END") {
+                    break;
+                }
+                conn.write_all(&buf).unwrap();
+            }
+            // One segment after the client's last RTT sample: its arrival
+            // shows the client's final smoothed RTT to the tracepoint.
+            std::thread::sleep(Duration::from_millis(100));
+            conn.write_all(b"X").unwrap();
+            done_rx.recv().ok();
+        })
+    });
+    ready_rx.recv().unwrap();
+    let (sampled_tx, sampled_rx) = mpsc::channel();
+    let (close_tx, close_rx) = mpsc::channel::<()>();
+    let client_thread = std::thread::spawn(move || {
+        Lab::in_netns(&client, move || {
+            let mut conn = TcpStream::connect("198.18.0.2:6100").unwrap();
+            let local_port = conn.local_addr().unwrap().port();
+            let mut buf = [7u8; 100];
+            for _ in 0..200 {
+                conn.write_all(&buf).unwrap();
+                conn.read_exact(&mut buf).unwrap();
+                std::thread::sleep(Duration::from_millis(3));
+            }
+            let mut end = [0u8; 100];
+            end[..3].copy_from_slice(b"END");
+            conn.write_all(&end).unwrap();
+            let mut x = [0u8; 1];
+            conn.read_exact(&mut x).unwrap();
+            sampled_tx.send(local_port).unwrap();
+            close_rx.recv().ok();
+        })
+    });
+    let client_port = sampled_rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let ss = sh(&format!(
+        "ip netns exec {} ss -tinH dst 198.18.0.2:6100 src :{client_port}",
+        lab.hosts[0].netns
+    ));
+    let kernel_ms: f64 = ss
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("rtt:"))
+        .and_then(|v| v.split('/').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no rtt in ss output: {ss}"));
+    std::thread::sleep(Duration::from_millis(700));
+    let run = agent.stop();
+    close_tx.send(()).ok();
+    done_tx.send(()).ok();
+    client_thread.join().unwrap();
+    server_thread.join().unwrap();
+
+    // The client's RTT belongs to the flow its socket receives.
+    let received = flows(&run, |r| r.src_port == 6100 && r.dst_port == client_port);
+    let latest = received
+        .iter()
+        .filter(|r| r.time_flow_rtt_ns.is_some())
+        .max_by_key(|r| r.time_flow_end_ms)
+        .unwrap_or_else(|| panic!("no RTT on the flow: {received:?}"));
+    let ours_ns = latest.time_flow_rtt_ns.unwrap() as f64;
+    let kernel_ns = kernel_ms * 1e6;
+    let tolerance = (kernel_ns * 0.10).max(50_000.0);
+    assert!(
+        (ours_ns - kernel_ns).abs() <= tolerance,
+        "flow RTT {ours_ns} ns vs ss {kernel_ns} ns"
+    );
+    let (min, max) = (
+        latest.time_flow_rtt_min_ns.unwrap(),
+        latest.time_flow_rtt_max_ns.unwrap(),
+    );
+    assert!(min as f64 <= ours_ns && ours_ns <= max as f64);
+    // The handshake gave an RTT too, on the same flow.
+    assert!(
+        received
+            .iter()
+            .any(|r| r.time_flow_handshake_rtt_ns.is_some_and(|h| h > 0))
+    );
+}
+
+#[test]
+fn retransmits_add_up_to_the_kernels_count_and_drops_to_nftables() {
+    let _serial = lab::serial();
+    let lab = Lab::new(2, false);
+    let (client, server) = (&lab.hosts[0], &lab.hosts[1]);
+    // Drop one data segment in ten on their way into the server.
+    nft(
+        &server.netns,
+        "table inet flowlens_test {\n chain input {\n  type filter hook input priority 0;\n  \
+         tcp dport 5301 tcp flags & (syn|fin|rst) == 0 numgen random mod 10 == 0 counter drop comment \"lossy\"\n }\n}\n",
+    );
+    let agent = start_agent(&lab, &["--features", ALL_FEATURES]);
+    let retrans_before = snmp_tcp(&client.netns, "RetransSegs");
+    let mut iperf = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &server.netns,
+            "iperf3",
+            "-s",
+            "-1",
+            "-p",
+            "5301",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    sh(&format!(
+        "ip netns exec {} iperf3 -c {} -p 5301 -t 2 -b 50M > /dev/null",
+        client.netns, server.ipv4
+    ));
+    iperf.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let retrans = snmp_tcp(&client.netns, "RetransSegs") - retrans_before;
+    let dropped = nft_counter(&server.netns, "lossy");
+    let run = agent.stop();
+
+    let to_server = flows(&run, |r| r.proto == 6 && r.dst_port == 5301);
+    let ours: u64 = to_server.iter().filter_map(|r| r.tcp_retransmits).sum();
+    assert!(retrans > 0, "the lossy rule made retransmissions");
+    assert_eq!(
+        ours, retrans,
+        "per-flow retransmits vs the kernel's TcpRetransSegs"
+    );
+
+    // Every packet the rule dropped is a drop of these flows; the receiver
+    // may also drop a spurious retransmission as old data.
+    let drops: u64 = to_server.iter().filter_map(|r| r.pkt_drop_packets).sum();
+    assert!(
+        drops >= dropped && dropped > 0,
+        "drops {drops} vs the nftables rule's counter {dropped}"
+    );
+    assert!(
+        to_server.iter().any(|r| {
+            r.pkt_drop_latest_drop_cause.as_deref() == Some("SKB_DROP_REASON_NETFILTER_DROP")
+                && r.pkt_drop_category.as_deref() == Some("policy_denied")
+                && r.pkt_drop_latest_state.as_deref() == Some("TCP_ESTABLISHED")
+        }),
+        "{to_server:?}"
+    );
+}
+
+#[test]
+fn udp_drops_by_policy_match_the_rule_counter() {
+    let _serial = lab::serial();
+    let lab = Lab::new(2, false);
+    nft(
+        &lab.hosts[1].netns,
+        "table inet flowlens_test {\n chain input {\n  type filter hook input priority 0;\n  \
+         udp dport 7100 counter drop comment \"deny-7100\"\n }\n}\n",
+    );
+    let agent = start_agent(&lab, &["--features", "PacketDrop"]);
+    Lab::in_netns(&lab.hosts[0], || {
+        let sock = UdpSocket::bind("198.18.0.1:7101").unwrap();
+        for _ in 0..25 {
+            sock.send_to(&[0u8; 200], "198.18.0.2:7100").unwrap();
+        }
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let counted = nft_counter(&lab.hosts[1].netns, "deny-7100");
+    let run = agent.stop();
+    let flow = flows(&run, |r| r.src_port == 7101 && r.dst_port == 7100);
+    let drops: u64 = flow.iter().filter_map(|r| r.pkt_drop_packets).sum();
+    let bytes: u64 = flow.iter().filter_map(|r| r.pkt_drop_bytes).sum();
+    assert_eq!(counted, 25);
+    assert_eq!(drops, counted);
+    // Dropped at the IP layer: the IP packet, without the Ethernet header.
+    assert_eq!(bytes, 25 * (20 + 8 + 200));
+    assert!(
+        flow.iter()
+            .filter(|r| r.pkt_drop_packets.is_some())
+            .all(|r| {
+                r.pkt_drop_latest_drop_cause.as_deref() == Some("SKB_DROP_REASON_NETFILTER_DROP")
+                    && r.pkt_drop_category.as_deref() == Some("policy_denied")
+                    && r.pkt_drop_latest_state.is_none()
+            })
+    );
+}
+
+fn outcome_of(run: &AgentRun, dst_port: u16) -> Vec<String> {
+    flows(run, |r| r.proto == 6 && r.dst_port == dst_port)
+        .iter()
+        .filter_map(|r| r.conn_outcome.clone())
+        .collect()
+}
+
+#[test]
+fn connection_outcomes_tell_refused_from_timed_out_and_reset() {
+    let _serial = lab::serial();
+    let lab = Lab::new(2, false);
+    let (client, server) = (lab.hosts[0].clone(), lab.hosts[1].clone());
+    // SYNs to 7201 vanish; the client gives up after one retry.
+    nft(
+        &server.netns,
+        "table inet flowlens_test {\n chain input {\n  type filter hook input priority 0;\n  \
+         tcp dport 7201 drop\n }\n}\n",
+    );
+    sh(&format!(
+        "ip netns exec {} sysctl -qw net.ipv4.tcp_syn_retries=1",
+        client.netns
+    ));
+    let agent = start_agent(&lab, &["--features", "ConnectionTracking"]);
+
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let server_side = server.clone();
+    let resetter = std::thread::spawn(move || {
+        Lab::in_netns(&server_side, move || {
+            let listener = TcpListener::bind("198.18.0.2:7202").unwrap();
+            ready_tx.send(()).unwrap();
+            let (conn, _) = listener.accept().unwrap();
+            // Linger 0: close() aborts the connection with a RST.
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&conn);
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            // SAFETY: setsockopt on a socket we own, with a linger struct.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    (&linger as *const libc::linger).cast(),
+                    std::mem::size_of::<libc::linger>() as u32,
+                )
+            };
+            std::thread::sleep(Duration::from_millis(200));
+            drop(conn);
+        })
+    });
+    ready_rx.recv().unwrap();
+    let results = Lab::in_netns(&client, || {
+        let refused = TcpStream::connect("198.18.0.2:7200")
+            .map(|_| ())
+            .map_err(|e| e.kind());
+        let started = Instant::now();
+        let timed_out = TcpStream::connect("198.18.0.2:7201")
+            .map(|_| ())
+            .map_err(|e| e.kind());
+        let waited = started.elapsed();
+        let mut conn = TcpStream::connect("198.18.0.2:7202").unwrap();
+        let mut buf = [0u8; 1];
+        let reset = conn.read(&mut buf).map_err(|e| e.kind());
+        (refused, timed_out, waited, reset)
+    });
+    resetter.join().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let run = agent.stop();
+
+    assert_eq!(results.0, Err(std::io::ErrorKind::ConnectionRefused));
+    assert_eq!(
+        results.1,
+        Err(std::io::ErrorKind::TimedOut),
+        "after {:?}",
+        results.2
+    );
+    assert_eq!(results.3, Err(std::io::ErrorKind::ConnectionReset));
+    assert_eq!(outcome_of(&run, 7200), vec!["refused"], "{}", run.stderr);
+    assert_eq!(outcome_of(&run, 7201), vec!["timed_out"]);
+    let reset = outcome_of(&run, 7202);
+    assert_eq!(reset.last().map(String::as_str), Some("reset"), "{reset:?}");
+    // The server's side of that connection ended in a reset it sent.
+    let server_side: Vec<String> = flows(&run, |r| r.proto == 6 && r.src_port == 7202)
+        .iter()
+        .filter_map(|r| r.conn_outcome.clone())
+        .collect();
+    assert_eq!(
+        server_side.last().map(String::as_str),
+        Some("reset"),
+        "{server_side:?}"
+    );
+}
+
+/// A DNS query for `name` (type A) with id `id`.
+fn dns_query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = Vec::new();
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+/// Sends a query from host 0 and returns (rcode, client-measured latency),
+/// or None when no answer came within `wait`.
+fn ask(
+    lab: &Lab,
+    server: &str,
+    id: u16,
+    name: &str,
+    src_port: u16,
+    wait: Duration,
+) -> Option<(u8, Duration)> {
+    let (server, name) = (server.to_string(), name.to_string());
+    Lab::in_netns(&lab.hosts[0], move || {
+        let sock = UdpSocket::bind(("198.18.0.1", src_port)).unwrap();
+        sock.set_read_timeout(Some(wait)).unwrap();
+        let started = Instant::now();
+        sock.send_to(&dns_query(id, &name), server.as_str())
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = sock.recv(&mut buf).ok()?;
+        let latency = started.elapsed();
+        assert!(n >= 12 && u16::from_be_bytes([buf[0], buf[1]]) == id);
+        Some((buf[3] & 0xf, latency))
+    })
+}
+
+#[test]
+fn dns_against_dnsmasq() {
+    let _serial = lab::serial();
+    let lab = Lab::new(2, false);
+    let server = &lab.hosts[1];
+    let dnsmasq_log =
+        std::env::temp_dir().join(format!("flowlens-dnsmasq-{}.log", std::process::id()));
+    // Authoritative for .test: a known name, NXDOMAIN for the rest; no
+    // upstream, so other names are REFUSED.
+    let mut dnsmasq = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &server.netns,
+            "dnsmasq",
+            "--keep-in-foreground",
+            "--no-resolv",
+            "--no-hosts",
+        ])
+        .args([
+            "--listen-address=198.18.0.2",
+            "--bind-interfaces",
+            "--port=53",
+            "--local=/test/",
+        ])
+        .args(["--address=/known.test/198.18.0.77", "--log-queries"])
+        .arg(format!("--log-facility={}", dnsmasq_log.display()))
+        .arg("--pid-file=")
+        .spawn()
+        .expect("dnsmasq (apt-get install dnsmasq-base)");
+    let agent = start_agent(
+        &lab,
+        &[
+            "--features",
+            "DNSTracking",
+            "--dns-ports",
+            "53,5353",
+            "--dns-timeout",
+            "1s",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let long_name = format!("{}.known.test", "a".repeat(50));
+    let known = ask(
+        &lab,
+        "198.18.0.2:53",
+        0x1111,
+        "known.test",
+        5401,
+        Duration::from_secs(2),
+    )
+    .expect("answer");
+    let long = ask(
+        &lab,
+        "198.18.0.2:53",
+        0x1112,
+        &long_name,
+        5402,
+        Duration::from_secs(2),
+    )
+    .expect("answer");
+    let missing = ask(
+        &lab,
+        "198.18.0.2:53",
+        0x2222,
+        "missing.test",
+        5403,
+        Duration::from_secs(2),
+    )
+    .expect("answer");
+    let refused = ask(
+        &lab,
+        "198.18.0.2:53",
+        0x3333,
+        "elsewhere.example",
+        5404,
+        Duration::from_secs(2),
+    )
+    .expect("answer");
+    // Nobody answers DNS on 5353 there.
+    let silent = ask(
+        &lab,
+        "198.18.0.2:5353",
+        0x4444,
+        "silent.test",
+        5405,
+        Duration::from_millis(200),
+    );
+    std::thread::sleep(Duration::from_millis(1800));
+    let run = agent.stop();
+    dnsmasq.kill().ok();
+    dnsmasq.wait().ok();
+    std::fs::remove_file(&dnsmasq_log).ok();
+
+    assert_eq!((known.0, long.0, missing.0, refused.0), (0, 0, 3, 5));
+    assert!(silent.is_none());
+    let dns = |port: u16| -> Vec<&FlowRecord> {
+        flows(&run, move |r| {
+            r.dns_id.is_some() && (r.src_port == port || r.dst_port == port)
+        })
+    };
+    let check = |port: u16, id: u16, name: &str, rcode: &str, client_latency: Duration| {
+        let records = dns(port);
+        let response = records
+            .iter()
+            .find(|r| r.src_port == 53)
+            .unwrap_or_else(|| panic!("no response flow for {name}: {records:?}"));
+        let query = records
+            .iter()
+            .find(|r| r.dst_port == 53)
+            .unwrap_or_else(|| panic!("no query flow for {name}: {records:?}"));
+        for r in [response, query] {
+            assert_eq!(r.dns_id, Some(id));
+            assert_eq!(r.dns_name.as_deref(), Some(name));
+            assert_eq!(r.dns_query_type.as_deref(), Some("A"));
+            assert_eq!(r.dns_flags_response_code.as_deref(), Some(rcode), "{r:?}");
+            let latency = r.dns_latency_ms.expect("latency");
+            assert!(
+                latency > 0.0 && latency <= client_latency.as_secs_f64() * 1000.0,
+                "{latency} ms vs client {client_latency:?}"
+            );
+        }
+    };
+    check(5401, 0x1111, "known.test", "NoError", known.1);
+    check(5402, 0x1112, &long_name, "NoError", long.1);
+    check(5403, 0x2222, "missing.test", "NXDomain", missing.1);
+    check(5404, 0x3333, "elsewhere.example", "Refused", refused.1);
+    let unanswered = dns(5405);
+    assert!(
+        unanswered.iter().any(|r| r.dst_port == 5353
+            && r.dns_unanswered == Some(true)
+            && r.dns_id == Some(0x4444)),
+        "{unanswered:?}"
+    );
+    assert_eq!(run.stat("dns_unanswered"), 1);
+}
+
+#[test]
+fn features_off_attach_nothing_and_add_no_field() {
+    let _serial = lab::serial();
+    let lab = Lab::new(2, false);
+    let agent = start_agent(&lab, &[]);
+    // Kernel tests run one at a time: the flowlens programs loaded now are
+    // this agent's.
+    let programs = sh("bpftool prog show -j");
+    let v: serde_json::Value = serde_json::from_str(&programs).unwrap();
+    let ours: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .filter(|name| name.starts_with("flowlens_"))
+        .collect();
+    Lab::in_netns(&lab.hosts[0], || {
+        let _ =
+            TcpStream::connect_timeout(&"198.18.0.2:7300".parse().unwrap(), Duration::from_secs(1));
+    });
+    let run = agent.stop();
+    assert!(!ours.is_empty(), "bpftool shows the agent's programs");
+    assert!(
+        ours.iter().all(|name| name.starts_with("flowlens_tc_")),
+        "{ours:?}"
+    );
+    assert_eq!(run.stats["feature_hooks_attached"], "");
+    for raw in &run.raw {
+        for field in [
+            "TimeFlowRttNs",
+            "TcpRetransmits",
+            "ConnOutcome",
+            "PktDropPackets",
+            "DnsId",
+        ] {
+            assert!(
+                raw.get(field).is_none(),
+                "{field} present with its feature off: {raw}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_feature_attaches_its_hooks() {
+    let _serial = lab::serial();
+    let lab = Lab::new(2, false);
+    let agent = start_agent(&lab, &["--features", ALL_FEATURES]);
+    let run = agent.stop();
+    for program in [
+        "flowlens_tcp_probe",
+        "flowlens_sock_state",
+        "flowlens_tcp_retransmit",
+        "flowlens_kfree_skb",
+    ] {
+        assert!(
+            run.stats["feature_hooks_attached"].contains(program),
+            "{}",
+            run.stderr
+        );
+    }
+    assert_eq!(run.stat("feature_hook_failures"), 0);
+}
