@@ -32,6 +32,8 @@ pub struct FlowAgent {
     overflow: HashMap<FlowKey, FlowMetrics>,
     merger: FlowMerger,
     agent_ip: String,
+    /// NetworkEvents: NFLOG listeners, one per network namespace.
+    nflog: Option<crate::nflog::NflogWatcher>,
     /// enum skb_drop_reason of the running kernel (empty if BTF lacks it).
     drop_reasons: HashMap<u64, String>,
     stats: AgentStats,
@@ -94,7 +96,12 @@ impl FlowAgent {
             .map(|f| f.name())
             .collect::<Vec<_>>()
             .join(",");
+        let nflog = settings
+            .features
+            .contains(&crate::config::Feature::NetworkEvents)
+            .then(|| crate::nflog::NflogWatcher::new(settings.nflog_groups.clone()));
         Ok(FlowAgent {
+            nflog,
             drop_reasons,
             settings,
             kernel,
@@ -168,6 +175,26 @@ impl FlowAgent {
         for (identity, kernel) in self.kernel.drain_extras() {
             extras.entry(identity).or_default().kernel = Some(kernel);
         }
+        if let Some(nflog) = &self.nflog {
+            for event in nflog.events.try_iter() {
+                let entry = extras.entry(event.identity).or_default();
+                entry.user_mono_ns = entry.user_mono_ns.max(event.seen_mono_ns);
+                let seen = entry.events.iter().any(|e| {
+                    e.name == event.prefix
+                        && e.direction == event.direction
+                        && e.group == event.group
+                });
+                if !seen {
+                    entry.events.push(flowlens_model::NetworkEvent {
+                        action: String::new(),
+                        name: event.prefix,
+                        direction: event.direction.to_string(),
+                        group: event.group,
+                    });
+                }
+            }
+            self.stats.nflog_lost = nflog.lost.load(std::sync::atomic::Ordering::Relaxed);
+        }
         if self
             .settings
             .features
@@ -178,7 +205,9 @@ impl FlowAgent {
                 .take_unanswered_dns(self.settings.dns_query_timeout);
             self.stats.dns_unanswered += unanswered.len() as u64;
             for (identity, dns_id) in unanswered {
-                extras.entry(identity).or_default().dns_unanswered = Some(dns_id);
+                let entry = extras.entry(identity).or_default();
+                entry.dns_unanswered = Some(dns_id);
+                entry.user_mono_ns = crate::clock::monotonic_now_ns();
             }
         }
         let ctx = RecordContext {
@@ -219,6 +248,9 @@ impl FlowAgent {
 
     /// Attaches to new selected interfaces and forgets vanished ones.
     fn sync_interfaces(&mut self) {
+        if let Some(nflog) = &mut self.nflog {
+            nflog.sync_namespaces();
+        }
         let present = match list_interfaces() {
             Ok(list) => list,
             Err(e) => {

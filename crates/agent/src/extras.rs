@@ -15,12 +15,17 @@ pub struct FlowExtras {
     /// A DNS query of this flow got no response in time (its id).
     pub dns_unanswered: Option<u16>,
     pub events: Vec<NetworkEvent>,
+    /// When the latest event seen in user space happened (monotonic ns).
+    pub user_mono_ns: u64,
 }
 
 impl FlowExtras {
     /// Monotonic time of the latest event, for records without packets.
     pub fn last_mono_ns(&self) -> u64 {
-        self.kernel.map(|k| k.last_mono_ns).unwrap_or(0)
+        self.kernel
+            .map(|k| k.last_mono_ns)
+            .unwrap_or(0)
+            .max(self.user_mono_ns)
     }
 }
 
@@ -54,10 +59,14 @@ pub fn apply(record: &mut FlowRecord, extras: &FlowExtras, names: &ExtrasNames<'
         record.dns_id.get_or_insert(id);
     }
     if !extras.events.is_empty() {
-        record
-            .network_events
-            .get_or_insert_with(Vec::new)
-            .extend(extras.events.iter().cloned());
+        // The log rule does not say its verdict; the kernel's drop does.
+        let dropped_by_policy = record.pkt_drop_category.as_deref() == Some("policy_denied");
+        let action = if dropped_by_policy { "drop" } else { "allow" };
+        let events = record.network_events.get_or_insert_with(Vec::new);
+        events.extend(extras.events.iter().cloned().map(|mut e| {
+            e.action = action.to_string();
+            e
+        }));
     }
 }
 

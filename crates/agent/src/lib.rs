@@ -14,6 +14,7 @@ pub mod interfaces;
 pub mod kernel;
 pub mod kernel_types;
 pub mod merge;
+pub mod nflog;
 pub mod shared_map;
 pub mod stats;
 

@@ -48,6 +48,8 @@ pub struct AgentStats {
     pub dns_pending_full: u64,
     /// DNS queries that got no response within the DNS timeout.
     pub dns_unanswered: u64,
+    /// NFLOG messages lost because a listener fell behind.
+    pub nflog_lost: u64,
 }
 
 impl AgentStats {

@@ -39,6 +39,10 @@ pub struct AgentArgs {
     /// DNSTracking: report a query unanswered after this long (default: 5s).
     #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
     dns_timeout: Option<Duration>,
+    /// NetworkEvents: NFLOG groups to read rule log prefixes from,
+    /// comma-separated (default: 0,1,2,3).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    nflog_groups: Option<Vec<u16>>,
     /// Record format: json (one per line) or table. Default: table on a
     /// terminal, json otherwise.
     #[arg(long, value_enum)]
@@ -63,6 +67,7 @@ pub fn run(args: AgentArgs) -> Result<()> {
         features: args.features,
         dns_ports: args.dns_ports,
         dns_query_timeout: args.dns_timeout,
+        nflog_groups: args.nflog_groups,
     };
     let settings = AgentSettings::resolve(file.as_ref(), &overrides)?;
     for warning in &settings.warnings {

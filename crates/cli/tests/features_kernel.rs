@@ -591,3 +591,53 @@ fn every_feature_attaches_its_hooks() {
     }
     assert_eq!(run.stat("feature_hook_failures"), 0);
 }
+
+#[test]
+fn policy_verdict_names_the_rule_that_logged_it() {
+    let _serial = lab::serial();
+    let lab = Lab::new(2, false);
+    nft(
+        &lab.hosts[1].netns,
+        "table inet flowlens_test {\n chain input {\n  type filter hook input priority 0;\n  \
+         udp dport 7110 log group 2 prefix \"deny-7110\" counter drop comment \"deny-7110\"\n }\n}\n",
+    );
+    let agent = start_agent(
+        &lab,
+        &["--features", "NetworkEvents", "--nflog-groups", "2"],
+    );
+    // Give the namespace's NFLOG listener a moment to bind its group.
+    std::thread::sleep(Duration::from_millis(500));
+    Lab::in_netns(&lab.hosts[0], || {
+        let sock = UdpSocket::bind("198.18.0.1:7111").unwrap();
+        for _ in 0..5 {
+            sock.send_to(&[0u8; 64], "198.18.0.2:7110").unwrap();
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let counted = nft_counter(&lab.hosts[1].netns, "deny-7110");
+    let run = agent.stop();
+    let flow = flows(&run, |r| r.src_port == 7111 && r.dst_port == 7110);
+    let drops: u64 = flow.iter().filter_map(|r| r.pkt_drop_packets).sum();
+    assert_eq!((counted, drops), (5, 5), "{flow:?}");
+    let events: Vec<_> = flow
+        .iter()
+        .filter_map(|r| r.network_events.as_ref())
+        .flatten()
+        .collect();
+    assert!(
+        !events.is_empty(),
+        "no NetworkEvents: {flow:?}\n{}",
+        run.stderr
+    );
+    for e in events {
+        assert_eq!(
+            (
+                e.action.as_str(),
+                e.name.as_str(),
+                e.direction.as_str(),
+                e.group
+            ),
+            ("drop", "deny-7110", "ingress", 2)
+        );
+    }
+}

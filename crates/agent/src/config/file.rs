@@ -123,6 +123,8 @@ pub struct EbpfSpec {
     /// DNSTracking: a query unanswered after this long is reported (default 5s).
     #[serde(default, with = "duration::serde_opt")]
     pub dns_query_timeout: Option<Duration>,
+    /// NetworkEvents: NFLOG groups to read rule prefixes from (default 0-3).
+    pub nflog_groups: Option<Vec<u16>>,
     // netobserv keys about the agent's deployment, not its capture.
     pub log_level: Option<String>,
     pub image_pull_policy: Option<String>,

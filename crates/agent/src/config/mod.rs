@@ -16,6 +16,7 @@ use std::time::Duration;
 pub const DEFAULT_CACHE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_CACHE_MAX_FLOWS: u32 = 100_000;
 pub const DEFAULT_DNS_PORT: u16 = 53;
+pub const DEFAULT_NFLOG_GROUPS: [u16; 4] = [0, 1, 2, 3];
 pub const DEFAULT_DNS_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the agent runs with, after the file and the flags are merged.
@@ -31,6 +32,8 @@ pub struct AgentSettings {
     /// for its response before it is reported unanswered.
     pub dns_ports: Vec<u16>,
     pub dns_query_timeout: Duration,
+    /// NetworkEvents: NFLOG groups whose log prefixes name policy verdicts.
+    pub nflog_groups: Vec<u16>,
     /// Warnings to show the user once at start (unused sections, features
     /// not yet supported), so nothing in the config is ignored silently.
     pub warnings: Vec<String>,
@@ -47,6 +50,7 @@ pub struct AgentOverrides {
     pub features: Option<Vec<Feature>>,
     pub dns_ports: Option<Vec<u16>>,
     pub dns_query_timeout: Option<Duration>,
+    pub nflog_groups: Option<Vec<u16>>,
 }
 
 impl AgentSettings {
@@ -132,7 +136,14 @@ impl AgentSettings {
             .or_else(|| ebpf.and_then(|e| e.dns_query_timeout))
             .unwrap_or(DEFAULT_DNS_QUERY_TIMEOUT);
 
+        let nflog_groups = flags
+            .nflog_groups
+            .clone()
+            .or_else(|| ebpf.and_then(|e| e.nflog_groups.clone()))
+            .unwrap_or_else(|| DEFAULT_NFLOG_GROUPS.to_vec());
+
         Ok(AgentSettings {
+            nflog_groups,
             interfaces,
             cache_active_timeout,
             cache_max_flows,
