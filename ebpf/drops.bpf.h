@@ -88,6 +88,8 @@ int BPF_PROG(flowlens_kfree_skb, struct sk_buff *skb, void *location, enum skb_d
      * not packets the network lost. */
     if ((__u32)reason == queue_purge_reason)
         return 0;
+    if (sampled_out())
+        return 0;
     struct flow_key id = {};
     __u8 ttl = 0;
     if (!skb_identity(skb, &id, &ttl))

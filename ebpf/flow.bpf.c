@@ -262,6 +262,14 @@ static __always_inline void send_event(struct flow_key *key, struct flow_metrics
     counter_add(CTR_MAP_FULL_PACKETS, 1);
 }
 
+/* 1 in `sampling` packets is accounted. The counters a flow carries
+ * (packets, bytes, drops, retransmits) are all sampled alike, so a consumer
+ * multiplies each by Sampling; measurements (RTT, DNS, outcomes) are not. */
+static __always_inline int sampled_out(void)
+{
+    return sampling > 1 && (bpf_get_prandom_u32() % sampling) != 0;
+}
+
 #include "extras.bpf.h"
 #include "sock_events.bpf.h"
 #include "drops.bpf.h"
@@ -269,7 +277,10 @@ static __always_inline void send_event(struct flow_key *key, struct flow_metrics
 
 static __always_inline int account(struct __sk_buff *skb, __u8 direction)
 {
-    if (sampling > 1 && (bpf_get_prandom_u32() % sampling) != 0)
+    /* Without DNSTracking a packet left out by sampling is not even parsed;
+     * with it, DNS messages are tracked before sampling so that no query
+     * loses its response. */
+    if (!enable_dns && sampled_out())
         return TC_ACT_OK;
 
     struct flow_key key = {};
@@ -281,6 +292,8 @@ static __always_inline int account(struct __sk_buff *skb, __u8 direction)
         counter_add(CTR_TRUNCATED_HEADERS, 1);
     if (enable_dns && l4_off)
         track_dns(skb, &key, l4_off);
+    if (enable_dns && sampled_out())
+        return TC_ACT_OK;
 
     __u32 zero = 0;
     struct agent_state *state = bpf_map_lookup_elem(&agent_state, &zero);

@@ -115,6 +115,8 @@ int BPF_PROG(flowlens_tcp_retransmit, const struct sock *sk, const struct sk_buf
 {
     if (err)
         return 0; /* the retransmission did not leave */
+    if (sampled_out())
+        return 0;
     struct flow_key id = {};
     if (!sock_identity(sk, 0, &id))
         return 0;

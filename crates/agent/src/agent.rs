@@ -50,9 +50,25 @@ impl InterfaceNames for Attachments {
 
 impl FlowAgent {
     pub fn new(settings: AgentSettings) -> Result<FlowAgent> {
-        if !crate::host::is_root() {
+        use crate::config::Feature;
+        let tracing = settings.features.iter().any(|f| {
+            matches!(
+                f,
+                Feature::FlowRTT
+                    | Feature::PacketDrop
+                    | Feature::NetworkEvents
+                    | Feature::TCPRetransmits
+                    | Feature::ConnectionTracking
+            )
+        });
+        let missing = crate::host::missing_capabilities(
+            tracing,
+            settings.features.contains(&Feature::NetworkEvents),
+        );
+        if !missing.is_empty() {
             bail!(
-                "flowlens agent must run as root (it loads eBPF programs and attaches them to interfaces)"
+                "flowlens agent lacks {} (run it as root, or grant these capabilities)",
+                missing.join(", ")
             );
         }
         let drop_reasons = crate::btf_enums::kernel_drop_reasons().unwrap_or_else(|e| {

@@ -44,8 +44,42 @@ pub fn agent_ip() -> IpAddr {
     v4.or(v6).unwrap_or(IpAddr::from([127, 0, 0, 1]))
 }
 
-/// Whether the process can load eBPF programs and attach them (root).
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+pub const CAP_NET_ADMIN: u32 = 12;
+pub const CAP_SYS_ADMIN: u32 = 21;
+pub const CAP_PERFMON: u32 = 38;
+pub const CAP_BPF: u32 = 39;
+
+/// The process's effective capabilities (CapEff of /proc/self/status).
+pub fn effective_capabilities() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The capabilities the agent needs and lacks, by name. CAP_SYS_ADMIN
+/// stands in for CAP_BPF and CAP_PERFMON (kernels before 5.8 know only it).
+pub fn missing_capabilities(tracing: bool, enter_namespaces: bool) -> Vec<&'static str> {
+    let caps = effective_capabilities();
+    let has = |cap: u32| caps & (1u64 << cap) != 0;
+    let admin = has(CAP_SYS_ADMIN);
+    let mut missing = Vec::new();
+    if !has(CAP_BPF) && !admin {
+        missing.push("CAP_BPF");
+    }
+    if tracing && !has(CAP_PERFMON) && !admin {
+        missing.push("CAP_PERFMON");
+    }
+    if !has(CAP_NET_ADMIN) {
+        missing.push("CAP_NET_ADMIN");
+    }
+    if enter_namespaces && !admin {
+        missing.push("CAP_SYS_ADMIN");
+    }
+    missing
 }

@@ -641,3 +641,28 @@ fn policy_verdict_names_the_rule_that_logged_it() {
         );
     }
 }
+
+#[test]
+fn runs_with_bpf_perfmon_and_net_admin_only() {
+    let _serial = lab::serial();
+    let lab = Lab::new(2, false);
+    let ifs = lab.host_ifs().join(",");
+    let agent = Agent::start_without_capabilities(
+        "cap_sys_admin",
+        &[
+            "--interfaces",
+            &ifs,
+            "--features",
+            "FlowRTT,DNSTracking,PacketDrop,TCPRetransmits,ConnectionTracking",
+        ],
+        &lab.host_ifs(),
+    );
+    Lab::in_netns(&lab.hosts[0], || {
+        let _ =
+            TcpStream::connect_timeout(&"198.18.0.2:7400".parse().unwrap(), Duration::from_secs(1));
+    });
+    let run = agent.stop();
+    assert_eq!(run.stat("feature_hook_failures"), 0, "{}", run.stderr);
+    let refused = flows(&run, |r| r.dst_port == 7400 && r.conn_outcome.is_some());
+    assert_eq!(refused[0].conn_outcome.as_deref(), Some("refused"));
+}

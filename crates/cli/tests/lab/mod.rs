@@ -230,9 +230,34 @@ impl Agent {
     /// Starts the agent with `args` (after `agent --output json --stats`) and
     /// waits until it has attached to each of `expect_attached`.
     pub fn start(args: &[&str], expect_attached: &[String]) -> Agent {
-        let mut child = flowlens()
+        let mut command = flowlens();
+        command
             .args(["agent", "--output", "json", "--stats"])
-            .args(args)
+            .args(args);
+        Agent::spawn(command, expect_attached)
+    }
+
+    /// Starts the agent with only the capabilities `capsh --drop=DROP` leaves.
+    pub fn start_without_capabilities(
+        drop: &str,
+        args: &[&str],
+        expect_attached: &[String],
+    ) -> Agent {
+        let mut command = Command::new("capsh");
+        command
+            .arg(format!("--drop={drop}"))
+            .arg("--")
+            .arg("-c")
+            .arg(format!(
+                "exec {} agent --output json --stats {}",
+                env!("CARGO_BIN_EXE_flowlens"),
+                args.join(" ")
+            ));
+        Agent::spawn(command, expect_attached)
+    }
+
+    fn spawn(mut command: Command, expect_attached: &[String]) -> Agent {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
