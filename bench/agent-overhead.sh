@@ -7,10 +7,12 @@
 #
 # 1. TC program cost per packet (kernel.bpf_stats_enabled: run_time_ns /
 #    run_cnt) of the agent's egress program under a small-packet UDP flood
-#    with 1 flow and with 10,000 flows, next to the empty program measured the
-#    same way.
-# 2. iperf3 TCP throughput over a veth pair with the agent attached vs without.
-# 3. Agent resident memory and CPU with 100,000 active flows vs idle.
+#    with 1 flow and with 10,000 flows, features off and all on, next to the
+#    empty program measured the same way.
+# 2. iperf3 TCP throughput over a veth pair: no agent, agent with features
+#    off, agent with all features on.
+# 3. Cost per event of each feature's tracepoint program.
+# 4. Agent resident memory and CPU with 100,000 active flows vs idle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-5}
@@ -58,10 +60,13 @@ start_agent() {
     echo "agent did not attach" >&2; exit 1
 }
 
+ALL_FEATURES=FlowRTT,DNSTracking,PacketDrop,NetworkEvents,TCPRetransmits,ConnectionTracking
+stop_agent() { kill -INT $AGENT; wait $AGENT || true; }
+
 echo "## TC program cost per packet"
 echo
-echo "| flows | empty program ns/pkt | flowlens egress ns/pkt | ratio | packets (flowlens run) |"
-echo "|---|---|---|---|---|"
+echo "| flows | empty program ns/pkt | flowlens, features off | ratio | flowlens, all features on | ratio |"
+echo "|---|---|---|---|---|---|"
 for flows in 1 10000; do
     $EMPTY $IF >/dev/null & EMPTY_PID=$!
     sleep 0.5
@@ -70,10 +75,15 @@ for flows in 1 10000; do
     kill $EMPTY_PID; wait $EMPTY_PID 2>/dev/null || true
 
     start_agent --cache-active-timeout 5s
-    sent=$($FLOOD $PEER_IP $flows $SECS)
-    ours=$(cost_of flowlens_tc_egress)
-    kill -INT $AGENT; wait $AGENT
-    echo "| $flows | $empty | $ours | $(echo "scale=2; $ours / $empty" | bc) | $sent |"
+    $FLOOD $PEER_IP $flows $SECS >/dev/null
+    off=$(cost_of flowlens_tc_egress)
+    stop_agent
+
+    start_agent --cache-active-timeout 5s --features $ALL_FEATURES
+    $FLOOD $PEER_IP $flows $SECS >/dev/null
+    on=$(cost_of flowlens_tc_egress)
+    stop_agent
+    echo "| $flows | $empty | $off | $(echo "scale=2; $off / $empty" | bc) | $on | $(echo "scale=2; $on / $empty" | bc) |"
 done
 echo
 
@@ -82,19 +92,42 @@ echo
 ip netns exec $NS iperf3 -s -D -p 5301
 sleep 0.5
 gbps() { iperf3 -c $PEER_IP -p 5301 -t $SECS -J | jq '.end.sum_received.bits_per_second / 1e9 * 100 | round / 100'; }
-without=(); with=()
+without=(); off=(); on=()
 for round in 1 2 3; do
     without+=("$(gbps)")
     start_agent
-    with+=("$(gbps)")
-    kill -INT $AGENT; wait $AGENT
+    off+=("$(gbps)")
+    stop_agent
+    start_agent --features $ALL_FEATURES
+    on+=("$(gbps)")
+    stop_agent
 done
 median() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
-w0=$(median "${without[@]}"); w1=$(median "${with[@]}")
-echo "| run | without agent Gbit/s | with agent Gbit/s |"
-echo "|---|---|---|"
-for i in 0 1 2; do echo "| $((i + 1)) | ${without[$i]} | ${with[$i]} |"; done
-echo "| **median** | **$w0** | **$w1** (ratio **$(echo "scale=3; $w1 / $w0" | bc)**) |"
+m0=$(median "${without[@]}"); m1=$(median "${off[@]}"); m2=$(median "${on[@]}")
+echo "| run | no agent Gbit/s | agent, features off | agent, all features on |"
+echo "|---|---|---|---|"
+for i in 0 1 2; do echo "| $((i + 1)) | ${without[$i]} | ${off[$i]} | ${on[$i]} |"; done
+echo "| **median** | **$m0** | **$m1** (ratio **$(echo "scale=3; $m1 / $m0" | bc)**) | **$m2** (ratio **$(echo "scale=3; $m2 / $m0" | bc)**) |"
+echo
+
+echo "## Feature hooks: cost per event"
+echo
+# iperf3 exercises tcp_probe (every received segment) and the state changes;
+# a UDP flood to a closed port gives one kfree_skb (NO_SOCKET) per packet;
+# refused connects give state changes; TCP retransmissions are rare on veth.
+start_agent --features $ALL_FEATURES
+iperf3 -c $PEER_IP -p 5301 -t $SECS >/dev/null
+$FLOOD $PEER_IP 100 $SECS >/dev/null
+for _ in $(seq 200); do (exec 3<>/dev/tcp/$PEER_IP/9) 2>/dev/null || true; done
+echo "| program | tracepoint | events | ns per event |"
+echo "|---|---|---|---|"
+for pair in flowlens_tcp_probe:tcp_probe flowlens_sock_state:inet_sock_set_state \
+    flowlens_tcp_retransmit:tcp_retransmit_skb flowlens_kfree_skb:kfree_skb; do
+    prog=${pair%%:*}
+    events=$(bpftool prog show -j | jq -r --arg n "$prog" '[.[] | select(.name == $n)] | max_by(.id) | (.run_cnt // 0)')
+    echo "| $prog | ${pair##*:} | $events | $(cost_of $prog) |"
+done
+stop_agent
 pkill -f "iperf3 -s -D -p 5301" || true
 echo
 
@@ -113,7 +146,7 @@ sent=$($FLOOD $PEER_IP 100000 $window)
 t1=$(cpu_ticks $AGENT)
 busy_rss=$(rss_kib $AGENT)
 busy_cpu=$(echo "scale=2; ($t1 - $t0) * 100 / $clk / $window" | bc)
-kill -INT $AGENT; wait $AGENT
+stop_agent
 echo "| agent state | RSS MiB | CPU % of one core |"
 echo "|---|---|---|"
 echo "| idle (baseline) | $((idle_rss / 1024)) | $idle_cpu |"

@@ -19,10 +19,10 @@ volatile const __u32 queue_purge_reason = 0xffffffff;
  * network and transport headers. Returns 0 when it has no IP header. */
 static __always_inline int skb_identity(struct sk_buff *skb, struct flow_key *id, __u8 *ttl)
 {
-    unsigned char *head = BPF_CORE_READ(skb, head);
-    __u16 nh = BPF_CORE_READ(skb, network_header);
-    __u16 th = BPF_CORE_READ(skb, transport_header);
-    __u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+    unsigned char *head = skb->head;
+    __u16 nh = skb->network_header;
+    __u16 th = skb->transport_header;
+    __u16 proto = bpf_ntohs(skb->protocol);
     if (!head || nh == SKB_HEADER_UNSET)
         return 0;
     __u8 l4proto;
@@ -98,16 +98,16 @@ int BPF_PROG(flowlens_kfree_skb, struct sk_buff *skb, void *location, enum skb_d
     if (!e)
         return 0;
     __sync_fetch_and_add(&e->drop_packets, 1);
-    __sync_fetch_and_add(&e->drop_bytes, BPF_CORE_READ(skb, len));
+    __sync_fetch_and_add(&e->drop_bytes, skb->len);
     e->drop_latest_reason = reason;
     e->drop_latest_ttl = ttl;
-    struct sock *sk = BPF_CORE_READ(skb, sk);
+    struct sock *sk = skb->sk;
     __u8 state = 0;
-    if (sk && BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP)
-        state = BPF_CORE_READ(sk, __sk_common.skc_state);
+    if (sk && sk->sk_protocol == IPPROTO_TCP)
+        state = sk->__sk_common.skc_state;
     e->drop_latest_state = state;
-    struct net_device *dev = BPF_CORE_READ(skb, dev);
-    e->drop_latest_if = dev ? BPF_CORE_READ(dev, ifindex) : BPF_CORE_READ(skb, skb_iif);
+    struct net_device *dev = skb->dev;
+    e->drop_latest_if = dev ? dev->ifindex : skb->skb_iif;
     extra_mark(e, EXTRA_DROPS);
     return 0;
 }

@@ -34,6 +34,9 @@ pub struct FlowAgent {
     agent_ip: String,
     /// NetworkEvents: NFLOG listeners, one per network namespace.
     nflog: Option<crate::nflog::NflogWatcher>,
+    /// NetworkEvents waiting for their flow's verdict.
+    policy_events: crate::policy_events::PolicyEvents,
+    netfilter_drop_reason: u32,
     /// enum skb_drop_reason of the running kernel (empty if BTF lacks it).
     drop_reasons: HashMap<u64, String>,
     stats: AgentStats,
@@ -117,6 +120,8 @@ impl FlowAgent {
             .contains(&crate::config::Feature::NetworkEvents)
             .then(|| crate::nflog::NflogWatcher::new(settings.nflog_groups.clone()));
         Ok(FlowAgent {
+            policy_events: Default::default(),
+            netfilter_drop_reason: options.netfilter_drop_reason,
             nflog,
             drop_reasons,
             settings,
@@ -150,7 +155,7 @@ impl FlowAgent {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = evict_timer.tick() => {
-                    let records = self.evict()?;
+                    let records = self.evict(false)?;
                     sink(&records);
                 }
                 changed = watcher.changed() => {
@@ -169,14 +174,14 @@ impl FlowAgent {
         // Stop accounting first so nothing arrives after the last eviction,
         // then drain both generations and the ring buffer.
         self.attachments.detach_all();
-        let mut records = self.evict()?;
-        records.extend(self.evict()?);
+        let mut records = self.evict(false)?;
+        records.extend(self.evict(true)?);
         sink(&records);
         self.refresh_stats();
         Ok(self.stats)
     }
 
-    fn evict(&mut self) -> Result<Vec<FlowRecord>> {
+    fn evict(&mut self, last: bool) -> Result<Vec<FlowRecord>> {
         let drained = self.kernel.swap_and_drain()?;
         // After the grace period every ring buffer record of the old
         // generation is committed: read them into this eviction.
@@ -192,23 +197,9 @@ impl FlowAgent {
             extras.entry(identity).or_default().kernel = Some(kernel);
         }
         if let Some(nflog) = &self.nflog {
-            for event in nflog.events.try_iter() {
-                let entry = extras.entry(event.identity).or_default();
-                entry.user_mono_ns = entry.user_mono_ns.max(event.seen_mono_ns);
-                let seen = entry.events.iter().any(|e| {
-                    e.name == event.prefix
-                        && e.direction == event.direction
-                        && e.group == event.group
-                });
-                if !seen {
-                    entry.events.push(flowlens_model::NetworkEvent {
-                        action: String::new(),
-                        name: event.prefix,
-                        direction: event.direction.to_string(),
-                        group: event.group,
-                    });
-                }
-            }
+            let netfilter = self.netfilter_drop_reason;
+            self.policy_events
+                .resolve(nflog.events.try_iter(), &mut extras, netfilter, last);
             self.stats.nflog_lost = nflog.lost.load(std::sync::atomic::Ordering::Relaxed);
         }
         if self

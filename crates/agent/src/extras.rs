@@ -59,14 +59,10 @@ pub fn apply(record: &mut FlowRecord, extras: &FlowExtras, names: &ExtrasNames<'
         record.dns_id.get_or_insert(id);
     }
     if !extras.events.is_empty() {
-        // The log rule does not say its verdict; the kernel's drop does.
-        let dropped_by_policy = record.pkt_drop_category.as_deref() == Some("policy_denied");
-        let action = if dropped_by_policy { "drop" } else { "allow" };
-        let events = record.network_events.get_or_insert_with(Vec::new);
-        events.extend(extras.events.iter().cloned().map(|mut e| {
-            e.action = action.to_string();
-            e
-        }));
+        record
+            .network_events
+            .get_or_insert_with(Vec::new)
+            .extend(extras.events.iter().cloned());
     }
 }
 

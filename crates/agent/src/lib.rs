@@ -15,6 +15,7 @@ pub mod kernel;
 pub mod kernel_types;
 pub mod merge;
 pub mod nflog;
+pub mod policy_events;
 pub mod shared_map;
 pub mod stats;
 

@@ -192,7 +192,18 @@ fn retransmits_add_up_to_the_kernels_count_and_drops_to_nftables() {
         client.netns, server.ipv4
     ));
     iperf.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // Closed sockets may still retransmit their last segments: wait until
+    // only TIME_WAIT remains before reading the kernel's count.
+    for _ in 0..100 {
+        let open = sh(&format!(
+            "ip netns exec {} ss -tnH exclude time-wait dst {}:5301",
+            client.netns, server.ipv4
+        ));
+        if open.trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let retrans = snmp_tcp(&client.netns, "RetransSegs") - retrans_before;
     let dropped = nft_counter(&server.netns, "lossy");
     let run = agent.stop();
