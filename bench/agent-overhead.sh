@@ -93,7 +93,7 @@ ip netns exec $NS iperf3 -s -D -p 5301
 sleep 0.5
 gbps() { iperf3 -c $PEER_IP -p 5301 -t $SECS -J | jq '.end.sum_received.bits_per_second / 1e9 * 100 | round / 100'; }
 without=(); off=(); on=()
-for round in 1 2 3; do
+for round in 1 2 3 4 5; do
     without+=("$(gbps)")
     start_agent
     off+=("$(gbps)")
@@ -102,11 +102,11 @@ for round in 1 2 3; do
     on+=("$(gbps)")
     stop_agent
 done
-median() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+median() { printf '%s\n' "$@" | sort -n | sed -n 3p; }
 m0=$(median "${without[@]}"); m1=$(median "${off[@]}"); m2=$(median "${on[@]}")
 echo "| run | no agent Gbit/s | agent, features off | agent, all features on |"
 echo "|---|---|---|---|"
-for i in 0 1 2; do echo "| $((i + 1)) | ${without[$i]} | ${off[$i]} | ${on[$i]} |"; done
+for i in 0 1 2 3 4; do echo "| $((i + 1)) | ${without[$i]} | ${off[$i]} | ${on[$i]} |"; done
 echo "| **median** | **$m0** | **$m1** (ratio **$(echo "scale=3; $m1 / $m0" | bc)**) | **$m2** (ratio **$(echo "scale=3; $m2 / $m0" | bc)**) |"
 echo
 
