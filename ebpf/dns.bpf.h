@@ -133,12 +133,12 @@ static __always_inline void track_dns(struct __sk_buff *skb, const struct flow_k
             bpf_map_delete_elem(&dns_pending, &pending_key);
         }
     }
-    struct flow_extra *e = extra_for(&id, now);
+    struct flow_extra *e = extra_for(&id);
     if (e)
         set_dns(e, dns_id, flags, question, question_len, latency);
     if (latency) {
         /* The query's flow learns its outcome too. */
-        struct flow_extra *q = extra_for(&pending_key.query, now);
+        struct flow_extra *q = extra_for(&pending_key.query);
         if (q)
             set_dns(q, dns_id, flags, question, question_len, latency);
     }

@@ -94,7 +94,7 @@ int BPF_PROG(flowlens_kfree_skb, struct sk_buff *skb, void *location, enum skb_d
     __u8 ttl = 0;
     if (!skb_identity(skb, &id, &ttl))
         return 0;
-    struct flow_extra *e = extra_for(&id, bpf_ktime_get_ns());
+    struct flow_extra *e = extra_for(&id);
     if (!e)
         return 0;
     __sync_fetch_and_add(&e->drop_packets, 1);

@@ -28,12 +28,15 @@ struct {
 /* Inserted as the initial value of new extras entries. */
 const struct flow_extra empty_extra = {};
 
-/* The current generation's extras entry of `id`, created if needed. */
-static __always_inline struct flow_extra *extra_for(const struct flow_key *id, __u64 now)
+/* The current generation's extras entry of `id`, created if needed, and
+ * stamped with the agent's millisecond clock (no clock helper call). */
+static __always_inline struct flow_extra *extra_for(const struct flow_key *id)
 {
     __u32 zero = 0;
     struct agent_state *state = bpf_map_lookup_elem(&agent_state, &zero);
-    void *map = (state && state->generation) ? (void *)&extras_gen1 : (void *)&extras_gen0;
+    if (!state)
+        return 0;
+    void *map = state->generation ? (void *)&extras_gen1 : (void *)&extras_gen0;
     struct flow_extra *e = bpf_map_lookup_elem(map, id);
     if (!e) {
         bpf_map_update_elem(map, id, &empty_extra, BPF_NOEXIST);
@@ -43,7 +46,7 @@ static __always_inline struct flow_extra *extra_for(const struct flow_key *id, _
             return 0;
         }
     }
-    e->last_mono_ns = now;
+    e->last_mono_ns = state->clock_ns;
     return e;
 }
 

@@ -89,7 +89,7 @@ static __always_inline void record_rtt(const struct tcp_sock *tp, int handshake)
     struct flow_key id = {};
     if (!sock_identity(tp, 1, &id))
         return;
-    struct flow_extra *e = extra_for(&id, bpf_ktime_get_ns());
+    struct flow_extra *e = extra_for(&id);
     if (!e)
         return;
     if (handshake) {
@@ -105,9 +105,37 @@ static __always_inline void record_rtt(const struct tcp_sock *tp, int handshake)
     extra_mark(e, EXTRA_RTT);
 }
 
+/* The socket whose RTT this CPU recorded last, and when (agent clock). */
+struct rtt_throttle {
+    __u64 sk;
+    __u64 at_ns;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __type(key, __u32);
+    __type(value, struct rtt_throttle);
+    __uint(max_entries, 1);
+} rtt_throttle SEC(".maps");
+
+/* A bulk transfer receives tens of thousands of segments a second while its
+ * smoothed RTT moves slowly: sample each socket at most once per
+ * millisecond on a CPU. */
+#define RTT_SAMPLE_NS 1000000
+
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(flowlens_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 {
+    __u32 zero = 0;
+    struct rtt_throttle *last = bpf_map_lookup_elem(&rtt_throttle, &zero);
+    struct agent_state *state = bpf_map_lookup_elem(&agent_state, &zero);
+    if (!last || !state)
+        return 0;
+    __u64 now = state->clock_ns;
+    if (last->sk == (__u64)sk && now - last->at_ns < RTT_SAMPLE_NS)
+        return 0;
+    last->sk = (__u64)sk;
+    last->at_ns = now;
     const struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
     if (tp)
         record_rtt(tp, 0);
@@ -130,7 +158,7 @@ int BPF_PROG(flowlens_tcp_retransmit, const struct sock *sk, const struct sk_buf
     __u16 segs = 1;
     if (bpf_probe_read_kernel(&cb, sizeof(cb), (void *)skb->cb) == 0 && cb.tcp_gso_segs > 1)
         segs = cb.tcp_gso_segs;
-    struct flow_extra *e = extra_for(&id, bpf_ktime_get_ns());
+    struct flow_extra *e = extra_for(&id);
     if (!e)
         return 0;
     __sync_fetch_and_add(&e->retransmits, segs);
@@ -181,7 +209,7 @@ int BPF_PROG(flowlens_sock_state, const struct sock *sk, const int old, const in
     struct flow_key id = {};
     if (!sock_identity(tp, 0, &id))
         return 0;
-    struct flow_extra *e = extra_for(&id, bpf_ktime_get_ns());
+    struct flow_extra *e = extra_for(&id);
     if (!e)
         return 0;
     e->outcome = outcome;
