@@ -7,23 +7,18 @@
 #define EXTRAS_ENTRIES 16384
 #endif
 
-struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __type(key, struct flow_key);
-    __type(value, struct flow_extra);
-    __uint(max_entries, EXTRAS_ENTRIES);
-    /* Allocated as used: most flows have no feature data. */
-    __uint(map_flags, BPF_F_NO_PREALLOC);
-} extras_gen0 SEC(".maps");
+/* Allocated as used: most flows have no feature data. */
+#define EXTRAS_MAP(name)                                                                           \
+    struct {                                                                                       \
+        __uint(type, BPF_MAP_TYPE_HASH);                                                           \
+        __type(key, struct flow_key);                                                              \
+        __type(value, struct flow_extra);                                                          \
+        __uint(max_entries, EXTRAS_ENTRIES);                                                       \
+        __uint(map_flags, BPF_F_NO_PREALLOC);                                                      \
+    } name SEC(".maps")
 
-struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __type(key, struct flow_key);
-    __type(value, struct flow_extra);
-    __uint(max_entries, EXTRAS_ENTRIES);
-    /* Allocated as used: most flows have no feature data. */
-    __uint(map_flags, BPF_F_NO_PREALLOC);
-} extras_gen1 SEC(".maps");
+EXTRAS_MAP(extras_gen0);
+EXTRAS_MAP(extras_gen1);
 
 /* Inserted as the initial value of new extras entries. */
 const struct flow_extra empty_extra = {};

@@ -193,36 +193,25 @@ fn listen(
     let config = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
     let mut mode = COPY_RANGE.to_be_bytes().to_vec();
     mode.extend_from_slice(&[NFULNL_COPY_PACKET, 0]);
+    // Deliver each packet at once (the default batches for a second), so
+    // that it lands in the same eviction as the packet's drop.
+    let (timeout, threshold) = (0u32.to_be_bytes(), 1u32.to_be_bytes());
+    let settings: [&[(u16, &[u8])]; 3] = [
+        &[(NFULA_CFG_CMD, &[NFULNL_CFG_CMD_BIND])],
+        &[(NFULA_CFG_MODE, &mode)],
+        &[
+            (NFULA_CFG_TIMEOUT, &timeout),
+            (NFULA_CFG_QTHRESH, &threshold),
+        ],
+    ];
     for &group in groups {
         // A group another program already listens on is left to it.
-        send(
-            &fd,
-            &netlink_message(
-                config,
-                libc::NLM_F_REQUEST as u16,
-                group,
-                &[(NFULA_CFG_CMD, &[NFULNL_CFG_CMD_BIND])],
-            ),
-        )?;
-        send(
-            &fd,
-            &netlink_message(
-                config,
-                libc::NLM_F_REQUEST as u16,
-                group,
-                &[(NFULA_CFG_MODE, &mode)],
-            ),
-        )?;
-        // Deliver each packet at once (the default batches for a second),
-        // so that it lands in the same eviction as the packet's drop.
-        let flush = [
-            (NFULA_CFG_TIMEOUT, &0u32.to_be_bytes()[..]),
-            (NFULA_CFG_QTHRESH, &1u32.to_be_bytes()[..]),
-        ];
-        send(
-            &fd,
-            &netlink_message(config, libc::NLM_F_REQUEST as u16, group, &flush),
-        )?;
+        for attrs in settings {
+            send(
+                &fd,
+                &netlink_message(config, libc::NLM_F_REQUEST as u16, group, attrs),
+            )?;
+        }
     }
     let mut buf = vec![0u8; 1 << 16];
     while !stop.load(Ordering::Relaxed) {

@@ -48,15 +48,7 @@ fn send_udp(
 fn udp_datagrams_are_counted_exactly() {
     let _serial = lab::serial();
     let lab = Lab::new(2, false);
-    let agent = Agent::start(
-        &[
-            "--interfaces",
-            &lab.host_ifs().join(","),
-            "--cache-active-timeout",
-            "100ms",
-        ],
-        &lab.host_ifs(),
-    );
+    let agent = lab.start_agent(&["--cache-active-timeout", "100ms"]);
     let before = lab.counters(&lab.hosts[0]);
     // A receiver, so that no ICMP port-unreachable comes back.
     let rx_host = lab.hosts[1].clone();
@@ -129,15 +121,7 @@ fn json_records_keep_netobserv_names_and_types() {
          privileged: true\n      features:\n        - FlowRTT\n",
     )
     .unwrap();
-    let agent = Agent::start(
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--interfaces",
-            &lab.host_ifs().join(","),
-        ],
-        &lab.host_ifs(),
-    );
+    let agent = lab.start_agent(&["--config", config.to_str().unwrap()]);
     send_udp(&lab, 0, 1, 3, 10, |_| (5001, 4001));
     // SIGINT, as Ctrl-C: the flows still held are printed before exit 0.
     let run = agent.stop_with(libc::SIGINT);
@@ -200,15 +184,7 @@ fn tcp_transfer_matches_interface_counters_in_both_directions() {
     let lab = Lab::new(2, false);
     let (client, server) = (&lab.hosts[0], &lab.hosts[1]);
     // Evict every 100ms: exactness must hold across many evictions.
-    let agent = Agent::start(
-        &[
-            "--interfaces",
-            &lab.host_ifs().join(","),
-            "--cache-active-timeout",
-            "100ms",
-        ],
-        &lab.host_ifs(),
-    );
+    let agent = lab.start_agent(&["--cache-active-timeout", "100ms"]);
     let mut iperf_server = Command::new("ip")
         .args([
             "netns",
@@ -293,10 +269,7 @@ fn tcp_transfer_matches_interface_counters_in_both_directions() {
 fn ipv6_and_icmp_echo_carry_type_and_code() {
     let _serial = lab::serial();
     let lab = Lab::new(2, true);
-    let agent = Agent::start(
-        &["--interfaces", &lab.host_ifs().join(",")],
-        &lab.host_ifs(),
-    );
+    let agent = lab.start_agent(&[]);
     let ns = &lab.hosts[0].netns;
     sh(&format!(
         "ip netns exec {ns} ping -c 4 -i 0.05 -s 56 198.18.0.2 > /dev/null"
@@ -384,15 +357,7 @@ fn interface_created_after_start_is_captured() {
 fn sampling_accounts_one_packet_in_n_and_says_so() {
     let _serial = lab::serial();
     let lab = Lab::new(2, false);
-    let agent = Agent::start(
-        &[
-            "--interfaces",
-            &lab.host_ifs().join(","),
-            "--sampling",
-            "10",
-        ],
-        &lab.host_ifs(),
-    );
+    let agent = lab.start_agent(&["--sampling", "10"]);
     send_udp(&lab, 0, 1, 2000, 20, |_| (5010, 4010));
     let run = agent.stop();
     let flow: Vec<&FlowRecord> = run.records.iter().filter(|r| r.src_port == 5010).collect();
@@ -413,17 +378,7 @@ fn lab_add_late_host(lab: &mut Lab) -> String {
 fn full_flow_map_still_accounts_every_packet() {
     let _serial = lab::serial();
     let lab = Lab::new(2, false);
-    let agent = Agent::start(
-        &[
-            "--interfaces",
-            &lab.host_ifs().join(","),
-            "--cache-max-flows",
-            "16",
-            "--cache-active-timeout",
-            "1s",
-        ],
-        &lab.host_ifs(),
-    );
+    let agent = lab.start_agent(&["--cache-max-flows", "16", "--cache-active-timeout", "1s"]);
     let before = lab.counters(&lab.hosts[0]);
     // 2,000 distinct flows: 20 source ports × 100 destination ports.
     send_udp(&lab, 0, 1, 2000, 64, |i| {

@@ -14,15 +14,9 @@ const ALL_FEATURES: &str =
     "FlowRTT,DNSTracking,PacketDrop,NetworkEvents,TCPRetransmits,ConnectionTracking";
 
 fn start_agent(lab: &Lab, extra: &[&str]) -> Agent {
-    let ifs = lab.host_ifs().join(",");
-    let mut args = vec![
-        "--interfaces",
-        ifs.as_str(),
-        "--cache-active-timeout",
-        "500ms",
-    ];
+    let mut args = vec!["--cache-active-timeout", "500ms"];
     args.extend_from_slice(extra);
-    Agent::start(&args, &lab.host_ifs())
+    lab.start_agent(&args)
 }
 
 fn flows<'a>(run: &'a AgentRun, pred: impl Fn(&FlowRecord) -> bool + 'a) -> Vec<&'a FlowRecord> {

@@ -148,6 +148,14 @@ impl Lab {
         }
     }
 
+    /// Starts an agent watching this lab's interfaces, with `extra` flags.
+    pub fn start_agent(&self, extra: &[&str]) -> Agent {
+        let interfaces = self.host_ifs().join(",");
+        let mut args = vec!["--interfaces", interfaces.as_str()];
+        args.extend_from_slice(extra);
+        Agent::start(&args, &self.host_ifs())
+    }
+
     pub fn host_ifs(&self) -> Vec<String> {
         self.hosts.iter().map(|h| h.host_if.clone()).collect()
     }
