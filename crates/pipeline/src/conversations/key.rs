@@ -1,0 +1,86 @@
+//! The order-independent identity of a conversation: both directions of a
+//! 5-tuple give the same key.
+
+use flowlens_model::FlowRecord;
+
+/// One side of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub addr: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConversationKey {
+    /// The lower endpoint in (address, port) order, then the higher.
+    pub low: Endpoint,
+    pub high: Endpoint,
+    pub proto: u8,
+}
+
+impl ConversationKey {
+    /// The key of a flow, and whether the flow goes from `low` to `high`.
+    pub fn of(flow: &FlowRecord) -> (ConversationKey, bool) {
+        let src = Endpoint {
+            addr: flow.src_addr.clone(),
+            port: flow.src_port,
+        };
+        let dst = Endpoint {
+            addr: flow.dst_addr.clone(),
+            port: flow.dst_port,
+        };
+        let forward = src <= dst;
+        let (low, high) = if forward { (src, dst) } else { (dst, src) };
+        (
+            ConversationKey {
+                low,
+                high,
+                proto: flow.proto,
+            },
+            forward,
+        )
+    }
+
+    /// `_HashId`: 16 hex digits of FNV-1a over the key, the same for both
+    /// directions and across restarts.
+    pub fn hash_id(&self) -> String {
+        let text = format!(
+            "{}|{}|{}|{}|{}",
+            self.low.addr, self.low.port, self.high.addr, self.high.port, self.proto
+        );
+        let mut hash: u64 = 0xcbf29ce484222325;
+        for byte in text.bytes() {
+            hash ^= byte as u64;
+            hash = hash.wrapping_mul(0x100000001b3);
+        }
+        format!("{hash:016x}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(src: &str, sport: u16, dst: &str, dport: u16) -> FlowRecord {
+        FlowRecord {
+            src_addr: src.into(),
+            src_port: sport,
+            dst_addr: dst.into(),
+            dst_port: dport,
+            proto: 6,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn both_directions_share_a_key() {
+        let (a, a_forward) = ConversationKey::of(&flow("198.18.0.1", 40000, "198.18.0.2", 80));
+        let (b, b_forward) = ConversationKey::of(&flow("198.18.0.2", 80, "198.18.0.1", 40000));
+        assert_eq!(a, b);
+        assert_ne!(a_forward, b_forward);
+        assert_eq!(a.hash_id(), b.hash_id());
+        assert_eq!(a.hash_id().len(), 16);
+        let (c, _) = ConversationKey::of(&flow("198.18.0.1", 40001, "198.18.0.2", 80));
+        assert_ne!(a.hash_id(), c.hash_id());
+    }
+}

@@ -1,0 +1,246 @@
+//! One conversation's running totals, and the record it renders.
+
+use super::key::Endpoint;
+use flowlens_model::FlowRecord;
+use serde_json::{Map, Value, json};
+
+const TCP_FIN: u32 = 0x01;
+const TCP_SYN: u32 = 0x02;
+const TCP_RST: u32 = 0x04;
+const TCP_ACK: u32 = 0x10;
+const TCP_SYN_ACK: u32 = 0x100;
+
+pub struct Conversation {
+    pub hash_id: String,
+    /// The initiator (A) and the responder (B).
+    pub a: Endpoint,
+    pub b: Endpoint,
+    pub proto: u8,
+    pub bytes_ab: u64,
+    pub bytes_ba: u64,
+    pub packets_ab: u64,
+    pub packets_ba: u64,
+    pub flow_logs: u64,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub flags: u32,
+    fin_ab: bool,
+    fin_ba: bool,
+    rtt_min: Option<u64>,
+    rtt_max: Option<u64>,
+    rtt_sum: u128,
+    rtt_count: u64,
+    retransmits: Option<u64>,
+    drop_packets: Option<u64>,
+    drop_bytes: Option<u64>,
+    drop_cause: Option<String>,
+    dns_rcode: Option<String>,
+    dns_name: Option<String>,
+    dns_unanswered: bool,
+    sampling: u32,
+    /// Why it is closing, once it is, and since when (flow time).
+    pub close_cause: Option<&'static str>,
+    pub terminating_since_ms: Option<i64>,
+    pub last_heartbeat_ms: i64,
+}
+
+/// Who started a conversation seen first through `flow`: the sender of a
+/// bare SYN, the receiver of a SYN-ACK, else the first flow's sender.
+fn initiator(flow: &FlowRecord) -> (Endpoint, Endpoint) {
+    let src = Endpoint {
+        addr: flow.src_addr.clone(),
+        port: flow.src_port,
+    };
+    let dst = Endpoint {
+        addr: flow.dst_addr.clone(),
+        port: flow.dst_port,
+    };
+    let syn_ack = flow.flags & TCP_SYN_ACK != 0;
+    // netobserv's SYN_ACK bit marks a SYN that carried an ACK; a SYN without
+    // it in the same flow was a bare SYN.
+    let bare_syn_seen = flow.flags & TCP_SYN != 0 && flow.flags & TCP_ACK == 0;
+    if flow.proto == 6 && syn_ack && !bare_syn_seen {
+        (dst, src)
+    } else {
+        (src, dst)
+    }
+}
+
+impl Conversation {
+    pub fn new(hash_id: String, flow: &FlowRecord, now_ms: i64) -> Conversation {
+        let (a, b) = initiator(flow);
+        Conversation {
+            hash_id,
+            a,
+            b,
+            proto: flow.proto,
+            bytes_ab: 0,
+            bytes_ba: 0,
+            packets_ab: 0,
+            packets_ba: 0,
+            flow_logs: 0,
+            first_ms: flow.time_flow_start_ms,
+            last_ms: flow.time_flow_end_ms,
+            flags: 0,
+            fin_ab: false,
+            fin_ba: false,
+            rtt_min: None,
+            rtt_max: None,
+            rtt_sum: 0,
+            rtt_count: 0,
+            retransmits: None,
+            drop_packets: None,
+            drop_bytes: None,
+            drop_cause: None,
+            dns_rcode: None,
+            dns_name: None,
+            dns_unanswered: false,
+            sampling: flow.sampling,
+            close_cause: None,
+            terminating_since_ms: None,
+            last_heartbeat_ms: now_ms,
+        }
+    }
+
+    /// Adds a flow of this conversation.
+    pub fn add(&mut self, flow: &FlowRecord) {
+        let ab = flow.src_addr == self.a.addr && flow.src_port == self.a.port;
+        if ab {
+            self.bytes_ab += flow.bytes;
+            self.packets_ab += flow.packets;
+            self.fin_ab |= flow.flags & TCP_FIN != 0;
+        } else {
+            self.bytes_ba += flow.bytes;
+            self.packets_ba += flow.packets;
+            self.fin_ba |= flow.flags & TCP_FIN != 0;
+        }
+        self.flow_logs += 1;
+        if flow.packets > 0 {
+            self.first_ms = self.first_ms.min(flow.time_flow_start_ms);
+        }
+        self.last_ms = self.last_ms.max(flow.time_flow_end_ms);
+        self.flags |= flow.flags;
+        self.sampling = self.sampling.max(flow.sampling);
+        for rtt in [
+            flow.time_flow_rtt_ns,
+            flow.time_flow_rtt_min_ns,
+            flow.time_flow_rtt_max_ns,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            self.rtt_min = Some(self.rtt_min.map_or(rtt, |m| m.min(rtt)));
+            self.rtt_max = Some(self.rtt_max.map_or(rtt, |m| m.max(rtt)));
+        }
+        if let Some(rtt) = flow.time_flow_rtt_ns {
+            self.rtt_sum += rtt as u128;
+            self.rtt_count += 1;
+        }
+        add_opt(&mut self.retransmits, flow.tcp_retransmits);
+        add_opt(&mut self.drop_packets, flow.pkt_drop_packets);
+        add_opt(&mut self.drop_bytes, flow.pkt_drop_bytes);
+        if flow.pkt_drop_latest_drop_cause.is_some() {
+            self.drop_cause.clone_from(&flow.pkt_drop_latest_drop_cause);
+        }
+        if flow.dns_flags_response_code.is_some() {
+            self.dns_rcode.clone_from(&flow.dns_flags_response_code);
+        }
+        if flow.dns_name.is_some() {
+            self.dns_name.clone_from(&flow.dns_name);
+        }
+        self.dns_unanswered |= flow.dns_unanswered == Some(true);
+        self.update_close_cause(flow);
+    }
+
+    /// A conversation starts closing on a known outcome, a RST, or FIN in
+    /// both directions; the outcome the kernel saw wins over flags.
+    fn update_close_cause(&mut self, flow: &FlowRecord) {
+        let from_outcome = match flow.conn_outcome.as_deref() {
+            Some("refused") => Some("refused"),
+            Some("timed_out") => Some("timed_out"),
+            Some("reset") => Some("reset"),
+            Some("completed") => Some("completed"),
+            _ => None,
+        };
+        let from_flags = if flow.flags & TCP_RST != 0 {
+            // A RST before any SYN-ACK answers the SYN: refused.
+            Some(if self.flags & TCP_SYN_ACK == 0 {
+                "refused"
+            } else {
+                "reset"
+            })
+        } else if self.fin_ab && self.fin_ba {
+            Some("completed")
+        } else {
+            None
+        };
+        if let Some(cause) = from_outcome.or(if self.close_cause.is_none() {
+            from_flags
+        } else {
+            None
+        }) {
+            self.close_cause = Some(cause);
+            self.terminating_since_ms
+                .get_or_insert(flow.time_flow_end_ms.max(self.last_ms));
+        }
+    }
+
+    /// The conversation record of type `record_type`.
+    pub fn record(&self, record_type: &str, is_first: bool) -> Value {
+        let mut r = Map::new();
+        r.insert("_RecordType".into(), json!(record_type));
+        r.insert("_HashId".into(), json!(self.hash_id));
+        r.insert("_IsFirst".into(), json!(is_first));
+        r.insert("SrcAddr".into(), json!(self.a.addr));
+        r.insert("SrcPort".into(), json!(self.a.port));
+        r.insert("DstAddr".into(), json!(self.b.addr));
+        r.insert("DstPort".into(), json!(self.b.port));
+        r.insert("Proto".into(), json!(self.proto));
+        r.insert("Bytes_AB".into(), json!(self.bytes_ab));
+        r.insert("Bytes_BA".into(), json!(self.bytes_ba));
+        r.insert("Packets_AB".into(), json!(self.packets_ab));
+        r.insert("Packets_BA".into(), json!(self.packets_ba));
+        r.insert("numFlowLogs".into(), json!(self.flow_logs));
+        r.insert("TimeFlowStartMs".into(), json!(self.first_ms));
+        r.insert("TimeFlowEndMs".into(), json!(self.last_ms));
+        r.insert("Flags".into(), json!(self.flags));
+        r.insert("Sampling".into(), json!(self.sampling));
+        let mut put = |name: &str, value: Option<Value>| {
+            if let Some(v) = value {
+                r.insert(name.into(), v);
+            }
+        };
+        put("TimeFlowRttMinNs", self.rtt_min.map(|v| json!(v)));
+        put("TimeFlowRttMaxNs", self.rtt_max.map(|v| json!(v)));
+        put(
+            "TimeFlowRttAvgNs",
+            (self.rtt_count > 0).then(|| json!((self.rtt_sum / self.rtt_count as u128) as u64)),
+        );
+        put("TcpRetransmits", self.retransmits.map(|v| json!(v)));
+        put("PktDropPackets", self.drop_packets.map(|v| json!(v)));
+        put("PktDropBytes", self.drop_bytes.map(|v| json!(v)));
+        put(
+            "PktDropLatestDropCause",
+            self.drop_cause.clone().map(Value::from),
+        );
+        put(
+            "DnsFlagsResponseCode",
+            self.dns_rcode.clone().map(Value::from),
+        );
+        put("DnsName", self.dns_name.clone().map(Value::from));
+        put("DnsUnanswered", self.dns_unanswered.then_some(json!(true)));
+        if record_type == "endConnection" {
+            put(
+                "CloseCause",
+                Some(json!(self.close_cause.unwrap_or("idle"))),
+            );
+        }
+        Value::Object(r)
+    }
+}
+
+fn add_opt(total: &mut Option<u64>, value: Option<u64>) {
+    if let Some(v) = value {
+        *total = Some(total.unwrap_or(0) + v);
+    }
+}

@@ -1,0 +1,304 @@
+//! The tracker: flows in, conversation records out, on flows and on a timer.
+
+use super::config::TrackerConfig;
+use super::key::ConversationKey;
+use super::state::Conversation;
+use flowlens_model::FlowRecord;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// What the tracker received, sent and dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackerCounters {
+    pub flows_received: u64,
+    pub records_sent: u64,
+    pub conversations_started: u64,
+    pub conversations_ended: u64,
+    /// New conversations not tracked because `max_connections_tracked` was
+    /// reached (their flow logs are still sent).
+    pub conversations_dropped: u64,
+}
+
+pub struct ConversationTracker {
+    config: TrackerConfig,
+    conversations: HashMap<ConversationKey, Conversation>,
+    pub counters: TrackerCounters,
+}
+
+impl ConversationTracker {
+    pub fn new(config: TrackerConfig) -> ConversationTracker {
+        ConversationTracker {
+            config,
+            conversations: HashMap::new(),
+            counters: TrackerCounters::default(),
+        }
+    }
+
+    pub fn tracked(&self) -> usize {
+        self.conversations.len()
+    }
+
+    /// Takes one flow; returns the records it causes (its flow log, a
+    /// newConnection).
+    pub fn on_flow(&mut self, flow: &FlowRecord, now_ms: i64) -> Vec<Value> {
+        self.counters.flows_received += 1;
+        let (key, _) = ConversationKey::of(flow);
+        let mut out = Vec::new();
+        let is_new = !self.conversations.contains_key(&key);
+        if is_new && self.conversations.len() >= self.config.max_connections_tracked {
+            self.counters.conversations_dropped += 1;
+            if self.config.log_types.flows() {
+                out.push(flow_log(flow, &key.hash_id(), false));
+            }
+            return self.sent(out);
+        }
+        let conversation = self
+            .conversations
+            .entry(key.clone())
+            .or_insert_with(|| Conversation::new(key.hash_id(), flow, now_ms));
+        conversation.add(flow);
+        if is_new {
+            self.counters.conversations_started += 1;
+            if self.config.log_types.conversation_updates() {
+                out.push(conversation.record("newConnection", true));
+            }
+        }
+        if self.config.log_types.flows() {
+            out.push(flow_log(flow, &conversation.hash_id, is_new));
+        }
+        self.sent(out)
+    }
+
+    /// Heartbeats and ends due at `now_ms` (flow time of the wall clock).
+    pub fn tick(&mut self, now_ms: i64) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut ended = Vec::new();
+        for (key, c) in self.conversations.iter_mut() {
+            let t = self.config.timeouts_for(c.proto);
+            let terminated = c
+                .terminating_since_ms
+                .is_some_and(|since| now_ms - since >= t.terminating_ms);
+            let idle = now_ms - c.last_ms >= t.end_ms;
+            if terminated || idle {
+                ended.push(key.clone());
+            } else if now_ms - c.last_heartbeat_ms >= t.heartbeat_ms {
+                c.last_heartbeat_ms = now_ms;
+                if self.config.log_types.conversation_updates() {
+                    out.push(c.record("heartbeat", false));
+                }
+            }
+        }
+        for key in ended {
+            if let Some(c) = self.conversations.remove(&key) {
+                out.extend(self.end(&c));
+            }
+        }
+        self.sent(out)
+    }
+
+    /// Ends every conversation (at shutdown); those not closing yet end
+    /// with cause `active`.
+    pub fn flush(&mut self) -> Vec<Value> {
+        let mut out = Vec::new();
+        for (_, mut c) in std::mem::take(&mut self.conversations) {
+            c.close_cause.get_or_insert("active");
+            out.extend(self.end(&c));
+        }
+        self.sent(out)
+    }
+
+    fn end(&mut self, c: &Conversation) -> Option<Value> {
+        self.counters.conversations_ended += 1;
+        self.config
+            .log_types
+            .ended_conversations()
+            .then(|| c.record("endConnection", false))
+    }
+
+    fn sent(&mut self, out: Vec<Value>) -> Vec<Value> {
+        self.counters.records_sent += out.len() as u64;
+        out
+    }
+}
+
+/// A flow log: the flow's own fields plus its conversation's id.
+fn flow_log(flow: &FlowRecord, hash_id: &str, is_first: bool) -> Value {
+    let mut value = serde_json::to_value(flow).unwrap_or_else(|_| json!({}));
+    if let Value::Object(map) = &mut value {
+        map.insert("_RecordType".into(), json!("flowLog"));
+        map.insert("_HashId".into(), json!(hash_id));
+        map.insert("_IsFirst".into(), json!(is_first));
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversations::{LogTypes, Timeouts};
+
+    const SYN: u32 = 0x02;
+    const ACK: u32 = 0x10;
+    const FIN: u32 = 0x01;
+    const RST: u32 = 0x04;
+    const SYN_ACK: u32 = 0x100;
+
+    fn flow(from_client: bool, bytes: u64, packets: u64, flags: u32, at: i64) -> FlowRecord {
+        let (c, s) = (("198.18.0.1", 40000), ("198.18.0.2", 80));
+        let ((src, sport), (dst, dport)) = if from_client { (c, s) } else { (s, c) };
+        FlowRecord {
+            src_addr: src.into(),
+            src_port: sport,
+            dst_addr: dst.into(),
+            dst_port: dport,
+            proto: 6,
+            bytes,
+            packets,
+            flags,
+            time_flow_start_ms: at,
+            time_flow_end_ms: at,
+            sampling: 1,
+            ..Default::default()
+        }
+    }
+
+    fn tracker(log_types: LogTypes) -> ConversationTracker {
+        ConversationTracker::new(TrackerConfig {
+            log_types,
+            ..Default::default()
+        })
+    }
+
+    fn of_type<'a>(records: &'a [Value], t: &str) -> Vec<&'a Value> {
+        records.iter().filter(|r| r["_RecordType"] == t).collect()
+    }
+
+    #[test]
+    fn a_completed_connection_joins_both_directions() {
+        let mut t = tracker(LogTypes::All);
+        let mut out = t.on_flow(&flow(true, 1000, 10, SYN | ACK | FIN, 1_000), 1_000);
+        // The server's flow comes second; the client stays A.
+        out.extend(t.on_flow(
+            &flow(false, 5000, 8, SYN | ACK | SYN_ACK | FIN, 1_001),
+            1_001,
+        ));
+        assert!(t.tick(3_000).is_empty(), "terminating, not yet ended");
+        out.extend(t.tick(6_002));
+        let new = of_type(&out, "newConnection");
+        let logs = of_type(&out, "flowLog");
+        let ends = of_type(&out, "endConnection");
+        assert_eq!((new.len(), logs.len(), ends.len()), (1, 2, 1));
+        let end = ends[0];
+        assert_eq!(end["SrcAddr"], "198.18.0.1");
+        assert_eq!(
+            (end["Bytes_AB"].as_u64(), end["Bytes_BA"].as_u64()),
+            (Some(1000), Some(5000))
+        );
+        assert_eq!(
+            (end["Packets_AB"].as_u64(), end["Packets_BA"].as_u64()),
+            (Some(10), Some(8))
+        );
+        assert_eq!(end["numFlowLogs"], 2);
+        assert_eq!(end["CloseCause"], "completed");
+        assert_eq!(logs[0]["_IsFirst"], true);
+        assert_eq!(logs[1]["_IsFirst"], false);
+        assert_eq!(logs[0]["_HashId"], end["_HashId"]);
+        assert_eq!(t.tracked(), 0);
+    }
+
+    #[test]
+    fn the_initiator_is_a_even_when_the_syn_ack_is_seen_first() {
+        let mut t = tracker(LogTypes::Conversations);
+        let out = t.on_flow(&flow(false, 60, 1, SYN | ACK | SYN_ACK, 0), 0);
+        assert_eq!(
+            (out[0]["SrcAddr"].as_str(), out[0]["SrcPort"].as_u64()),
+            (Some("198.18.0.1"), Some(40000))
+        );
+    }
+
+    #[test]
+    fn rst_ends_it_as_refused_or_reset() {
+        let mut t = tracker(LogTypes::EndedConversations);
+        t.on_flow(&flow(true, 74, 1, SYN, 1_000), 1_000);
+        t.on_flow(&flow(false, 54, 1, RST | ACK | 0x400, 1_000), 1_000);
+        let refused = t.tick(7_000);
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0]["CloseCause"], "refused");
+
+        t.on_flow(&flow(true, 500, 5, SYN | ACK, 10_000), 10_000);
+        t.on_flow(
+            &flow(false, 500, 5, SYN | ACK | SYN_ACK | RST, 10_000),
+            10_000,
+        );
+        assert_eq!(t.tick(16_000)[0]["CloseCause"], "reset");
+    }
+
+    #[test]
+    fn the_kernels_outcome_wins_and_idle_conversations_expire_on_the_timer() {
+        let mut t = tracker(LogTypes::EndedConversations);
+        let mut syn = flow(true, 74, 2, SYN, 1_000);
+        t.on_flow(&syn, 1_000);
+        syn.conn_outcome = Some("timed_out".into());
+        syn.packets = 0;
+        t.on_flow(&syn, 3_000);
+        assert_eq!(t.tick(8_001)[0]["CloseCause"], "timed_out");
+
+        let mut icmp = flow(true, 98, 1, 0, 20_000);
+        icmp.proto = 1;
+        t.on_flow(&icmp, 20_000);
+        assert!(t.tick(29_000).is_empty());
+        assert_eq!(t.tick(30_000)[0]["CloseCause"], "idle");
+    }
+
+    #[test]
+    fn heartbeats_per_protocol_and_the_bound_is_counted() {
+        let mut config = TrackerConfig {
+            log_types: LogTypes::Conversations,
+            max_connections_tracked: 1,
+            ..Default::default()
+        };
+        config.per_protocol.insert(
+            6,
+            Timeouts {
+                heartbeat_ms: 1_000,
+                end_ms: 60_000,
+                terminating_ms: 5_000,
+            },
+        );
+        let mut t = ConversationTracker::new(config);
+        t.on_flow(&flow(true, 1, 1, ACK, 0), 0);
+        assert_eq!(of_type(&t.tick(1_500), "heartbeat").len(), 1);
+        let mut other = flow(true, 1, 1, ACK, 0);
+        other.src_port = 40001;
+        assert!(t.on_flow(&other, 2_000).is_empty());
+        assert_eq!(t.counters.conversations_dropped, 1);
+        let flushed = t.flush();
+        assert_eq!(flushed[0]["CloseCause"], "active");
+    }
+
+    #[test]
+    fn rtt_drops_and_dns_outcome_are_summarised() {
+        let mut t = tracker(LogTypes::EndedConversations);
+        let mut a = flow(true, 100, 1, ACK, 0);
+        a.time_flow_rtt_ns = Some(100_000);
+        a.pkt_drop_packets = Some(2);
+        let mut b = flow(false, 100, 1, ACK, 0);
+        b.time_flow_rtt_ns = Some(300_000);
+        b.tcp_retransmits = Some(3);
+        b.dns_flags_response_code = Some("NXDomain".into());
+        t.on_flow(&a, 0);
+        t.on_flow(&b, 0);
+        let end = &t.flush()[0];
+        assert_eq!(
+            (
+                end["TimeFlowRttMinNs"].as_u64(),
+                end["TimeFlowRttAvgNs"].as_u64(),
+                end["TimeFlowRttMaxNs"].as_u64()
+            ),
+            (Some(100_000), Some(200_000), Some(300_000))
+        );
+        assert_eq!(end["PktDropPackets"], 2);
+        assert_eq!(end["TcpRetransmits"], 3);
+        assert_eq!(end["DnsFlagsResponseCode"], "NXDomain");
+    }
+}

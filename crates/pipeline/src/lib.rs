@@ -1,0 +1,4 @@
+//! flowlens pipeline components, one folder each (Vector's model: every
+//! component counts what it received, sent and dropped).
+
+pub mod conversations;
