@@ -40,6 +40,8 @@ pub struct FlowAgent {
     /// enum skb_drop_reason of the running kernel (empty if BTF lacks it).
     drop_reasons: HashMap<u64, String>,
     stats: AgentStats,
+    /// A copy of `stats` for readers outside the run loop (metrics).
+    shared_stats: std::sync::Arc<std::sync::Mutex<AgentStats>>,
 }
 
 impl InterfaceNames for Attachments {
@@ -132,8 +134,15 @@ impl FlowAgent {
             overflow: HashMap::new(),
             merger: FlowMerger::default(),
             agent_ip: crate::host::agent_ip().to_string(),
+            shared_stats: Default::default(),
             stats,
         })
+    }
+
+    /// The agent's counters as of its latest eviction or interface change,
+    /// readable while it runs.
+    pub fn stats_handle(&self) -> std::sync::Arc<std::sync::Mutex<AgentStats>> {
+        self.shared_stats.clone()
     }
 
     /// Runs until `shutdown` completes, then evicts everything still held
@@ -251,6 +260,9 @@ impl FlowAgent {
             Some(AttachMode::Netlink) => "netlink".into(),
             None => "none".into(),
         };
+        if let Ok(mut shared) = self.shared_stats.lock() {
+            shared.clone_from(&self.stats);
+        }
     }
 
     /// Attaches to new selected interfaces and forgets vanished ones.

@@ -1,48 +1,16 @@
 //! `flowlens agent`: the flow agent in the foreground, records on stdout.
 
+use crate::capture_args::CaptureArgs;
 use crate::output::{OutputFormat, RecordWriter};
+use crate::shutdown::shutdown_signal;
 use anyhow::Result;
 use clap::Args;
 use flowlens_agent::FlowAgent;
-use flowlens_agent::config::{
-    AgentOverrides, AgentSettings, Feature, load_config_file, parse_duration,
-};
-use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct AgentArgs {
-    /// YAML file shaped like OpenShift's FlowCollector resource (spec.agent.ebpf).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Interfaces to watch, comma-separated names or /regex/ (default: all).
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    interfaces: Option<Vec<String>>,
-    /// Interfaces to skip, comma-separated names or /regex/ (default: lo).
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    exclude_interfaces: Option<Vec<String>>,
-    /// How often flows are evicted and printed, e.g. 5s, 500ms (default: 5s).
-    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
-    cache_active_timeout: Option<Duration>,
-    /// Capacity of the kernel flow map, in per-interface entries (default: 100000).
-    #[arg(long, value_name = "N")]
-    cache_max_flows: Option<u32>,
-    /// Account 1 in N packets; 0 or 1 accounts every packet (default: 1).
-    #[arg(long, value_name = "N")]
-    sampling: Option<u32>,
-    /// Features to enable, comma-separated (FlowRTT, DNSTracking, PacketDrop, ...).
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    features: Option<Vec<Feature>>,
-    /// DNSTracking: DNS server ports to watch, comma-separated (default: 53).
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    dns_ports: Option<Vec<u16>>,
-    /// DNSTracking: report a query unanswered after this long (default: 5s).
-    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
-    dns_timeout: Option<Duration>,
-    /// NetworkEvents: NFLOG groups to read rule log prefixes from,
-    /// comma-separated (default: 0,1,2,3).
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    nflog_groups: Option<Vec<u16>>,
+    #[command(flatten)]
+    capture: CaptureArgs,
     /// Record format: json (one per line) or table. Default: table on a
     /// terminal, json otherwise.
     #[arg(long, value_enum)]
@@ -52,27 +20,8 @@ pub struct AgentArgs {
     stats: bool,
 }
 
-fn duration_arg(text: &str) -> Result<Duration, String> {
-    parse_duration(text).map_err(|e| e.to_string())
-}
-
 pub fn run(args: AgentArgs) -> Result<()> {
-    let file = args.config.as_deref().map(load_config_file).transpose()?;
-    let overrides = AgentOverrides {
-        interfaces: args.interfaces,
-        exclude_interfaces: args.exclude_interfaces,
-        cache_active_timeout: args.cache_active_timeout,
-        cache_max_flows: args.cache_max_flows,
-        sampling: args.sampling,
-        features: args.features,
-        dns_ports: args.dns_ports,
-        dns_query_timeout: args.dns_timeout,
-        nflog_groups: args.nflog_groups,
-    };
-    let settings = AgentSettings::resolve(file.as_ref(), &overrides)?;
-    for warning in &settings.warnings {
-        tracing::warn!("{warning}");
-    }
+    let (settings, _) = args.capture.resolve()?;
     let format = args.output.unwrap_or_else(OutputFormat::default_for_stdout);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -89,15 +38,4 @@ pub fn run(args: AgentArgs) -> Result<()> {
         eprint!("flowlens agent stats:\n{}", stats.to_text());
     }
     Ok(())
-}
-
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
 }

@@ -1,7 +1,11 @@
 //! `flowlens`: one binary, one subcommand per job.
 
 mod agent_cmd;
+mod capture_args;
+mod metrics;
 mod output;
+mod shutdown;
+mod up_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -24,6 +28,8 @@ struct Cli {
 enum Command {
     /// Capture flows with eBPF on this host's interfaces and print them (root).
     Agent(agent_cmd::AgentArgs),
+    /// Run everything on this host: agent, conversation tracking, /metrics (root).
+    Up(up_cmd::UpArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +44,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Agent(args) => agent_cmd::run(args),
+        Command::Up(args) => up_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -152,3 +152,31 @@ fn table_row(r: &FlowRecord) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// JSON lines of already-built records (conversation records, flow logs).
+#[derive(Default)]
+pub struct JsonLineWriter {
+    closed: bool,
+}
+
+impl JsonLineWriter {
+    pub fn write(&mut self, records: &[serde_json::Value]) {
+        if self.closed || records.is_empty() {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        let result = (|| -> std::io::Result<()> {
+            for record in records {
+                serde_json::to_writer(&mut out, record)?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()
+        })();
+        if let Err(e) = result {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                tracing::error!("writing records: {e}");
+            }
+            self.closed = true;
+        }
+    }
+}

@@ -7,7 +7,6 @@ use flowlens_model::FlowRecord;
 use flowlens_model::tcp_flags::flag_bit;
 use lab::{Agent, Lab, sh, totals};
 use std::net::UdpSocket;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Ethernet + IPv4 + UDP headers in front of a UDP payload at the TC hook.
@@ -164,20 +163,6 @@ fn json_records_keep_netobserv_names_and_types() {
     assert!(now_ms - start < 60_000, "start {start} vs now {now_ms}");
 }
 
-fn wait_for_port(host: &lab::Host, port: u16) {
-    for _ in 0..100 {
-        let out = sh(&format!(
-            "ip netns exec {} ss -Htln sport = :{port}",
-            host.netns
-        ));
-        if !out.trim().is_empty() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nothing listens on {port} in {}", host.netns);
-}
-
 #[test]
 fn tcp_transfer_matches_interface_counters_in_both_directions() {
     let _serial = lab::serial();
@@ -185,21 +170,7 @@ fn tcp_transfer_matches_interface_counters_in_both_directions() {
     let (client, server) = (&lab.hosts[0], &lab.hosts[1]);
     // Evict every 100ms: exactness must hold across many evictions.
     let agent = lab.start_agent(&["--cache-active-timeout", "100ms"]);
-    let mut iperf_server = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &server.netns,
-            "iperf3",
-            "-s",
-            "-1",
-            "-p",
-            "5201",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("iperf3 server (apt-get install iperf3)");
-    wait_for_port(server, 5201);
+    let mut iperf_server = Lab::iperf3_server(server, 5201);
     let c0 = lab.counters(client);
     let s0 = lab.counters(server);
     sh(&format!(

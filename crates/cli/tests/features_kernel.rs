@@ -166,21 +166,7 @@ fn retransmits_add_up_to_the_kernels_count_and_drops_to_nftables() {
     );
     let agent = start_agent(&lab, &["--features", ALL_FEATURES]);
     let retrans_before = snmp_tcp(&client.netns, "RetransSegs");
-    let mut iperf = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &server.netns,
-            "iperf3",
-            "-s",
-            "-1",
-            "-p",
-            "5301",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let mut iperf = Lab::iperf3_server(server, 5301);
     sh(&format!(
         "ip netns exec {} iperf3 -c {} -p 5301 -t 2 -b 50M > /dev/null",
         client.netns, server.ipv4

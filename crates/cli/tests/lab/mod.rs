@@ -174,6 +174,38 @@ impl Lab {
         }
     }
 
+    /// A one-shot iperf3 server on `port` in the host's namespace, listening
+    /// by the time this returns.
+    pub fn iperf3_server(host: &Host, port: u16) -> std::process::Child {
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &host.netns,
+                "iperf3",
+                "-s",
+                "-1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("iperf3 server (apt-get install iperf3)");
+        for _ in 0..100 {
+            let listening = sh(&format!(
+                "ip netns exec {} ss -Htln sport = :{port}",
+                host.netns
+            ));
+            if !listening.trim().is_empty() {
+                return child;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("iperf3 does not listen on {port} in {}", host.netns);
+    }
+
     /// Runs `f` in a thread that has entered the host's network namespace.
     pub fn in_netns<T: Send + 'static>(host: &Host, f: impl FnOnce() -> T + Send + 'static) -> T {
         let path = format!("/run/netns/{}", host.netns);
@@ -242,6 +274,13 @@ impl Agent {
         command
             .args(["agent", "--output", "json", "--stats"])
             .args(args);
+        Agent::spawn(command, expect_attached)
+    }
+
+    /// Starts `flowlens up` with `args` (after `up --stats`).
+    pub fn start_up(args: &[&str], expect_attached: &[String]) -> Agent {
+        let mut command = flowlens();
+        command.args(["up", "--stats"]).args(args);
         Agent::spawn(command, expect_attached)
     }
 
@@ -341,8 +380,11 @@ impl Agent {
         let stderr = self.stderr.lock().unwrap().join("\n");
         assert!(status.success(), "agent exited with {status}: {stderr}");
         let raw = self.records.lock().unwrap().clone();
+        // Flow records (plain, or flow logs of `up`); conversation records
+        // stay in `raw`.
         let records = raw
             .iter()
+            .filter(|v| v.get("_RecordType").is_none_or(|t| t == "flowLog"))
             .map(|v| serde_json::from_value(v.clone()).expect("record shape"))
             .collect();
         let stats = stderr

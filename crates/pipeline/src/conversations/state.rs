@@ -7,7 +7,6 @@ use serde_json::{Map, Value, json};
 const TCP_FIN: u32 = 0x01;
 const TCP_SYN: u32 = 0x02;
 const TCP_RST: u32 = 0x04;
-const TCP_ACK: u32 = 0x10;
 const TCP_SYN_ACK: u32 = 0x100;
 
 pub struct Conversation {
@@ -15,6 +14,9 @@ pub struct Conversation {
     /// The initiator (A) and the responder (B).
     pub a: Endpoint,
     pub b: Endpoint,
+    /// Whether A was told by a SYN or SYN-ACK; until then a later flow that
+    /// tells may swap the sides (flows of one eviction come in any order).
+    initiator_known: bool,
     pub proto: u8,
     pub bytes_ab: u64,
     pub bytes_ba: u64,
@@ -44,9 +46,19 @@ pub struct Conversation {
     pub last_heartbeat_ms: i64,
 }
 
+/// What a TCP flow says of who opened the connection: Some(true) when its
+/// sender did (a SYN without SYN-ACK), Some(false) when its receiver did (a
+/// SYN-ACK), None when it does not tell.
+fn opened_by_sender(flow: &FlowRecord) -> Option<bool> {
+    if flow.proto != 6 || flow.flags & TCP_SYN == 0 {
+        return None;
+    }
+    Some(flow.flags & TCP_SYN_ACK == 0)
+}
+
 /// Who started a conversation seen first through `flow`: the sender of a
-/// bare SYN, the receiver of a SYN-ACK, else the first flow's sender.
-fn initiator(flow: &FlowRecord) -> (Endpoint, Endpoint) {
+/// SYN, the receiver of a SYN-ACK, else (until a flow tells) its sender.
+fn initiator(flow: &FlowRecord) -> (Endpoint, Endpoint, bool) {
     let src = Endpoint {
         addr: flow.src_addr.clone(),
         port: flow.src_port,
@@ -55,24 +67,21 @@ fn initiator(flow: &FlowRecord) -> (Endpoint, Endpoint) {
         addr: flow.dst_addr.clone(),
         port: flow.dst_port,
     };
-    let syn_ack = flow.flags & TCP_SYN_ACK != 0;
-    // netobserv's SYN_ACK bit marks a SYN that carried an ACK; a SYN without
-    // it in the same flow was a bare SYN.
-    let bare_syn_seen = flow.flags & TCP_SYN != 0 && flow.flags & TCP_ACK == 0;
-    if flow.proto == 6 && syn_ack && !bare_syn_seen {
-        (dst, src)
-    } else {
-        (src, dst)
+    match opened_by_sender(flow) {
+        Some(true) => (src, dst, true),
+        Some(false) => (dst, src, true),
+        None => (src, dst, false),
     }
 }
 
 impl Conversation {
     pub fn new(hash_id: String, flow: &FlowRecord, now_ms: i64) -> Conversation {
-        let (a, b) = initiator(flow);
+        let (a, b, initiator_known) = initiator(flow);
         Conversation {
             hash_id,
             a,
             b,
+            initiator_known,
             proto: flow.proto,
             bytes_ab: 0,
             bytes_ba: 0,
@@ -104,7 +113,16 @@ impl Conversation {
 
     /// Adds a flow of this conversation.
     pub fn add(&mut self, flow: &FlowRecord) {
-        let ab = flow.src_addr == self.a.addr && flow.src_port == self.a.port;
+        let mut ab = flow.src_addr == self.a.addr && flow.src_port == self.a.port;
+        if !self.initiator_known
+            && let Some(sender_opened) = opened_by_sender(flow)
+        {
+            self.initiator_known = true;
+            if sender_opened != ab {
+                self.swap_sides();
+                ab = !ab;
+            }
+        }
         if ab {
             self.bytes_ab += flow.bytes;
             self.packets_ab += flow.packets;
@@ -150,6 +168,13 @@ impl Conversation {
         }
         self.dns_unanswered |= flow.dns_unanswered == Some(true);
         self.update_close_cause(flow);
+    }
+
+    fn swap_sides(&mut self) {
+        std::mem::swap(&mut self.a, &mut self.b);
+        std::mem::swap(&mut self.bytes_ab, &mut self.bytes_ba);
+        std::mem::swap(&mut self.packets_ab, &mut self.packets_ba);
+        std::mem::swap(&mut self.fin_ab, &mut self.fin_ba);
     }
 
     /// A conversation starts closing on a known outcome, a RST, or FIN in

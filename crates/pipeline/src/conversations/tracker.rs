@@ -217,6 +217,20 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_seen_before_its_syn_still_names_the_client_a() {
+        let mut t = tracker(LogTypes::EndedConversations);
+        t.on_flow(&flow(false, 54, 1, RST | ACK | 0x400, 1_000), 1_000);
+        t.on_flow(&flow(true, 74, 1, SYN, 1_000), 1_000);
+        let end = &t.tick(7_000)[0];
+        assert_eq!(end["SrcAddr"], "198.18.0.1");
+        assert_eq!(
+            (end["Bytes_AB"].as_u64(), end["Bytes_BA"].as_u64()),
+            (Some(74), Some(54))
+        );
+        assert_eq!(end["CloseCause"], "refused");
+    }
+
+    #[test]
     fn rst_ends_it_as_refused_or_reset() {
         let mut t = tracker(LogTypes::EndedConversations);
         t.on_flow(&flow(true, 74, 1, SYN, 1_000), 1_000);

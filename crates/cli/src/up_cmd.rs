@@ -1,0 +1,131 @@
+//! `flowlens up`: everything on one host in one process — the agent, the
+//! pipeline (conversation tracking) and an HTTP listener serving /metrics.
+//! Records go to stdout as JSON lines, as `--log-types` says.
+
+use crate::capture_args::CaptureArgs;
+use crate::metrics::{MetricsSources, serve_metrics};
+use crate::output::JsonLineWriter;
+use crate::shutdown::shutdown_signal;
+use anyhow::{Context, Result};
+use clap::Args;
+use flowlens_agent::FlowAgent;
+use flowlens_agent::config::FlowCollectorFile;
+use flowlens_pipeline::conversations::{ConversationTracker, LogTypes, TrackerConfig};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often conversations are checked for heartbeats and ends.
+const TRACKER_TICK: Duration = Duration::from_secs(1);
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    #[command(flatten)]
+    capture: CaptureArgs,
+    /// Address of the HTTP listener (/metrics).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9290")]
+    listen: SocketAddr,
+    /// Records to print: Flows, Conversations, EndedConversations or All
+    /// (default: spec.processor.logTypes of the config, else Flows).
+    #[arg(long, value_name = "TYPE")]
+    log_types: Option<LogTypes>,
+    /// Print the agent's counters to stderr on exit.
+    #[arg(long)]
+    stats: bool,
+}
+
+/// `spec.processor.logTypes` of a FlowCollector file, if it says one.
+fn file_log_types(file: Option<&FlowCollectorFile>) -> Result<Option<LogTypes>> {
+    let Some(value) = file
+        .and_then(|f| f.spec.processor.as_ref())
+        .and_then(|p| p.get("logTypes"))
+    else {
+        return Ok(None);
+    };
+    let text = value
+        .as_str()
+        .context("spec.processor.logTypes must be a string")?;
+    text.parse()
+        .map(Some)
+        .map_err(|e: String| anyhow::anyhow!("spec.processor.logTypes: {e}"))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub fn run(args: UpArgs) -> Result<()> {
+    let (settings, file) = args.capture.resolve()?;
+    let log_types = match args.log_types {
+        Some(t) => t,
+        None => file_log_types(file.as_ref())?.unwrap_or(LogTypes::Flows),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let stats = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let agent = FlowAgent::new(settings)?;
+        let tracker = Arc::new(Mutex::new(ConversationTracker::new(TrackerConfig {
+            log_types,
+            ..TrackerConfig::default()
+        })));
+        let writer = Arc::new(Mutex::new(JsonLineWriter::default()));
+        let sources = MetricsSources {
+            agent: agent.stats_handle(),
+            tracker: tracker.clone(),
+        };
+        tokio::spawn(serve_metrics(listener, sources));
+        tracing::info!(listen = %args.listen, "serving /metrics");
+
+        let (ticking, ticking_writer) = (tracker.clone(), writer.clone());
+        let ticker = tokio::spawn(async move {
+            let mut timer = tokio::time::interval(TRACKER_TICK);
+            loop {
+                timer.tick().await;
+                let records = ticking
+                    .lock()
+                    .map(|mut t| t.tick(now_ms()))
+                    .unwrap_or_default();
+                if let Ok(mut w) = ticking_writer.lock() {
+                    w.write(&records);
+                }
+            }
+        });
+        let (flows_tracker, flows_writer) = (tracker.clone(), writer.clone());
+        let stats = agent
+            .run(
+                move |flows| {
+                    let now = now_ms();
+                    let mut records = Vec::new();
+                    if let Ok(mut t) = flows_tracker.lock() {
+                        for flow in flows {
+                            records.extend(t.on_flow(flow, now));
+                        }
+                    }
+                    if let Ok(mut w) = flows_writer.lock() {
+                        w.write(&records);
+                    }
+                },
+                shutdown_signal(),
+            )
+            .await;
+        ticker.abort();
+        // Conversations still open end now, with cause `active`.
+        let last = tracker.lock().map(|mut t| t.flush()).unwrap_or_default();
+        if let Ok(mut w) = writer.lock() {
+            w.write(&last);
+        }
+        stats
+    })?;
+    if args.stats {
+        eprint!("flowlens agent stats:\n{}", stats.to_text());
+    }
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! `flowlens up`: conversations end to end against the kernel's counters,
+//! and /metrics. Needs root.
+
+mod lab;
+
+use lab::{Agent, Lab, sh};
+use std::time::Duration;
+
+fn conversations<'a>(
+    raw: &'a [serde_json::Value],
+    kind: &str,
+    port: u64,
+) -> Vec<&'a serde_json::Value> {
+    raw.iter()
+        .filter(|r| r["_RecordType"] == kind && r["DstPort"].as_u64() == Some(port))
+        .collect()
+}
+
+#[test]
+fn an_iperf3_transfer_is_one_conversation_matching_the_interface_counters() {
+    let _serial = lab::serial();
+    let lab = Lab::new(2, false);
+    let (client, server) = (&lab.hosts[0], &lab.hosts[1]);
+    let listen = format!("127.0.0.1:{}", 20000 + std::process::id() % 10000);
+    let ifs = lab.host_ifs().join(",");
+    let agent = Agent::start_up(
+        &[
+            "--interfaces",
+            &ifs,
+            "--listen",
+            &listen,
+            "--log-types",
+            "All",
+            "--features",
+            "ConnectionTracking,FlowRTT",
+            "--cache-active-timeout",
+            "500ms",
+        ],
+        &lab.host_ifs(),
+    );
+    let mut iperf = Lab::iperf3_server(server, 5202);
+    let c0 = lab.counters(client);
+    let s0 = lab.counters(server);
+    sh(&format!(
+        "ip netns exec {} iperf3 -c {} -p 5202 -t 1 > /dev/null",
+        client.netns, server.ipv4
+    ));
+    iperf.wait().unwrap();
+    let refused = Lab::in_netns(client, || {
+        std::net::TcpStream::connect_timeout(
+            &"198.18.0.2:5998".parse().unwrap(),
+            Duration::from_secs(1),
+        )
+    });
+    assert!(refused.is_err());
+    // Terminating timeout (5 s) then the tracker's tick ends them.
+    std::thread::sleep(Duration::from_millis(7000));
+    let c1 = lab.counters(client);
+    let s1 = lab.counters(server);
+    let metrics = sh(&format!("curl -s http://{listen}/metrics"));
+    let run = agent.stop();
+
+    assert!(
+        metrics.contains("flowlens_agent_records_evicted_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("flowlens_conversations_ended_total"),
+        "{metrics}"
+    );
+    let ended = conversations(&run.raw, "endConnection", 5202);
+    assert!(!ended.is_empty(), "{}", run.stderr);
+    // iperf3's control and data connections and the refused connect are all
+    // the traffic between the two namespaces.
+    let all_ended: Vec<_> = run
+        .raw
+        .iter()
+        .filter(|r| r["_RecordType"] == "endConnection" && r["SrcAddr"] == "198.18.0.1")
+        .collect();
+    let sum = |field: &str| {
+        all_ended
+            .iter()
+            .map(|r| r[field].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(
+        sum("Bytes_AB"),
+        c1.tx_bytes - c0.tx_bytes,
+        "client to server bytes"
+    );
+    assert_eq!(sum("Packets_AB"), c1.tx_packets - c0.tx_packets);
+    assert_eq!(
+        sum("Bytes_BA"),
+        s1.tx_bytes - s0.tx_bytes,
+        "server to client bytes"
+    );
+    assert_eq!(sum("Packets_BA"), s1.tx_packets - s0.tx_packets);
+    for r in &ended {
+        // iperf3 sometimes aborts its data connection with a RST.
+        let rst = r["Flags"].as_u64().unwrap() & 0x4 != 0;
+        assert_eq!(
+            r["CloseCause"],
+            if rst { "reset" } else { "completed" },
+            "{r}"
+        );
+        assert_eq!(r["SrcAddr"], "198.18.0.1");
+    }
+    let data = ended.iter().max_by_key(|r| r["Bytes_AB"].as_u64()).unwrap();
+    assert_eq!(
+        conversations(&run.raw, "newConnection", 5202).len(),
+        ended.len()
+    );
+    let logs: Vec<_> = run
+        .raw
+        .iter()
+        .filter(|r| r["_RecordType"] == "flowLog" && r["_HashId"] == data["_HashId"])
+        .collect();
+    assert_eq!(logs.len() as u64, data["numFlowLogs"].as_u64().unwrap());
+    assert!(data["TimeFlowRttMinNs"].as_u64().is_some());
+
+    let refused = conversations(&run.raw, "endConnection", 5998);
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["CloseCause"], "refused");
+}
