@@ -5,6 +5,7 @@ mod capture_args;
 mod metrics;
 mod output;
 mod shutdown;
+mod status_cmd;
 mod up_cmd;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +31,8 @@ enum Command {
     Agent(agent_cmd::AgentArgs),
     /// Run everything on this host: agent, conversation tracking, /metrics (root).
     Up(up_cmd::UpArgs),
+    /// Show the counters of a running `flowlens up` (captured, dropped, lost).
+    Status(status_cmd::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Agent(args) => agent_cmd::run(args),
         Command::Up(args) => up_cmd::run(args),
+        Command::Status(args) => status_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

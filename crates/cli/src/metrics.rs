@@ -110,9 +110,37 @@ impl Collector for MetricsSources {
     }
 }
 
-async fn metrics(State(registry): State<Arc<Registry>>) -> impl IntoResponse {
+/// The counters as one JSON document, for `flowlens status`.
+pub fn status_json(sources: &MetricsSources) -> serde_json::Value {
+    let agent = sources.agent.lock().map(|s| s.clone()).unwrap_or_default();
+    let tracker = sources.tracker.lock();
+    let conversations = match &tracker {
+        Ok(t) => serde_json::json!({
+            "flows_received": t.counters.flows_received,
+            "records_sent": t.counters.records_sent,
+            "started": t.counters.conversations_started,
+            "ended": t.counters.conversations_ended,
+            "dropped": t.counters.conversations_dropped,
+            "tracked": t.tracked(),
+        }),
+        Err(_) => serde_json::Value::Null,
+    };
+    serde_json::json!({ "agent": agent, "conversations": conversations })
+}
+
+struct HttpState {
+    registry: Registry,
+    sources: MetricsSources,
+}
+
+async fn status(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
+    axum::Json(status_json(&state.sources))
+}
+
+async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
+    let registry = &state.registry;
     let mut body = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &registry) {
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, registry) {
         tracing::error!("encoding metrics: {e}");
     }
     (
@@ -124,13 +152,15 @@ async fn metrics(State(registry): State<Arc<Registry>>) -> impl IntoResponse {
     )
 }
 
-/// Serves /metrics on `listener` until the process ends.
+/// Serves /metrics and /status on `listener` until the process ends.
 pub async fn serve_metrics(listener: tokio::net::TcpListener, sources: MetricsSources) {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(sources));
+    registry.register_collector(Box::new(sources.clone()));
+    let state = Arc::new(HttpState { registry, sources });
     let app = Router::new()
         .route("/metrics", get(metrics))
-        .with_state(Arc::new(registry));
+        .route("/status", get(status))
+        .with_state(state);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!("HTTP listener stopped: {e}");
     }

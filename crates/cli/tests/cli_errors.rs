@@ -137,3 +137,22 @@ fn bad_flags_are_refused_with_the_choices() {
         "{stderr}"
     );
 }
+
+#[test]
+fn status_without_a_server_says_so() {
+    let out = flowlens()
+        .args(["status", "--server", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("127.0.0.1:9") && stderr.contains("flowlens up"),
+        "{stderr}"
+    );
+    let out = flowlens()
+        .args(["status", "--server", "ftp://x"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected http://HOST:PORT"));
+}

@@ -58,6 +58,11 @@ fn an_iperf3_transfer_is_one_conversation_matching_the_interface_counters() {
     let c1 = lab.counters(client);
     let s1 = lab.counters(server);
     let metrics = sh(&format!("curl -s http://{listen}/metrics"));
+    let status = lab::flowlens()
+        .args(["status", "--server", &format!("http://{listen}")])
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
     let run = agent.stop();
 
     assert!(
@@ -68,6 +73,18 @@ fn an_iperf3_transfer_is_one_conversation_matching_the_interface_counters() {
         metrics.contains("flowlens_conversations_ended_total"),
         "{metrics}"
     );
+    for counter in [
+        "lost_packets",
+        "map_full_packets",
+        "feature_events_lost",
+        "conversations:",
+        "dropped",
+    ] {
+        assert!(
+            status.contains(counter),
+            "`{counter}` missing from flowlens status: {status}"
+        );
+    }
     let ended = conversations(&run.raw, "endConnection", 5202);
     assert!(!ended.is_empty(), "{}", run.stderr);
     // iperf3's control and data connections and the refused connect are all
