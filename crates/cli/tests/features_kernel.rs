@@ -382,6 +382,26 @@ fn ask(
     })
 }
 
+/// The same over TCP (RFC 1035 4.2.2: a two-byte length first); returns the
+/// rcode, the latency from query to response, and the client's port.
+fn ask_tcp(lab: &Lab, id: u16, name: &str) -> (u8, Duration, u16) {
+    let name = name.to_string();
+    Lab::in_netns(&lab.hosts[0], move || {
+        let mut conn = TcpStream::connect("198.18.0.2:53").unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let query = dns_query(id, &name);
+        let mut message = (query.len() as u16).to_be_bytes().to_vec();
+        message.extend_from_slice(&query);
+        let started = Instant::now();
+        conn.write_all(&message).unwrap();
+        let mut head = [0u8; 6];
+        conn.read_exact(&mut head).unwrap();
+        let latency = started.elapsed();
+        assert_eq!(u16::from_be_bytes([head[2], head[3]]), id);
+        (head[5] & 0xf, latency, conn.local_addr().unwrap().port())
+    })
+}
+
 #[test]
 fn dns_against_dnsmasq() {
     let _serial = lab::serial();
@@ -470,13 +490,17 @@ fn dns_against_dnsmasq() {
         5405,
         Duration::from_millis(200),
     );
+    let over_tcp = ask_tcp(&lab, 0x5555, "known.test");
     std::thread::sleep(Duration::from_millis(1800));
     let run = agent.stop();
     dnsmasq.kill().ok();
     dnsmasq.wait().ok();
     std::fs::remove_file(&dnsmasq_log).ok();
 
-    assert_eq!((known.0, long.0, missing.0, refused.0), (0, 0, 3, 5));
+    assert_eq!(
+        (known.0, long.0, missing.0, refused.0, over_tcp.0),
+        (0, 0, 3, 5, 0)
+    );
     assert!(silent.is_none());
     let dns = |port: u16| -> Vec<&FlowRecord> {
         flows(&run, move |r| {
@@ -508,6 +532,7 @@ fn dns_against_dnsmasq() {
     check(5401, 0x1111, "known.test", "NoError", known.1);
     check(5402, 0x1112, &long_name, "NoError", long.1);
     check(5403, 0x2222, "missing.test", "NXDomain", missing.1);
+    check(over_tcp.2, 0x5555, "known.test", "NoError", over_tcp.1);
     check(5404, 0x3333, "elsewhere.example", "Refused", refused.1);
     let unanswered = dns(5405);
     assert!(
@@ -656,4 +681,53 @@ fn runs_with_bpf_perfmon_and_net_admin_only() {
     assert_eq!(run.stat("feature_hook_failures"), 0, "{}", run.stderr);
     let refused = flows(&run, |r| r.dst_port == 7400 && r.conn_outcome.is_some());
     assert_eq!(refused[0].conn_outcome.as_deref(), Some("refused"));
+}
+
+#[test]
+fn ipv6_connections_get_outcomes_and_rtt() {
+    let _serial = lab::serial();
+    let lab = Lab::new(2, true);
+    let agent = start_agent(&lab, &["--features", "ConnectionTracking,FlowRTT"]);
+    let server = lab.hosts[1].clone();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let accepting = std::thread::spawn(move || {
+        Lab::in_netns(&server, move || {
+            let listener = TcpListener::bind("[fd00:198:18::2]:7600").unwrap();
+            ready_tx.send(()).unwrap();
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 5];
+            conn.read_exact(&mut buf).unwrap();
+            conn.write_all(&buf).unwrap();
+        })
+    });
+    ready_rx.recv().unwrap();
+    Lab::in_netns(&lab.hosts[0], || {
+        let refused = TcpStream::connect("[fd00:198:18::2]:7601");
+        assert!(refused.is_err());
+        let mut conn = TcpStream::connect("[fd00:198:18::2]:7600").unwrap();
+        conn.write_all(b"hello").unwrap();
+        let mut buf = [0u8; 5];
+        conn.read_exact(&mut buf).unwrap();
+    });
+    accepting.join().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let run = agent.stop();
+    let outcome = |port: u16| -> Vec<String> {
+        flows(&run, |r| {
+            r.dst_port == port && r.src_addr == "fd00:198:18::1"
+        })
+        .iter()
+        .filter_map(|r| r.conn_outcome.clone())
+        .collect()
+    };
+    assert_eq!(outcome(7601), vec!["refused"], "{}", run.stderr);
+    // Opened and closed by FIN within one record: the latest outcome shows.
+    assert_eq!(outcome(7600).last().map(String::as_str), Some("completed"));
+    // The client's RTT is on the flow its socket receives.
+    assert!(
+        flows(&run, |r| r.src_port == 7600
+            && r.dst_addr == "fd00:198:18::1")
+        .iter()
+        .any(|r| r.time_flow_handshake_rtt_ns.is_some())
+    );
 }
