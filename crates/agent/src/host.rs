@@ -2,17 +2,15 @@
 
 use std::net::IpAddr;
 
-/// The address that names this host in records (netobserv's AgentIP): the
-/// first global IPv4 address of an interface that is up, else a global IPv6
-/// one, else the loopback address.
-pub fn agent_ip() -> IpAddr {
-    let mut v4 = None;
-    let mut v6 = None;
+/// Addresses of the interfaces that are up in the current network
+/// namespace (loopback excepted; IPv6 link-local excepted).
+pub fn local_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
     // SAFETY: getifaddrs allocates a list we walk read-only and free below.
     unsafe {
         let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
         if libc::getifaddrs(&mut head) != 0 {
-            return IpAddr::from([127, 0, 0, 1]);
+            return out;
         }
         let mut cur = head;
         while !cur.is_null() {
@@ -23,17 +21,17 @@ pub fn agent_ip() -> IpAddr {
                 continue;
             }
             match (*ifa.ifa_addr).sa_family as i32 {
-                libc::AF_INET if v4.is_none() => {
+                libc::AF_INET => {
                     let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                    v4 = Some(IpAddr::from(
+                    out.push(IpAddr::from(
                         u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
                     ));
                 }
-                libc::AF_INET6 if v6.is_none() => {
+                libc::AF_INET6 => {
                     let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
                     let addr = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
                     if !addr.is_unicast_link_local() {
-                        v6 = Some(IpAddr::V6(addr));
+                        out.push(IpAddr::V6(addr));
                     }
                 }
                 _ => {}
@@ -41,7 +39,63 @@ pub fn agent_ip() -> IpAddr {
         }
         libc::freeifaddrs(head);
     }
-    v4.or(v6).unwrap_or(IpAddr::from([127, 0, 0, 1]))
+    out
+}
+
+/// The address that names this host in records (netobserv's AgentIP): the
+/// first IPv4 address of an interface that is up, else an IPv6 one, else the
+/// loopback address.
+pub fn agent_ip() -> IpAddr {
+    let addresses = local_addresses();
+    addresses
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addresses.first())
+        .copied()
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+/// This host's name.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into our buffer.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Every address on this host, with the network namespace that holds it
+/// (None: the agent's own namespace; Some(name): a namespace named under
+/// /run/netns, as `ip netns` lists them).
+pub fn namespace_addresses() -> Vec<(IpAddr, Option<String>)> {
+    let mut out: Vec<(IpAddr, Option<String>)> =
+        local_addresses().into_iter().map(|a| (a, None)).collect();
+    let Ok(dir) = std::fs::read_dir("/run/netns") else {
+        return out;
+    };
+    for entry in dir.filter_map(|e| e.ok()) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        // setns changes the calling thread only: do it in a thread of its own.
+        let found = std::thread::spawn(move || -> Vec<IpAddr> {
+            let Ok(ns) = std::fs::File::open(&path) else {
+                return Vec::new();
+            };
+            // SAFETY: setns on a namespace fd, affecting this thread only.
+            if unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) } != 0
+            {
+                return Vec::new();
+            }
+            local_addresses()
+        })
+        .join()
+        .unwrap_or_default();
+        out.extend(found.into_iter().map(|a| (a, Some(name.clone()))));
+    }
+    out
 }
 
 pub const CAP_NET_ADMIN: u32 = 12;

@@ -11,6 +11,7 @@ use clap::Args;
 use flowlens_agent::FlowAgent;
 use flowlens_agent::config::FlowCollectorFile;
 use flowlens_pipeline::conversations::{ConversationTracker, LogTypes, TrackerConfig};
+use flowlens_pipeline::enrich::{Enricher, HostEnricher, HostInventory, SubnetLabels};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,9 +30,68 @@ pub struct UpArgs {
     /// (default: spec.processor.logTypes of the config, else Flows).
     #[arg(long, value_name = "TYPE")]
     log_types: Option<LogTypes>,
+    /// Name a subnet: NAME=CIDR[,CIDR...] (repeatable; adds to
+    /// spec.processor.subnetLabels.customLabels of the config).
+    #[arg(long = "subnet-label", value_name = "NAME=CIDRS")]
+    subnet_labels: Vec<String>,
     /// Print the agent's counters to stderr on exit.
     #[arg(long)]
     stats: bool,
+}
+
+/// How often the host's addresses and network namespaces are listed again.
+const INVENTORY_REFRESH: Duration = Duration::from_secs(5);
+
+/// Subnet labels from `spec.processor.subnetLabels.customLabels` and the flags.
+fn subnet_labels(file: Option<&FlowCollectorFile>, flags: &[String]) -> Result<SubnetLabels> {
+    let mut labels: Vec<(String, Vec<String>)> = Vec::new();
+    let custom = file
+        .and_then(|f| f.spec.processor.as_ref())
+        .and_then(|p| p.get("subnetLabels"))
+        .and_then(|s| s.get("customLabels"));
+    if let Some(custom) = custom {
+        let list = custom
+            .as_sequence()
+            .context("spec.processor.subnetLabels.customLabels must be a list")?;
+        for (i, item) in list.iter().enumerate() {
+            let at = format!("spec.processor.subnetLabels.customLabels[{i}]");
+            let name = item
+                .get("name")
+                .and_then(|n| n.as_str())
+                .with_context(|| format!("{at}.name: expected a string"))?;
+            let cidrs = item
+                .get("cidrs")
+                .and_then(|c| c.as_sequence())
+                .with_context(|| format!("{at}.cidrs: expected a list of CIDRs"))?
+                .iter()
+                .map(|c| {
+                    c.as_str()
+                        .map(str::to_string)
+                        .with_context(|| format!("{at}.cidrs: expected strings"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            labels.push((name.to_string(), cidrs));
+        }
+    }
+    for flag in flags {
+        let (name, cidrs) = flag
+            .split_once('=')
+            .with_context(|| format!("--subnet-label `{flag}`: expected NAME=CIDR[,CIDR...]"))?;
+        labels.push((
+            name.to_string(),
+            cidrs.split(',').map(str::to_string).collect(),
+        ));
+    }
+    SubnetLabels::parse(&labels).map_err(|e| anyhow::anyhow!("subnet labels: {e}"))
+}
+
+fn scan_inventory() -> HostInventory {
+    HostInventory {
+        host_name: flowlens_agent::host::host_name(),
+        owners: flowlens_agent::host::namespace_addresses()
+            .into_iter()
+            .collect(),
+    }
 }
 
 /// `spec.processor.logTypes` of a FlowCollector file, if it says one.
@@ -63,6 +123,7 @@ pub fn run(args: UpArgs) -> Result<()> {
         Some(t) => t,
         None => file_log_types(file.as_ref())?.unwrap_or(LogTypes::Flows),
     };
+    let subnets = subnet_labels(file.as_ref(), &args.subnet_labels)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -84,6 +145,24 @@ pub fn run(args: UpArgs) -> Result<()> {
         tokio::spawn(serve_metrics(listener, sources));
         tracing::info!(listen = %args.listen, "serving /metrics");
 
+        let enricher = Arc::new(std::sync::RwLock::new(HostEnricher {
+            inventory: tokio::task::spawn_blocking(scan_inventory)
+                .await
+                .unwrap_or_default(),
+            subnets,
+        }));
+        let refreshed = enricher.clone();
+        let inventory = tokio::spawn(async move {
+            let mut timer = tokio::time::interval(INVENTORY_REFRESH);
+            loop {
+                timer.tick().await;
+                if let Ok(fresh) = tokio::task::spawn_blocking(scan_inventory).await
+                    && let Ok(mut e) = refreshed.write()
+                {
+                    e.inventory = fresh;
+                }
+            }
+        });
         let (ticking, ticking_writer) = (tracker.clone(), writer.clone());
         let ticker = tokio::spawn(async move {
             let mut timer = tokio::time::interval(TRACKER_TICK);
@@ -98,14 +177,19 @@ pub fn run(args: UpArgs) -> Result<()> {
                 }
             }
         });
-        let (flows_tracker, flows_writer) = (tracker.clone(), writer.clone());
+        let (flows_tracker, flows_writer, flows_enricher) =
+            (tracker.clone(), writer.clone(), enricher.clone());
         let stats = agent
             .run(
                 move |flows| {
                     let now = now_ms();
                     let mut records = Vec::new();
+                    let mut flows = flows.to_vec();
+                    if let Ok(e) = flows_enricher.read() {
+                        flows.iter_mut().for_each(|f| e.enrich(f));
+                    }
                     if let Ok(mut t) = flows_tracker.lock() {
-                        for flow in flows {
+                        for flow in &flows {
                             records.extend(t.on_flow(flow, now));
                         }
                     }
@@ -117,6 +201,7 @@ pub fn run(args: UpArgs) -> Result<()> {
             )
             .await;
         ticker.abort();
+        inventory.abort();
         // Conversations still open end now, with cause `active`.
         let last = tracker.lock().map(|mut t| t.flush()).unwrap_or_default();
         if let Ok(mut w) = writer.lock() {

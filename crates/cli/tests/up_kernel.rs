@@ -33,6 +33,8 @@ fn an_iperf3_transfer_is_one_conversation_matching_the_interface_counters() {
             "All",
             "--features",
             "ConnectionTracking,FlowRTT",
+            "--subnet-label",
+            "lab=198.18.0.0/15,fd00:198:18::/48",
             "--cache-active-timeout",
             "500ms",
         ],

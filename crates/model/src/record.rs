@@ -86,6 +86,67 @@ pub struct FlowRecord {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub dns_unanswered: Option<bool>,
 
+    // Enrichment (pipeline): who the endpoints are. On a plain Linux host,
+    // HostName is this node's name for addresses of the host or of one of
+    // its network namespaces, Namespace and Name the namespace's name (as
+    // `ip netns` shows it), Type "Node" or "NetworkNamespace".
+    #[serde(
+        rename = "SrcK8S_HostName",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub src_k8s_host_name: Option<String>,
+    #[serde(
+        rename = "DstK8S_HostName",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub dst_k8s_host_name: Option<String>,
+    #[serde(
+        rename = "SrcK8S_Namespace",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub src_k8s_namespace: Option<String>,
+    #[serde(
+        rename = "DstK8S_Namespace",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub dst_k8s_namespace: Option<String>,
+    #[serde(
+        rename = "SrcK8S_Name",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub src_k8s_name: Option<String>,
+    #[serde(
+        rename = "DstK8S_Name",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub dst_k8s_name: Option<String>,
+    #[serde(
+        rename = "SrcK8S_Type",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub src_k8s_type: Option<String>,
+    #[serde(
+        rename = "DstK8S_Type",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub dst_k8s_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub src_subnet_label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dst_subnet_label: Option<String>,
+    /// 0 ingress (into this host), 1 egress (out of it), 2 inner (both ends
+    /// on this host), as netobserv.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub flow_direction: Option<u8>,
+
     // NetworkEvents: policy verdicts that logged to NFLOG with a prefix.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub network_events: Option<Vec<NetworkEvent>>,

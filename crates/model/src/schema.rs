@@ -275,6 +275,72 @@ pub const FIELDS: &[FieldSpec] = &[
         "",
         "NetworkEvents: policy verdicts logged to NFLOG (action, rule prefix, direction)",
     ),
+    field(
+        "SrcK8S_HostName",
+        FieldType::Text,
+        "",
+        "Enrichment: this node's name when the source is on it (host or one of its network namespaces)",
+    ),
+    field(
+        "DstK8S_HostName",
+        FieldType::Text,
+        "",
+        "Enrichment: this node's name when the destination is on it",
+    ),
+    field(
+        "SrcK8S_Namespace",
+        FieldType::Text,
+        "",
+        "Enrichment: network namespace of the source (Kubernetes namespace later)",
+    ),
+    field(
+        "DstK8S_Namespace",
+        FieldType::Text,
+        "",
+        "Enrichment: network namespace of the destination",
+    ),
+    field(
+        "SrcK8S_Name",
+        FieldType::Text,
+        "",
+        "Enrichment: name of the source workload (its network namespace on a plain host)",
+    ),
+    field(
+        "DstK8S_Name",
+        FieldType::Text,
+        "",
+        "Enrichment: name of the destination workload",
+    ),
+    field(
+        "SrcK8S_Type",
+        FieldType::Text,
+        "",
+        "Enrichment: Node or NetworkNamespace (Pod, Service, ... later)",
+    ),
+    field(
+        "DstK8S_Type",
+        FieldType::Text,
+        "",
+        "Enrichment: Node or NetworkNamespace",
+    ),
+    field(
+        "SrcSubnetLabel",
+        FieldType::Text,
+        "",
+        "Enrichment: name of the configured subnet holding the source",
+    ),
+    field(
+        "DstSubnetLabel",
+        FieldType::Text,
+        "",
+        "Enrichment: name of the configured subnet holding the destination",
+    ),
+    field(
+        "FlowDirection",
+        FieldType::U8,
+        "",
+        "Enrichment: 0 ingress, 1 egress, 2 inner (both ends on this node)",
+    ),
 ];
 
 /// The field named `name` (JSON name, case-sensitive).
@@ -311,6 +377,17 @@ mod tests {
             dns_query_type: Some("A".into()),
             dns_unanswered: Some(true),
             network_events: Some(vec![]),
+            src_k8s_host_name: Some("node".into()),
+            dst_k8s_host_name: Some("node".into()),
+            src_k8s_namespace: Some("a".into()),
+            dst_k8s_namespace: Some("b".into()),
+            src_k8s_name: Some("a".into()),
+            dst_k8s_name: Some("b".into()),
+            src_k8s_type: Some("NetworkNamespace".into()),
+            dst_k8s_type: Some("NetworkNamespace".into()),
+            src_subnet_label: Some("lab".into()),
+            dst_subnet_label: Some("lab".into()),
+            flow_direction: Some(2),
             ..Default::default()
         };
         let json = serde_json::to_value(&record).unwrap();

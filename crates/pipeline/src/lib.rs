@@ -2,3 +2,4 @@
 //! component counts what it received, sent and dropped).
 
 pub mod conversations;
+pub mod enrich;

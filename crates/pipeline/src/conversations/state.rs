@@ -9,8 +9,57 @@ const TCP_SYN: u32 = 0x02;
 const TCP_RST: u32 = 0x04;
 const TCP_SYN_ACK: u32 = 0x100;
 
+/// What enrichment said of one side.
+#[derive(Debug, Clone, Default)]
+struct Side {
+    host_name: Option<String>,
+    namespace: Option<String>,
+    name: Option<String>,
+    kind: Option<String>,
+    subnet: Option<String>,
+}
+
+impl Side {
+    fn of_src(f: &FlowRecord) -> Side {
+        Side {
+            host_name: f.src_k8s_host_name.clone(),
+            namespace: f.src_k8s_namespace.clone(),
+            name: f.src_k8s_name.clone(),
+            kind: f.src_k8s_type.clone(),
+            subnet: f.src_subnet_label.clone(),
+        }
+    }
+
+    fn of_dst(f: &FlowRecord) -> Side {
+        Side {
+            host_name: f.dst_k8s_host_name.clone(),
+            namespace: f.dst_k8s_namespace.clone(),
+            name: f.dst_k8s_name.clone(),
+            kind: f.dst_k8s_type.clone(),
+            subnet: f.dst_subnet_label.clone(),
+        }
+    }
+
+    fn put(&self, prefix: &str, r: &mut Map<String, Value>) {
+        let fields = [
+            ("K8S_HostName", &self.host_name),
+            ("K8S_Namespace", &self.namespace),
+            ("K8S_Name", &self.name),
+            ("K8S_Type", &self.kind),
+            ("SubnetLabel", &self.subnet),
+        ];
+        for (name, value) in fields {
+            if let Some(v) = value {
+                r.insert(format!("{prefix}{name}"), json!(v));
+            }
+        }
+    }
+}
+
 pub struct Conversation {
     pub hash_id: String,
+    side_a: Side,
+    side_b: Side,
     /// The initiator (A) and the responder (B).
     pub a: Endpoint,
     pub b: Endpoint,
@@ -79,6 +128,8 @@ impl Conversation {
         let (a, b, initiator_known) = initiator(flow);
         Conversation {
             hash_id,
+            side_a: Side::default(),
+            side_b: Side::default(),
             a,
             b,
             initiator_known,
@@ -122,6 +173,12 @@ impl Conversation {
                 self.swap_sides();
                 ab = !ab;
             }
+        }
+        let (from, to) = (Side::of_src(flow), Side::of_dst(flow));
+        if ab {
+            (self.side_a, self.side_b) = (from, to);
+        } else {
+            (self.side_a, self.side_b) = (to, from);
         }
         if ab {
             self.bytes_ab += flow.bytes;
@@ -172,6 +229,7 @@ impl Conversation {
 
     fn swap_sides(&mut self) {
         std::mem::swap(&mut self.a, &mut self.b);
+        std::mem::swap(&mut self.side_a, &mut self.side_b);
         std::mem::swap(&mut self.bytes_ab, &mut self.bytes_ba);
         std::mem::swap(&mut self.packets_ab, &mut self.packets_ba);
         std::mem::swap(&mut self.fin_ab, &mut self.fin_ba);
@@ -221,6 +279,8 @@ impl Conversation {
         r.insert("DstAddr".into(), json!(self.b.addr));
         r.insert("DstPort".into(), json!(self.b.port));
         r.insert("Proto".into(), json!(self.proto));
+        self.side_a.put("Src", &mut r);
+        self.side_b.put("Dst", &mut r);
         r.insert("Bytes_AB".into(), json!(self.bytes_ab));
         r.insert("Bytes_BA".into(), json!(self.bytes_ba));
         r.insert("Packets_AB".into(), json!(self.packets_ab));

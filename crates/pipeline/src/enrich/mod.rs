@@ -1,0 +1,164 @@
+//! Enrichment: who the two ends of a flow are. Pluggable: an `Enricher`
+//! fills netobserv-style fields; this one knows a plain Linux host (its name,
+//! its network namespaces, configured subnets). Kubernetes comes later as
+//! another implementation.
+
+mod subnets;
+
+pub use subnets::{SubnetError, SubnetLabels};
+
+use flowlens_model::FlowRecord;
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+pub trait Enricher: Send + Sync {
+    fn enrich(&self, record: &mut FlowRecord);
+}
+
+/// What a plain host knows of its addresses.
+#[derive(Debug, Clone, Default)]
+pub struct HostInventory {
+    pub host_name: String,
+    /// Address -> the network namespace holding it (None: the host's own).
+    pub owners: HashMap<IpAddr, Option<String>>,
+}
+
+/// Fills, for each end on this host: `*K8S_HostName` (this node),
+/// `*K8S_Namespace` and `*K8S_Name` (the network namespace's name),
+/// `*K8S_Type` (`Node` or `NetworkNamespace`); for each end in a configured
+/// subnet `*SubnetLabel`; and `FlowDirection` (0 ingress, 1 egress, 2 inner;
+/// for a flow with neither end here, the direction it crossed its first
+/// interface).
+pub struct HostEnricher {
+    pub inventory: HostInventory,
+    pub subnets: SubnetLabels,
+}
+
+struct EndpointFields {
+    host_name: Option<String>,
+    namespace: Option<String>,
+    name: Option<String>,
+    kind: Option<String>,
+    subnet: Option<String>,
+}
+
+impl HostEnricher {
+    fn endpoint(&self, addr: &str) -> (bool, EndpointFields) {
+        let ip: Option<IpAddr> = addr.parse().ok();
+        let owner = ip.and_then(|ip| self.inventory.owners.get(&ip));
+        let subnet = ip
+            .and_then(|ip| self.subnets.label_of(ip))
+            .map(str::to_string);
+        let fields = match owner {
+            None => EndpointFields {
+                host_name: None,
+                namespace: None,
+                name: None,
+                kind: None,
+                subnet,
+            },
+            Some(None) => EndpointFields {
+                host_name: Some(self.inventory.host_name.clone()),
+                namespace: None,
+                name: Some(self.inventory.host_name.clone()),
+                kind: Some("Node".into()),
+                subnet,
+            },
+            Some(Some(netns)) => EndpointFields {
+                host_name: Some(self.inventory.host_name.clone()),
+                namespace: Some(netns.clone()),
+                name: Some(netns.clone()),
+                kind: Some("NetworkNamespace".into()),
+                subnet,
+            },
+        };
+        (owner.is_some(), fields)
+    }
+}
+
+impl Enricher for HostEnricher {
+    fn enrich(&self, r: &mut FlowRecord) {
+        let (src_local, src) = self.endpoint(&r.src_addr);
+        let (dst_local, dst) = self.endpoint(&r.dst_addr);
+        r.src_k8s_host_name = src.host_name;
+        r.src_k8s_namespace = src.namespace;
+        r.src_k8s_name = src.name;
+        r.src_k8s_type = src.kind;
+        r.src_subnet_label = src.subnet;
+        r.dst_k8s_host_name = dst.host_name;
+        r.dst_k8s_namespace = dst.namespace;
+        r.dst_k8s_name = dst.name;
+        r.dst_k8s_type = dst.kind;
+        r.dst_subnet_label = dst.subnet;
+        r.flow_direction = match (src_local, dst_local) {
+            (true, true) => Some(2),
+            (true, false) => Some(1),
+            (false, true) => Some(0),
+            (false, false) => r.if_directions.first().copied(),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enricher() -> HostEnricher {
+        let owners = [
+            ("198.18.0.1", Some("frontend")),
+            ("198.18.0.2", Some("backend")),
+            ("198.18.9.1", None),
+        ]
+        .into_iter()
+        .map(|(a, ns)| (a.parse().unwrap(), ns.map(str::to_string)))
+        .collect();
+        HostEnricher {
+            inventory: HostInventory {
+                host_name: "node-1".into(),
+                owners,
+            },
+            subnets: SubnetLabels::parse(&[("lab".to_string(), vec!["198.18.0.0/24".to_string()])])
+                .unwrap(),
+        }
+    }
+
+    fn flow(src: &str, dst: &str) -> FlowRecord {
+        FlowRecord {
+            src_addr: src.into(),
+            dst_addr: dst.into(),
+            if_directions: vec![1],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn namespaces_and_directions() {
+        let e = enricher();
+        let mut inner = flow("198.18.0.1", "198.18.0.2");
+        e.enrich(&mut inner);
+        assert_eq!(inner.flow_direction, Some(2));
+        assert_eq!(inner.src_k8s_namespace.as_deref(), Some("frontend"));
+        assert_eq!(inner.dst_k8s_name.as_deref(), Some("backend"));
+        assert_eq!(inner.dst_k8s_type.as_deref(), Some("NetworkNamespace"));
+        assert_eq!(inner.src_k8s_host_name.as_deref(), Some("node-1"));
+        assert_eq!(inner.src_subnet_label.as_deref(), Some("lab"));
+
+        let mut out = flow("198.18.9.1", "198.19.1.1");
+        e.enrich(&mut out);
+        assert_eq!(out.flow_direction, Some(1));
+        assert_eq!(out.src_k8s_type.as_deref(), Some("Node"));
+        assert_eq!(out.dst_k8s_host_name, None);
+        assert_eq!(out.dst_subnet_label, None);
+
+        let mut incoming = flow("198.19.1.1", "198.18.0.2");
+        e.enrich(&mut incoming);
+        assert_eq!(incoming.flow_direction, Some(0));
+        let mut through = flow("198.19.1.1", "198.19.1.2");
+        e.enrich(&mut through);
+        assert_eq!(
+            through.flow_direction,
+            Some(1),
+            "neither end here: the interface's direction"
+        );
+    }
+}

@@ -1,0 +1,125 @@
+//! Subnet labels (netobserv's `spec.processor.subnetLabels.customLabels`):
+//! CIDR lists named by users; the most specific match names an address.
+
+use std::net::IpAddr;
+
+/// A CIDR that does not parse, named in the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetError(pub String);
+
+impl std::error::Error for SubnetError {}
+
+impl std::fmt::Display for SubnetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cidr {
+    network: u128,
+    prefix: u8,
+    v4: bool,
+}
+
+impl Cidr {
+    fn parse(text: &str) -> Result<Cidr, SubnetError> {
+        let err = |why: &str| {
+            SubnetError(format!(
+                "invalid CIDR `{text}`: {why} (e.g. 198.18.0.0/15, fd00::/8)"
+            ))
+        };
+        let (addr, prefix) = text
+            .trim()
+            .split_once('/')
+            .ok_or_else(|| err("missing /prefix"))?;
+        let addr: IpAddr = addr.parse().map_err(|_| err("bad address"))?;
+        let prefix: u8 = prefix.parse().map_err(|_| err("bad prefix"))?;
+        let (bits, v4) = match addr {
+            IpAddr::V4(a) => (u32::from(a) as u128, true),
+            IpAddr::V6(a) => (u128::from(a), false),
+        };
+        let width = if v4 { 32 } else { 128 };
+        if prefix > width {
+            return Err(err("prefix too long"));
+        }
+        Ok(Cidr {
+            network: bits & mask(prefix, width),
+            prefix,
+            v4,
+        })
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        match (ip, self.v4) {
+            (IpAddr::V4(a), true) => u32::from(a) as u128 & mask(self.prefix, 32) == self.network,
+            (IpAddr::V6(a), false) => u128::from(a) & mask(self.prefix, 128) == self.network,
+            _ => false,
+        }
+    }
+}
+
+fn mask(prefix: u8, width: u8) -> u128 {
+    if prefix == 0 {
+        return 0;
+    }
+    let all = if width == 32 {
+        u32::MAX as u128
+    } else {
+        u128::MAX
+    };
+    (all << (width - prefix)) & all
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SubnetLabels {
+    entries: Vec<(Cidr, String)>,
+}
+
+impl SubnetLabels {
+    /// From (name, CIDRs) pairs; errors name the bad CIDR.
+    pub fn parse(labels: &[(String, Vec<String>)]) -> Result<SubnetLabels, SubnetError> {
+        let mut entries = Vec::new();
+        for (name, cidrs) in labels {
+            for cidr in cidrs {
+                entries.push((Cidr::parse(cidr)?, name.clone()));
+            }
+        }
+        // The most specific subnet wins.
+        entries.sort_by_key(|(cidr, _)| std::cmp::Reverse(cidr.prefix));
+        Ok(SubnetLabels { entries })
+    }
+
+    pub fn label_of(&self, ip: IpAddr) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(c, _)| c.contains(ip))
+            .map(|(_, n)| n.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn most_specific_wins_and_errors_name_the_cidr() {
+        let labels = SubnetLabels::parse(&[
+            (
+                "lab".into(),
+                vec!["198.18.0.0/15".into(), "fd00:198:18::/48".into()],
+            ),
+            ("db".into(), vec!["198.18.3.0/24".into()]),
+        ])
+        .unwrap();
+        assert_eq!(labels.label_of("198.19.1.1".parse().unwrap()), Some("lab"));
+        assert_eq!(labels.label_of("198.18.3.9".parse().unwrap()), Some("db"));
+        assert_eq!(
+            labels.label_of("fd00:198:18::5".parse().unwrap()),
+            Some("lab")
+        );
+        assert_eq!(labels.label_of("192.0.2.1".parse().unwrap()), None);
+        let err = SubnetLabels::parse(&[("x".into(), vec!["198.18.0.0/40".into()])]).unwrap_err();
+        assert!(err.0.contains("198.18.0.0/40"), "{err}");
+    }
+}
