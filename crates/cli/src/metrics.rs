@@ -4,6 +4,7 @@
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
 use flowlens_agent::AgentStats;
 use flowlens_pipeline::conversations::ConversationTracker;
+use flowlens_pipeline::metrics::FlowMetrics;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -16,6 +17,7 @@ use std::sync::{Arc, Mutex};
 pub struct MetricsSources {
     pub agent: Arc<Mutex<AgentStats>>,
     pub tracker: Arc<Mutex<ConversationTracker>>,
+    pub flow_metrics: Arc<Mutex<FlowMetrics>>,
 }
 
 impl std::fmt::Debug for MetricsSources {
@@ -106,6 +108,29 @@ impl Collector for MetricsSources {
             &format!("{prefix}_tracked"),
             "conversations tracked now",
             tracked as i64,
+        )?;
+        let m = self
+            .flow_metrics
+            .lock()
+            .map(|m| m.counters.clone())
+            .unwrap_or_default();
+        counter(
+            &mut encoder,
+            "flowlens_metrics_flows_received",
+            "flows the metrics stage received",
+            m.flows_received,
+        )?;
+        counter(
+            &mut encoder,
+            "flowlens_metrics_series_dropped",
+            "metric updates refused because the metric had its maximum of series",
+            m.series_dropped,
+        )?;
+        counter(
+            &mut encoder,
+            "flowlens_metrics_series_expired",
+            "metric series removed after their endpoint went quiet",
+            m.series_expired,
         )
     }
 }
@@ -125,7 +150,17 @@ pub fn status_json(sources: &MetricsSources) -> serde_json::Value {
         }),
         Err(_) => serde_json::Value::Null,
     };
-    serde_json::json!({ "agent": agent, "conversations": conversations })
+    let metrics = sources
+        .flow_metrics
+        .lock()
+        .map(|m| m.counters.clone())
+        .unwrap_or_default();
+    let metrics = serde_json::json!({
+        "flows_received": metrics.flows_received,
+        "series_dropped": metrics.series_dropped,
+        "series_expired": metrics.series_expired,
+    });
+    serde_json::json!({ "agent": agent, "conversations": conversations, "metrics": metrics })
 }
 
 struct HttpState {
@@ -153,8 +188,11 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
 }
 
 /// Serves /metrics and /status on `listener` until the process ends.
-pub async fn serve_metrics(listener: tokio::net::TcpListener, sources: MetricsSources) {
-    let mut registry = Registry::default();
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    mut registry: Registry,
+    sources: MetricsSources,
+) {
     registry.register_collector(Box::new(sources.clone()));
     let state = Arc::new(HttpState { registry, sources });
     let app = Router::new()

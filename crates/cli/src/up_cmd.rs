@@ -12,6 +12,8 @@ use flowlens_agent::FlowAgent;
 use flowlens_agent::config::FlowCollectorFile;
 use flowlens_pipeline::conversations::{ConversationTracker, LogTypes, TrackerConfig};
 use flowlens_pipeline::enrich::{Enricher, HostEnricher, HostInventory, SubnetLabels};
+use flowlens_pipeline::metrics::{DEFAULT_INCLUDE_LIST, FlowMetrics};
+use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,6 +32,14 @@ pub struct UpArgs {
     /// (default: spec.processor.logTypes of the config, else Flows).
     #[arg(long, value_name = "TYPE")]
     log_types: Option<LogTypes>,
+    /// Metrics to expose, comma-separated netobserv names without the
+    /// `netobserv_` prefix (default: spec.processor.metrics.includeList of
+    /// the config, else netobserv's defaults).
+    #[arg(long = "metrics", value_name = "LIST", value_delimiter = ',')]
+    include_list: Option<Vec<String>>,
+    /// Series per metric at most; updates beyond are counted and refused.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_series_per_metric: usize,
     /// Name a subnet: NAME=CIDR[,CIDR...] (repeatable; adds to
     /// spec.processor.subnetLabels.customLabels of the config).
     #[arg(long = "subnet-label", value_name = "NAME=CIDRS")]
@@ -37,6 +47,36 @@ pub struct UpArgs {
     /// Print the agent's counters to stderr on exit.
     #[arg(long)]
     stats: bool,
+}
+
+/// Series not updated for this long are removed (vanished endpoints).
+const SERIES_TTL_MS: i64 = 5 * 60 * 1000;
+
+/// `spec.processor.metrics.includeList`, the flag, or netobserv's default.
+fn include_list(
+    file: Option<&FlowCollectorFile>,
+    flag: Option<Vec<String>>,
+) -> Result<Vec<String>> {
+    if let Some(list) = flag {
+        return Ok(list);
+    }
+    let from_file = file
+        .and_then(|f| f.spec.processor.as_ref())
+        .and_then(|p| p.get("metrics"))
+        .and_then(|m| m.get("includeList"));
+    match from_file {
+        Some(list) => list
+            .as_sequence()
+            .context("spec.processor.metrics.includeList must be a list")?
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .context("spec.processor.metrics.includeList: expected names")
+            })
+            .collect(),
+        None => Ok(DEFAULT_INCLUDE_LIST.iter().map(|s| s.to_string()).collect()),
+    }
 }
 
 /// How often the host's addresses and network namespaces are listed again.
@@ -124,6 +164,16 @@ pub fn run(args: UpArgs) -> Result<()> {
         None => file_log_types(file.as_ref())?.unwrap_or(LogTypes::Flows),
     };
     let subnets = subnet_labels(file.as_ref(), &args.subnet_labels)?;
+    let mut registry = Registry::default();
+    let include = include_list(file.as_ref(), args.include_list)?;
+    let flow_metrics = FlowMetrics::new(
+        &mut registry,
+        &include,
+        args.max_series_per_metric,
+        SERIES_TTL_MS,
+    )
+    .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+    let flow_metrics = Arc::new(Mutex::new(flow_metrics));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -141,8 +191,9 @@ pub fn run(args: UpArgs) -> Result<()> {
         let sources = MetricsSources {
             agent: agent.stats_handle(),
             tracker: tracker.clone(),
+            flow_metrics: flow_metrics.clone(),
         };
-        tokio::spawn(serve_metrics(listener, sources));
+        tokio::spawn(serve_metrics(listener, registry, sources));
         tracing::info!(listen = %args.listen, "serving /metrics");
 
         let enricher = Arc::new(std::sync::RwLock::new(HostEnricher {
@@ -163,7 +214,8 @@ pub fn run(args: UpArgs) -> Result<()> {
                 }
             }
         });
-        let (ticking, ticking_writer) = (tracker.clone(), writer.clone());
+        let (ticking, ticking_writer, ticking_metrics) =
+            (tracker.clone(), writer.clone(), flow_metrics.clone());
         let ticker = tokio::spawn(async move {
             let mut timer = tokio::time::interval(TRACKER_TICK);
             loop {
@@ -172,13 +224,20 @@ pub fn run(args: UpArgs) -> Result<()> {
                     .lock()
                     .map(|mut t| t.tick(now_ms()))
                     .unwrap_or_default();
+                if let Ok(mut m) = ticking_metrics.lock() {
+                    m.expire(now_ms());
+                }
                 if let Ok(mut w) = ticking_writer.lock() {
                     w.write(&records);
                 }
             }
         });
-        let (flows_tracker, flows_writer, flows_enricher) =
-            (tracker.clone(), writer.clone(), enricher.clone());
+        let (flows_tracker, flows_writer, flows_enricher, flows_metrics) = (
+            tracker.clone(),
+            writer.clone(),
+            enricher.clone(),
+            flow_metrics.clone(),
+        );
         let stats = agent
             .run(
                 move |flows| {
@@ -187,6 +246,9 @@ pub fn run(args: UpArgs) -> Result<()> {
                     let mut flows = flows.to_vec();
                     if let Ok(e) = flows_enricher.read() {
                         flows.iter_mut().for_each(|f| e.enrich(f));
+                    }
+                    if let Ok(mut m) = flows_metrics.lock() {
+                        flows.iter().for_each(|f| m.observe(f, now));
                     }
                     if let Ok(mut t) = flows_tracker.lock() {
                         for flow in &flows {

@@ -75,6 +75,22 @@ fn an_iperf3_transfer_is_one_conversation_matching_the_interface_counters() {
         metrics.contains("flowlens_conversations_ended_total"),
         "{metrics}"
     );
+    let flows_metric = format!(
+        "netobserv_namespace_flows_total{{SrcK8S_Namespace=\"{}\",DstK8S_Namespace=\"{}\"}}",
+        client.netns, server.netns
+    );
+    assert!(
+        metrics.contains(&flows_metric),
+        "{flows_metric} missing: {metrics}"
+    );
+    assert!(
+        metrics.contains("netobserv_node_ingress_bytes_total{"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("netobserv_namespace_connection_outcomes_total{"),
+        "{metrics}"
+    );
     for counter in [
         "lost_packets",
         "map_full_packets",

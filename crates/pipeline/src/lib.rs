@@ -3,3 +3,4 @@
 
 pub mod conversations;
 pub mod enrich;
+pub mod metrics;
