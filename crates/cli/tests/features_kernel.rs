@@ -4,7 +4,7 @@
 mod lab;
 
 use flowlens_model::FlowRecord;
-use lab::{Agent, AgentRun, Lab, sh};
+use lab::{Agent, AgentRun, Dnsmasq, Lab, sh};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::sync::mpsc;
@@ -407,31 +407,7 @@ fn dns_against_dnsmasq() {
     let _serial = lab::serial();
     let lab = Lab::new(2, false);
     let server = &lab.hosts[1];
-    let dnsmasq_log =
-        std::env::temp_dir().join(format!("flowlens-dnsmasq-{}.log", std::process::id()));
-    // Authoritative for .test: a known name, NXDOMAIN for the rest; no
-    // upstream, so other names are REFUSED.
-    let mut dnsmasq = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &server.netns,
-            "dnsmasq",
-            "--keep-in-foreground",
-            "--no-resolv",
-            "--no-hosts",
-        ])
-        .args([
-            "--listen-address=198.18.0.2",
-            "--bind-interfaces",
-            "--port=53",
-            "--local=/test/",
-        ])
-        .args(["--address=/known.test/198.18.0.77", "--log-queries"])
-        .arg(format!("--log-facility={}", dnsmasq_log.display()))
-        .arg("--pid-file=")
-        .spawn()
-        .expect("dnsmasq (apt-get install dnsmasq-base)");
+    let dnsmasq = Dnsmasq::start(server);
     let agent = start_agent(
         &lab,
         &[
@@ -493,9 +469,7 @@ fn dns_against_dnsmasq() {
     let over_tcp = ask_tcp(&lab, 0x5555, "known.test");
     std::thread::sleep(Duration::from_millis(1800));
     let run = agent.stop();
-    dnsmasq.kill().ok();
-    dnsmasq.wait().ok();
-    std::fs::remove_file(&dnsmasq_log).ok();
+    drop(dnsmasq);
 
     assert_eq!(
         (known.0, long.0, missing.0, refused.0, over_tcp.0),

@@ -3,7 +3,7 @@
 
 mod lab;
 
-use lab::{Agent, Lab, sh};
+use lab::{Agent, Dnsmasq, Lab, sh};
 use std::time::Duration;
 
 fn conversations<'a>(
@@ -156,4 +156,73 @@ fn an_iperf3_transfer_is_one_conversation_matching_the_interface_counters() {
     let refused = conversations(&run.raw, "endConnection", 5998);
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0]["CloseCause"], "refused");
+}
+
+#[test]
+fn conversations_carry_dns_errors_and_timed_out_connects() {
+    let _serial = lab::serial();
+    let lab = Lab::new(2, false);
+    let (client, server) = (lab.hosts[0].clone(), lab.hosts[1].clone());
+    let _dns = Dnsmasq::start(&server);
+    // SYNs to 7701 vanish; the client gives up after one retry (about 3 s).
+    let rules = std::env::temp_dir().join(format!("flowlens-up-{}.nft", std::process::id()));
+    std::fs::write(&rules, "table inet t {\n chain input {\n  type filter hook input priority 0;\n  tcp dport 7701 drop\n }\n}\n").unwrap();
+    sh(&format!(
+        "ip netns exec {} nft -f {}",
+        server.netns,
+        rules.display()
+    ));
+    std::fs::remove_file(&rules).ok();
+    sh(&format!(
+        "ip netns exec {} sysctl -qw net.ipv4.tcp_syn_retries=1",
+        client.netns
+    ));
+    let listen = format!("127.0.0.1:{}", 30000 + std::process::id() % 10000);
+    let ifs = lab.host_ifs().join(",");
+    let agent = Agent::start_up(
+        &[
+            "--interfaces",
+            &ifs,
+            "--listen",
+            &listen,
+            "--log-types",
+            "EndedConversations",
+            "--features",
+            "ConnectionTracking,DNSTracking",
+            "--cache-active-timeout",
+            "500ms",
+        ],
+        &lab.host_ifs(),
+    );
+    let rcode = Lab::in_netns(&client, || {
+        let sock = std::net::UdpSocket::bind("198.18.0.1:5601").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut query = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        query.extend_from_slice(b"\x07missing\x04test\x00\x00\x01\x00\x01");
+        sock.send_to(&query, "198.18.0.2:53").unwrap();
+        let mut buf = [0u8; 512];
+        sock.recv(&mut buf).unwrap();
+        let timed_out = std::net::TcpStream::connect("198.18.0.2:7701");
+        assert_eq!(timed_out.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+        buf[3] & 0xf
+    });
+    assert_eq!(rcode, 3, "dnsmasq answered NXDOMAIN");
+    // The kernel's timeout, then the terminating timeout (5 s).
+    std::thread::sleep(Duration::from_millis(6500));
+    let run = agent.stop();
+
+    let timed_out = conversations(&run.raw, "endConnection", 7701);
+    assert_eq!(timed_out.len(), 1, "{}", run.stderr);
+    assert_eq!(timed_out[0]["CloseCause"], "timed_out");
+    assert_eq!(timed_out[0]["SrcAddr"], "198.18.0.1");
+    // The DNS conversation is still open at exit (UDP ends when idle): it
+    // ends then, with its DNS outcome.
+    let dns = conversations(&run.raw, "endConnection", 53);
+    assert_eq!(dns.len(), 1, "{dns:?}");
+    assert_eq!(dns[0]["DnsFlagsResponseCode"], "NXDomain");
+    assert_eq!(dns[0]["DnsName"], "missing.test");
+    assert!(
+        run.raw.iter().all(|r| r["_RecordType"] == "endConnection"),
+        "EndedConversations only"
+    );
 }

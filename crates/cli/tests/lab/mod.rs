@@ -421,3 +421,64 @@ pub fn totals<'a>(records: impl IntoIterator<Item = &'a FlowRecord>) -> (u64, u6
         .into_iter()
         .fold((0, 0), |(b, p), r| (b + r.bytes, p + r.packets))
 }
+
+/// dnsmasq serving DNS on port 53 of a lab host, stopped when dropped:
+/// authoritative for `.test` with `known.test` (any name under it) resolving
+/// and NXDOMAIN for other `.test` names; no upstream, so other names are
+/// REFUSED.
+pub struct Dnsmasq {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Dnsmasq {
+    pub fn start(host: &Host) -> Dnsmasq {
+        let log = std::env::temp_dir().join(format!(
+            "flowlens-dnsmasq-{}-{}.log",
+            std::process::id(),
+            host.netns
+        ));
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &host.netns,
+                "dnsmasq",
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+            ])
+            .arg(format!("--listen-address={}", host.ipv4))
+            .args([
+                "--bind-interfaces",
+                "--port=53",
+                "--local=/test/",
+                "--address=/known.test/198.18.0.77",
+            ])
+            .args(["--log-queries", "--pid-file="])
+            .arg(format!("--log-facility={}", log.display()))
+            .spawn()
+            .expect("dnsmasq (apt-get install dnsmasq-base)");
+        for _ in 0..100 {
+            if !sh(&format!(
+                "ip netns exec {} ss -Hlun sport = :53",
+                host.netns
+            ))
+            .trim()
+            .is_empty()
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Dnsmasq { child, log }
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}

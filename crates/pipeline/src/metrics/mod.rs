@@ -439,3 +439,37 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod dashboard_tests {
+    use super::all_metric_names;
+
+    /// Every netobserv metric the Grafana dashboard (deploy/) queries exists.
+    #[test]
+    fn the_dashboard_queries_metrics_that_exist() {
+        let text = include_str!("../../../../deploy/grafana-dashboard.json");
+        let dashboard: serde_json::Value = serde_json::from_str(text).expect("dashboard JSON");
+        let known = all_metric_names();
+        let mut checked = 0;
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap();
+                for word in expr.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
+                    let Some(name) = word.strip_prefix("netobserv_") else {
+                        continue;
+                    };
+                    let base = ["_bucket", "_count", "_sum"]
+                        .iter()
+                        .find_map(|s| name.strip_suffix(s))
+                        .unwrap_or(name);
+                    assert!(
+                        known.iter().any(|k| k == base),
+                        "dashboard queries unknown metric {word}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 10);
+    }
+}
