@@ -3,14 +3,16 @@
 //! Records go to stdout as JSON lines, as `--log-types` says.
 
 use crate::capture_args::CaptureArgs;
+use crate::capture_args::duration_arg;
 use crate::metrics::{MetricsSources, serve_metrics};
 use crate::output::JsonLineWriter;
 use crate::shutdown::shutdown_signal;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use flowlens_agent::FlowAgent;
 use flowlens_agent::config::FlowCollectorFile;
-use flowlens_pipeline::conversations::{ConversationTracker, LogTypes, TrackerConfig};
+use flowlens_agent::config::parse_duration;
+use flowlens_pipeline::conversations::{ConversationTracker, LogTypes, Timeouts, TrackerConfig};
 use flowlens_pipeline::enrich::{Enricher, HostEnricher, HostInventory, SubnetLabels};
 use flowlens_pipeline::metrics::{DEFAULT_INCLUDE_LIST, FlowMetrics};
 use prometheus_client::registry::Registry;
@@ -40,6 +42,8 @@ pub struct UpArgs {
     /// Series per metric at most; updates beyond are counted and refused.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_series_per_metric: usize,
+    #[command(flatten)]
+    conversations: ConversationArgs,
     /// Name a subnet: NAME=CIDR[,CIDR...] (repeatable; adds to
     /// spec.processor.subnetLabels.customLabels of the config).
     #[arg(long = "subnet-label", value_name = "NAME=CIDRS")]
@@ -47,6 +51,124 @@ pub struct UpArgs {
     /// Print the agent's counters to stderr on exit.
     #[arg(long)]
     stats: bool,
+}
+
+#[derive(Args, Debug)]
+struct ConversationArgs {
+    /// Heartbeat interval of open conversations (default: 30s, or
+    /// spec.processor.advanced.conversationHeartbeatInterval).
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    conversation_heartbeat_interval: Option<Duration>,
+    /// A conversation with no flow for this long ends (default: 10s, or
+    /// spec.processor.advanced.conversationEndTimeout).
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    conversation_end_timeout: Option<Duration>,
+    /// A closing conversation ends this much later (default: 5s, or
+    /// spec.processor.advanced.conversationTerminatingTimeout).
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    conversation_terminating_timeout: Option<Duration>,
+    /// Timeouts for one protocol: PROTO=HEARTBEAT/END/TERMINATING, e.g.
+    /// udp=30s/5s/1s (proto: tcp, udp, icmp, icmpv6, sctp or a number). Repeatable.
+    #[arg(long = "conversation-timeouts", value_name = "PROTO=H/E/T")]
+    per_protocol: Vec<String>,
+    /// Conversations tracked at once; beyond, they are counted as dropped.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    max_connections_tracked: usize,
+}
+
+fn millis(d: Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
+
+/// A duration under `spec.processor.advanced`, in netobserv's Go syntax.
+fn advanced_duration(file: Option<&FlowCollectorFile>, key: &str) -> Result<Option<Duration>> {
+    let Some(value) = file
+        .and_then(|f| f.spec.processor.as_ref())
+        .and_then(|p| p.get("advanced"))
+        .and_then(|a| a.get(key))
+    else {
+        return Ok(None);
+    };
+    let text = value.as_str().with_context(|| {
+        format!("spec.processor.advanced.{key}: expected a duration such as 10s")
+    })?;
+    parse_duration(text)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("spec.processor.advanced.{key}: {e}"))
+}
+
+fn protocol_number(name: &str) -> Result<u8> {
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "tcp" => 6,
+        "udp" => 17,
+        "icmp" => 1,
+        "icmpv6" => 58,
+        "sctp" => 132,
+        other => other.parse().with_context(|| {
+            format!("unknown protocol `{name}` (tcp, udp, icmp, icmpv6, sctp or a number)")
+        })?,
+    })
+}
+
+fn tracker_config(
+    file: Option<&FlowCollectorFile>,
+    args: &ConversationArgs,
+    log_types: LogTypes,
+) -> Result<TrackerConfig> {
+    let defaults = Timeouts::default();
+    let pick = |flag: Option<Duration>, key: &str, default: i64| -> Result<i64> {
+        Ok(match flag {
+            Some(d) => millis(d),
+            None => advanced_duration(file, key)?.map(millis).unwrap_or(default),
+        })
+    };
+    let timeouts = Timeouts {
+        heartbeat_ms: pick(
+            args.conversation_heartbeat_interval,
+            "conversationHeartbeatInterval",
+            defaults.heartbeat_ms,
+        )?,
+        end_ms: pick(
+            args.conversation_end_timeout,
+            "conversationEndTimeout",
+            defaults.end_ms,
+        )?,
+        terminating_ms: pick(
+            args.conversation_terminating_timeout,
+            "conversationTerminatingTimeout",
+            defaults.terminating_ms,
+        )?,
+    };
+    let mut per_protocol = std::collections::HashMap::new();
+    for spec in &args.per_protocol {
+        let bad = || {
+            format!(
+                "--conversation-timeouts `{spec}`: expected PROTO=HEARTBEAT/END/TERMINATING, e.g. udp=30s/5s/1s"
+            )
+        };
+        let (proto, values) = spec.split_once('=').with_context(bad)?;
+        let parts: Vec<&str> = values.split('/').collect();
+        let [h, e, t] = parts[..] else { bail!(bad()) };
+        let d = |text: &str| {
+            parse_duration(text)
+                .map(millis)
+                .map_err(|err| anyhow::anyhow!("{}: {err}", bad()))
+        };
+        per_protocol.insert(
+            protocol_number(proto)?,
+            Timeouts {
+                heartbeat_ms: d(h)?,
+                end_ms: d(e)?,
+                terminating_ms: d(t)?,
+            },
+        );
+    }
+    Ok(TrackerConfig {
+        log_types,
+        timeouts,
+        per_protocol,
+        max_connections_tracked: args.max_connections_tracked,
+    })
 }
 
 /// Series not updated for this long are removed (vanished endpoints).
@@ -164,6 +286,7 @@ pub fn run(args: UpArgs) -> Result<()> {
         None => file_log_types(file.as_ref())?.unwrap_or(LogTypes::Flows),
     };
     let subnets = subnet_labels(file.as_ref(), &args.subnet_labels)?;
+    let tracker_config = tracker_config(file.as_ref(), &args.conversations, log_types)?;
     let mut registry = Registry::default();
     let include = include_list(file.as_ref(), args.include_list)?;
     let flow_metrics = FlowMetrics::new(
@@ -183,10 +306,7 @@ pub fn run(args: UpArgs) -> Result<()> {
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let agent = FlowAgent::new(settings)?;
-        let tracker = Arc::new(Mutex::new(ConversationTracker::new(TrackerConfig {
-            log_types,
-            ..TrackerConfig::default()
-        })));
+        let tracker = Arc::new(Mutex::new(ConversationTracker::new(tracker_config)));
         let writer = Arc::new(Mutex::new(JsonLineWriter::default()));
         let sources = MetricsSources {
             agent: agent.stats_handle(),
@@ -275,4 +395,57 @@ pub fn run(args: UpArgs) -> Result<()> {
         eprint!("flowlens agent stats:\n{}", stats.to_text());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowlens_agent::config::parse_config;
+
+    fn args(per_protocol: &[&str]) -> ConversationArgs {
+        ConversationArgs {
+            conversation_heartbeat_interval: None,
+            conversation_end_timeout: Some(Duration::from_secs(20)),
+            conversation_terminating_timeout: None,
+            per_protocol: per_protocol.iter().map(|s| s.to_string()).collect(),
+            max_connections_tracked: 7,
+        }
+    }
+
+    #[test]
+    fn timeouts_from_flags_file_and_defaults() {
+        let file = parse_config(
+            "apiVersion: v1\nkind: FlowCollector\nspec:\n  processor:\n    advanced:\n      conversationHeartbeatInterval: 1m\n      conversationEndTimeout: 5s\n",
+            "fc.yaml",
+        )
+        .unwrap();
+        let config = tracker_config(Some(&file), &args(&["udp=30s/5s/1s"]), LogTypes::All).unwrap();
+        assert_eq!(config.timeouts.heartbeat_ms, 60_000, "from the file");
+        assert_eq!(config.timeouts.end_ms, 20_000, "the flag wins");
+        assert_eq!(config.timeouts.terminating_ms, 5_000, "netobserv's default");
+        assert_eq!(
+            config.timeouts_for(17),
+            Timeouts {
+                heartbeat_ms: 30_000,
+                end_ms: 5_000,
+                terminating_ms: 1_000
+            }
+        );
+        assert_eq!(config.max_connections_tracked, 7);
+    }
+
+    #[test]
+    fn bad_timeouts_are_refused_with_the_expected_form() {
+        let err = tracker_config(None, &args(&["udp=30s/5s"]), LogTypes::All)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("udp=30s/5s") && err.contains("PROTO=HEARTBEAT/END/TERMINATING"),
+            "{err}"
+        );
+        let err = tracker_config(None, &args(&["gre=1s/1s/1s"]), LogTypes::All)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown protocol `gre`"), "{err}");
+    }
 }
