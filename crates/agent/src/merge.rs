@@ -106,7 +106,10 @@ impl FlowMerger {
                 .push((crossing, metrics));
         }
 
-        let mut records = Vec::with_capacity(groups.len());
+        // (first packet's monotonic ns, record): records leave in the order
+        // their first packets were seen, finer than the milliseconds they
+        // carry (a DNS query comes before its response).
+        let mut records: Vec<(u64, FlowRecord)> = Vec::with_capacity(groups.len());
         for (identity, mut crossings) in groups {
             // Path order: the interface that saw the flow first comes first.
             crossings.sort_by_key(|(c, m)| (m.start_mono_ns, c.if_index, c.direction));
@@ -119,7 +122,7 @@ impl FlowMerger {
             if let Some(x) = extras.remove(&identity.key) {
                 apply(&mut record, &x, &ctx.names);
             }
-            records.push(record);
+            records.push((crossings[0].1.start_mono_ns, record));
         }
         for (identity, x) in extras {
             let at = x.last_mono_ns();
@@ -136,13 +139,13 @@ impl FlowMerger {
             record.time_flow_start_ms = ctx.clock.wall_ms(at);
             record.time_flow_end_ms = ctx.clock.wall_ms(at);
             apply(&mut record, &x, &ctx.names);
-            records.push(record);
+            records.push((at, record));
         }
         let period = self.period;
         self.primaries
             .retain(|_, p| period - p.last_counted_period <= PRIMARY_IDLE_PERIODS);
-        records.sort_by_key(|r| (r.time_flow_start_ms, r.time_flow_end_ms));
-        records
+        records.sort_by_key(|(first_ns, _)| *first_ns);
+        records.into_iter().map(|(_, record)| record).collect()
     }
 
     /// The crossing whose counters this period's record reports, or None when

@@ -119,6 +119,9 @@ fn initiator(flow: &FlowRecord) -> (Endpoint, Endpoint, bool) {
     match opened_by_sender(flow) {
         Some(true) => (src, dst, true),
         Some(false) => (dst, src, true),
+        // A well-known service port (< 1024) against an ephemeral one: the
+        // service is B, as for a DNS query and its response.
+        None if flow.src_port < 1024 && flow.dst_port >= 1024 => (dst, src, false),
         None => (src, dst, false),
     }
 }

@@ -231,6 +231,20 @@ mod tests {
     }
 
     #[test]
+    fn a_dns_response_seen_first_still_makes_the_client_a() {
+        let mut t = tracker(LogTypes::Conversations);
+        let mut response = flow(false, 120, 1, 0, 0);
+        response.proto = 17;
+        response.src_port = 53;
+        response.dst_port = 40000;
+        let out = t.on_flow(&response, 0);
+        assert_eq!(
+            (out[0]["SrcAddr"].as_str(), out[0]["DstPort"].as_u64()),
+            (Some("198.18.0.1"), Some(53))
+        );
+    }
+
+    #[test]
     fn rst_ends_it_as_refused_or_reset() {
         let mut t = tracker(LogTypes::EndedConversations);
         t.on_flow(&flow(true, 74, 1, SYN, 1_000), 1_000);
