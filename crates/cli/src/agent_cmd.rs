@@ -21,7 +21,7 @@ pub struct AgentArgs {
 }
 
 pub fn run(args: AgentArgs) -> Result<()> {
-    let (settings, _) = args.capture.resolve()?;
+    let (settings, _) = args.capture.resolve(false)?;
     let format = args.output.unwrap_or_else(OutputFormat::default_for_stdout);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

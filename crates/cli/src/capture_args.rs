@@ -50,8 +50,12 @@ pub fn duration_arg(text: &str) -> Result<Duration, String> {
 
 impl CaptureArgs {
     /// The file (if any) and the settings it and the flags give; warnings
-    /// about the config are logged here, once.
-    pub fn resolve(self) -> Result<(AgentSettings, Option<FlowCollectorFile>)> {
+    /// about the config are logged here, once. `uses_processor`: the
+    /// command reads `spec.processor` itself (it is not unused then).
+    pub fn resolve(
+        self,
+        uses_processor: bool,
+    ) -> Result<(AgentSettings, Option<FlowCollectorFile>)> {
         let args = self;
         let file = args.config.as_deref().map(load_config_file).transpose()?;
         let overrides = AgentOverrides {
@@ -67,6 +71,9 @@ impl CaptureArgs {
         };
         let settings = AgentSettings::resolve(file.as_ref(), &overrides)?;
         for warning in &settings.warnings {
+            if uses_processor && warning.starts_with("spec.processor ") {
+                continue;
+            }
             tracing::warn!("{warning}");
         }
         Ok((settings, file))

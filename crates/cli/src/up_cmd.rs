@@ -280,7 +280,7 @@ fn now_ms() -> i64 {
 }
 
 pub fn run(args: UpArgs) -> Result<()> {
-    let (settings, file) = args.capture.resolve()?;
+    let (settings, file) = args.capture.resolve(true)?;
     let log_types = match args.log_types {
         Some(t) => t,
         None => file_log_types(file.as_ref())?.unwrap_or(LogTypes::Flows),
