@@ -1,5 +1,5 @@
-//! Benchmark traffic: small UDP datagrams to `--flows` destination ports in
-//! turn, for `--seconds`. Used by bench/agent-overhead.sh.
+//! Benchmark traffic: small UDP datagrams to `FLOWS` distinct flows in
+//! turn (source socket and destination port), for SECONDS. Used by bench/agent-overhead.sh.
 //!
 //!     udp_flood DST_IP FLOWS SECONDS [PAYLOAD_BYTES]
 
@@ -21,13 +21,19 @@ fn main() {
             .map(|p| p.parse().expect("PAYLOAD_BYTES"))
             .unwrap_or(18)
     ];
-    let sock = UdpSocket::bind("0.0.0.0:0").expect("bind");
+    // Destination ports 10000..65000 per source socket; more sockets (source
+    // ports) when there are more flows than that.
+    const PORTS: u32 = 55_000;
+    let sockets: Vec<UdpSocket> = (0..flows.div_ceil(PORTS).max(1))
+        .map(|_| UdpSocket::bind("0.0.0.0:0").expect("bind"))
+        .collect();
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let (mut sent, mut port) = (0u64, 0u32);
+    let (mut sent, mut flow) = (0u64, 0u32);
     while Instant::now() < deadline {
         for _ in 0..1024 {
-            let dport = 10_000 + (port % flows) as u16 % 55_000;
-            port = port.wrapping_add(1);
+            let sock = &sockets[(flow / PORTS) as usize];
+            let dport = 10_000 + (flow % PORTS) as u16;
+            flow = (flow + 1) % flows.max(1);
             if sock.send_to(&payload, (dst, dport)).is_ok() {
                 sent += 1;
             }
