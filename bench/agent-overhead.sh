@@ -29,7 +29,9 @@ BIN=target/release
 FLOOD=$BIN/examples/udp_flood
 EMPTY=$BIN/examples/attach_empty
 
+AGENT_LOG=$(mktemp)
 cleanup() {
+    rm -f "$AGENT_LOG"
     pkill -f "$EMPTY $IF" 2>/dev/null || true
     pkill -f "flowlens agent --interfaces $IF" 2>/dev/null || true
     ip netns del $NS 2>/dev/null || true
@@ -54,9 +56,9 @@ cost_of() {
 }
 
 start_agent() {
-    $BIN/flowlens agent --interfaces $IF --output json "$@" >/dev/null 2>/tmp/flbench-agent.log &
+    $BIN/flowlens agent --interfaces $IF --output json "$@" >/dev/null 2>"$AGENT_LOG" &
     AGENT=$!
-    for _ in $(seq 100); do grep -q "attached interface=$IF" /tmp/flbench-agent.log && return; sleep 0.1; done
+    for _ in $(seq 100); do grep -q "attached interface=$IF" "$AGENT_LOG" && return; sleep 0.1; done
     echo "agent did not attach" >&2; exit 1
 }
 
