@@ -2,9 +2,11 @@
 //! describes its fields. JSON names follow netobserv so that tools written for
 //! netobserv read flowlens records unchanged.
 
+pub mod endpoint;
 pub mod record;
 pub mod schema;
 pub mod tcp_flags;
 
+pub use endpoint::{EndpointLabels, Side};
 pub use record::{FlowRecord, NetworkEvent};
 pub use schema::{FIELDS, FieldSpec, FieldType};

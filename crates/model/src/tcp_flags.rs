@@ -1,19 +1,31 @@
 //! TCP flag bits as netobserv encodes them in `Flags`: the eight header bits
 //! plus three synthetic per-packet combinations.
 
+pub const FIN: u32 = 0x01;
+pub const SYN: u32 = 0x02;
+pub const RST: u32 = 0x04;
+pub const PSH: u32 = 0x08;
+pub const ACK: u32 = 0x10;
+pub const URG: u32 = 0x20;
+pub const ECE: u32 = 0x40;
+pub const CWR: u32 = 0x80;
+pub const SYN_ACK: u32 = 0x100;
+pub const FIN_ACK: u32 = 0x200;
+pub const RST_ACK: u32 = 0x400;
+
 /// (bit, name) in the order users read them.
 pub const TCP_FLAG_NAMES: [(u32, &str); 11] = [
-    (0x01, "FIN"),
-    (0x02, "SYN"),
-    (0x04, "RST"),
-    (0x08, "PSH"),
-    (0x10, "ACK"),
-    (0x20, "URG"),
-    (0x40, "ECE"),
-    (0x80, "CWR"),
-    (0x100, "SYN_ACK"),
-    (0x200, "FIN_ACK"),
-    (0x400, "RST_ACK"),
+    (FIN, "FIN"),
+    (SYN, "SYN"),
+    (RST, "RST"),
+    (PSH, "PSH"),
+    (ACK, "ACK"),
+    (URG, "URG"),
+    (ECE, "ECE"),
+    (CWR, "CWR"),
+    (SYN_ACK, "SYN_ACK"),
+    (FIN_ACK, "FIN_ACK"),
+    (RST_ACK, "RST_ACK"),
 ];
 
 /// The names of the flags set in `flags`, e.g. `["SYN", "ACK", "SYN_ACK"]`.

@@ -1,13 +1,29 @@
 //! The order-independent identity of a conversation: both directions of a
 //! 5-tuple give the same key.
 
-use flowlens_model::FlowRecord;
+use flowlens_model::{FlowRecord, Side};
 
 /// One side of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Endpoint {
     pub addr: String,
     pub port: u16,
+}
+
+impl Endpoint {
+    /// The source or destination of a flow.
+    pub fn of(flow: &FlowRecord, side: Side) -> Endpoint {
+        match side {
+            Side::Src => Endpoint {
+                addr: flow.src_addr.clone(),
+                port: flow.src_port,
+            },
+            Side::Dst => Endpoint {
+                addr: flow.dst_addr.clone(),
+                port: flow.dst_port,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -21,14 +37,7 @@ pub struct ConversationKey {
 impl ConversationKey {
     /// The key of a flow, and whether the flow goes from `low` to `high`.
     pub fn of(flow: &FlowRecord) -> (ConversationKey, bool) {
-        let src = Endpoint {
-            addr: flow.src_addr.clone(),
-            port: flow.src_port,
-        };
-        let dst = Endpoint {
-            addr: flow.dst_addr.clone(),
-            port: flow.dst_port,
-        };
+        let (src, dst) = (Endpoint::of(flow, Side::Src), Endpoint::of(flow, Side::Dst));
         let forward = src <= dst;
         let (low, high) = if forward { (src, dst) } else { (dst, src) };
         (

@@ -1,65 +1,25 @@
 //! One conversation's running totals, and the record it renders.
 
 use super::key::Endpoint;
-use flowlens_model::FlowRecord;
+use flowlens_model::tcp_flags::{
+    FIN as TCP_FIN, RST as TCP_RST, SYN as TCP_SYN, SYN_ACK as TCP_SYN_ACK,
+};
+use flowlens_model::{EndpointLabels, FlowRecord, Side};
 use serde_json::{Map, Value, json};
 
-const TCP_FIN: u32 = 0x01;
-const TCP_SYN: u32 = 0x02;
-const TCP_RST: u32 = 0x04;
-const TCP_SYN_ACK: u32 = 0x100;
-
-/// What enrichment said of one side.
-#[derive(Debug, Clone, Default)]
-struct Side {
-    host_name: Option<String>,
-    namespace: Option<String>,
-    name: Option<String>,
-    kind: Option<String>,
-    subnet: Option<String>,
-}
-
-impl Side {
-    fn of_src(f: &FlowRecord) -> Side {
-        Side {
-            host_name: f.src_k8s_host_name.clone(),
-            namespace: f.src_k8s_namespace.clone(),
-            name: f.src_k8s_name.clone(),
-            kind: f.src_k8s_type.clone(),
-            subnet: f.src_subnet_label.clone(),
-        }
-    }
-
-    fn of_dst(f: &FlowRecord) -> Side {
-        Side {
-            host_name: f.dst_k8s_host_name.clone(),
-            namespace: f.dst_k8s_namespace.clone(),
-            name: f.dst_k8s_name.clone(),
-            kind: f.dst_k8s_type.clone(),
-            subnet: f.dst_subnet_label.clone(),
-        }
-    }
-
-    fn put(&self, prefix: &str, r: &mut Map<String, Value>) {
-        let fields = [
-            ("K8S_HostName", &self.host_name),
-            ("K8S_Namespace", &self.namespace),
-            ("K8S_Name", &self.name),
-            ("K8S_Type", &self.kind),
-            ("SubnetLabel", &self.subnet),
-        ];
-        for (name, value) in fields {
-            if let Some(v) = value {
-                r.insert(format!("{prefix}{name}"), json!(v));
-            }
+/// Writes one side's enrichment into a conversation record.
+fn put_side(labels: &EndpointLabels, side: Side, r: &mut Map<String, Value>) {
+    for (name, value) in labels.fields() {
+        if let Some(v) = value {
+            r.insert(format!("{}{name}", side.prefix()), json!(v));
         }
     }
 }
 
 pub struct Conversation {
     pub hash_id: String,
-    side_a: Side,
-    side_b: Side,
+    side_a: EndpointLabels,
+    side_b: EndpointLabels,
     /// The initiator (A) and the responder (B).
     pub a: Endpoint,
     pub b: Endpoint,
@@ -108,14 +68,7 @@ fn opened_by_sender(flow: &FlowRecord) -> Option<bool> {
 /// Who started a conversation seen first through `flow`: the sender of a
 /// SYN, the receiver of a SYN-ACK, else (until a flow tells) its sender.
 fn initiator(flow: &FlowRecord) -> (Endpoint, Endpoint, bool) {
-    let src = Endpoint {
-        addr: flow.src_addr.clone(),
-        port: flow.src_port,
-    };
-    let dst = Endpoint {
-        addr: flow.dst_addr.clone(),
-        port: flow.dst_port,
-    };
+    let (src, dst) = (Endpoint::of(flow, Side::Src), Endpoint::of(flow, Side::Dst));
     match opened_by_sender(flow) {
         Some(true) => (src, dst, true),
         Some(false) => (dst, src, true),
@@ -131,8 +84,8 @@ impl Conversation {
         let (a, b, initiator_known) = initiator(flow);
         Conversation {
             hash_id,
-            side_a: Side::default(),
-            side_b: Side::default(),
+            side_a: EndpointLabels::default(),
+            side_b: EndpointLabels::default(),
             a,
             b,
             initiator_known,
@@ -167,7 +120,7 @@ impl Conversation {
 
     /// Adds a flow of this conversation.
     pub fn add(&mut self, flow: &FlowRecord) {
-        let mut ab = flow.src_addr == self.a.addr && flow.src_port == self.a.port;
+        let mut ab = Endpoint::of(flow, Side::Src) == self.a;
         if !self.initiator_known
             && let Some(sender_opened) = opened_by_sender(flow)
         {
@@ -177,7 +130,7 @@ impl Conversation {
                 ab = !ab;
             }
         }
-        let (from, to) = (Side::of_src(flow), Side::of_dst(flow));
+        let (from, to) = (flow.endpoint(Side::Src), flow.endpoint(Side::Dst));
         if ab {
             (self.side_a, self.side_b) = (from, to);
         } else {
@@ -282,8 +235,8 @@ impl Conversation {
         r.insert("DstAddr".into(), json!(self.b.addr));
         r.insert("DstPort".into(), json!(self.b.port));
         r.insert("Proto".into(), json!(self.proto));
-        self.side_a.put("Src", &mut r);
-        self.side_b.put("Dst", &mut r);
+        put_side(&self.side_a, Side::Src, &mut r);
+        put_side(&self.side_b, Side::Dst, &mut r);
         r.insert("Bytes_AB".into(), json!(self.bytes_ab));
         r.insert("Bytes_BA".into(), json!(self.bytes_ba));
         r.insert("Packets_AB".into(), json!(self.packets_ab));

@@ -137,11 +137,7 @@ mod tests {
     use super::*;
     use crate::conversations::{LogTypes, Timeouts};
 
-    const SYN: u32 = 0x02;
-    const ACK: u32 = 0x10;
-    const FIN: u32 = 0x01;
-    const RST: u32 = 0x04;
-    const SYN_ACK: u32 = 0x100;
+    use flowlens_model::tcp_flags::{ACK, FIN, RST, RST_ACK, SYN, SYN_ACK};
 
     fn flow(from_client: bool, bytes: u64, packets: u64, flags: u32, at: i64) -> FlowRecord {
         let (c, s) = (("198.18.0.1", 40000), ("198.18.0.2", 80));
@@ -219,7 +215,7 @@ mod tests {
     #[test]
     fn a_refusal_seen_before_its_syn_still_names_the_client_a() {
         let mut t = tracker(LogTypes::EndedConversations);
-        t.on_flow(&flow(false, 54, 1, RST | ACK | 0x400, 1_000), 1_000);
+        t.on_flow(&flow(false, 54, 1, RST | ACK | RST_ACK, 1_000), 1_000);
         t.on_flow(&flow(true, 74, 1, SYN, 1_000), 1_000);
         let end = &t.tick(7_000)[0];
         assert_eq!(end["SrcAddr"], "198.18.0.1");
@@ -248,7 +244,7 @@ mod tests {
     fn rst_ends_it_as_refused_or_reset() {
         let mut t = tracker(LogTypes::EndedConversations);
         t.on_flow(&flow(true, 74, 1, SYN, 1_000), 1_000);
-        t.on_flow(&flow(false, 54, 1, RST | ACK | 0x400, 1_000), 1_000);
+        t.on_flow(&flow(false, 54, 1, RST | ACK | RST_ACK, 1_000), 1_000);
         let refused = t.tick(7_000);
         assert_eq!(refused.len(), 1);
         assert_eq!(refused[0]["CloseCause"], "refused");

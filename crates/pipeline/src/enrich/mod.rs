@@ -7,7 +7,7 @@ mod subnets;
 
 pub use subnets::{SubnetError, SubnetLabels};
 
-use flowlens_model::FlowRecord;
+use flowlens_model::{EndpointLabels, FlowRecord, Side};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -34,37 +34,29 @@ pub struct HostEnricher {
     pub subnets: SubnetLabels,
 }
 
-struct EndpointFields {
-    host_name: Option<String>,
-    namespace: Option<String>,
-    name: Option<String>,
-    kind: Option<String>,
-    subnet: Option<String>,
-}
-
 impl HostEnricher {
-    fn endpoint(&self, addr: &str) -> (bool, EndpointFields) {
+    fn endpoint(&self, addr: &str) -> (bool, EndpointLabels) {
         let ip: Option<IpAddr> = addr.parse().ok();
         let owner = ip.and_then(|ip| self.inventory.owners.get(&ip));
         let subnet = ip
             .and_then(|ip| self.subnets.label_of(ip))
             .map(str::to_string);
         let fields = match owner {
-            None => EndpointFields {
+            None => EndpointLabels {
                 host_name: None,
                 namespace: None,
                 name: None,
                 kind: None,
                 subnet,
             },
-            Some(None) => EndpointFields {
+            Some(None) => EndpointLabels {
                 host_name: Some(self.inventory.host_name.clone()),
                 namespace: None,
                 name: Some(self.inventory.host_name.clone()),
                 kind: Some("Node".into()),
                 subnet,
             },
-            Some(Some(netns)) => EndpointFields {
+            Some(Some(netns)) => EndpointLabels {
                 host_name: Some(self.inventory.host_name.clone()),
                 namespace: Some(netns.clone()),
                 name: Some(netns.clone()),
@@ -80,16 +72,8 @@ impl Enricher for HostEnricher {
     fn enrich(&self, r: &mut FlowRecord) {
         let (src_local, src) = self.endpoint(&r.src_addr);
         let (dst_local, dst) = self.endpoint(&r.dst_addr);
-        r.src_k8s_host_name = src.host_name;
-        r.src_k8s_namespace = src.namespace;
-        r.src_k8s_name = src.name;
-        r.src_k8s_type = src.kind;
-        r.src_subnet_label = src.subnet;
-        r.dst_k8s_host_name = dst.host_name;
-        r.dst_k8s_namespace = dst.namespace;
-        r.dst_k8s_name = dst.name;
-        r.dst_k8s_type = dst.kind;
-        r.dst_subnet_label = dst.subnet;
+        r.set_endpoint(Side::Src, src);
+        r.set_endpoint(Side::Dst, dst);
         r.flow_direction = match (src_local, dst_local) {
             (true, true) => Some(2),
             (true, false) => Some(1),

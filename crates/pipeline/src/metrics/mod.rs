@@ -4,7 +4,7 @@
 //! metric's series count is capped (what the cap refuses is counted), and
 //! series of endpoints that went quiet expire.
 
-use flowlens_model::FlowRecord;
+use flowlens_model::{FlowRecord, Side};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
@@ -157,37 +157,28 @@ pub struct FlowMetrics {
 }
 
 fn endpoint_labels(scope: Scope, r: &FlowRecord, with_source: bool) -> Labels {
-    let mut labels: Labels = Vec::new();
-    let mut put = |name: &str, value: &Option<String>| {
-        labels.push((name.to_string(), value.clone().unwrap_or_default()));
-    };
-    let sides: &[(&str, bool)] = if with_source {
-        &[("Src", true), ("Dst", false)]
+    let sides: &[Side] = if with_source {
+        &[Side::Src, Side::Dst]
     } else {
-        &[("Dst", false)]
+        &[Side::Dst]
     };
-    for (prefix, src) in sides {
-        let pick =
-            |s: &Option<String>, d: &Option<String>| if *src { s.clone() } else { d.clone() };
+    let mut labels: Labels = Vec::new();
+    for &side in sides {
+        let e = r.endpoint(side);
+        let mut put = |name: &str, value: &Option<String>| {
+            labels.push((
+                format!("{}{name}", side.prefix()),
+                value.clone().unwrap_or_default(),
+            ));
+        };
         match scope {
-            Scope::Node => put(
-                &format!("{prefix}K8S_HostName"),
-                &pick(&r.src_k8s_host_name, &r.dst_k8s_host_name),
-            ),
-            Scope::Namespace => put(
-                &format!("{prefix}K8S_Namespace"),
-                &pick(&r.src_k8s_namespace, &r.dst_k8s_namespace),
-            ),
+            Scope::Node => put("K8S_HostName", &e.host_name),
+            Scope::Namespace => put("K8S_Namespace", &e.namespace),
             Scope::Workload => {
-                put(
-                    &format!("{prefix}K8S_Namespace"),
-                    &pick(&r.src_k8s_namespace, &r.dst_k8s_namespace),
-                );
-                let name = pick(&r.src_k8s_name, &r.dst_k8s_name);
-                let kind = pick(&r.src_k8s_type, &r.dst_k8s_type);
-                put(&format!("{prefix}K8S_OwnerName"), &name);
-                put(&format!("{prefix}K8S_OwnerType"), &kind);
-                put(&format!("{prefix}K8S_Type"), &kind);
+                put("K8S_Namespace", &e.namespace);
+                put("K8S_OwnerName", &e.name);
+                put("K8S_OwnerType", &e.kind);
+                put("K8S_Type", &e.kind);
             }
         }
     }
