@@ -20,11 +20,41 @@ impl OutputFormat {
     }
 }
 
+/// Standard output that stops quietly once it is closed (e.g. piped to
+/// `head`); other write errors are logged once.
+#[derive(Default)]
+struct Stdout {
+    closed: bool,
+}
+
+impl Stdout {
+    fn write(&mut self, f: impl FnOnce(&mut std::io::StdoutLock<'static>) -> std::io::Result<()>) {
+        if self.closed {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = f(&mut out).and_then(|()| out.flush()) {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                tracing::error!("writing records: {e}");
+            }
+            self.closed = true;
+        }
+    }
+}
+
+fn json_lines<T: serde::Serialize>(out: &mut impl Write, records: &[T]) -> std::io::Result<()> {
+    for record in records {
+        serde_json::to_writer(&mut *out, record)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Flow records as JSON lines or a table.
 pub struct RecordWriter {
     format: OutputFormat,
     header_written: bool,
-    /// Set when stdout is closed (e.g. piped to `head`): stop writing quietly.
-    closed: bool,
+    stdout: Stdout,
 }
 
 impl RecordWriter {
@@ -32,39 +62,25 @@ impl RecordWriter {
         RecordWriter {
             format,
             header_written: false,
-            closed: false,
+            stdout: Stdout::default(),
         }
     }
 
     pub fn write(&mut self, records: &[FlowRecord]) {
-        if self.closed {
-            return;
-        }
-        let mut out = std::io::stdout().lock();
-        let result = (|| -> std::io::Result<()> {
-            for record in records {
-                match self.format {
-                    OutputFormat::Json => {
-                        serde_json::to_writer(&mut out, record)?;
-                        out.write_all(b"\n")?;
+        let (format, header_written) = (self.format, &mut self.header_written);
+        self.stdout.write(|out| match format {
+            OutputFormat::Json => json_lines(out, records),
+            OutputFormat::Table => {
+                for record in records {
+                    if !*header_written {
+                        writeln!(out, "{}", table_header())?;
+                        *header_written = true;
                     }
-                    OutputFormat::Table => {
-                        if !self.header_written {
-                            writeln!(out, "{}", table_header())?;
-                            self.header_written = true;
-                        }
-                        writeln!(out, "{}", table_row(record))?;
-                    }
+                    writeln!(out, "{}", table_row(record))?;
                 }
+                Ok(())
             }
-            out.flush()
-        })();
-        if let Err(e) = result {
-            if e.kind() != std::io::ErrorKind::BrokenPipe {
-                tracing::error!("writing records: {e}");
-            }
-            self.closed = true;
-        }
+        });
     }
 }
 
@@ -156,27 +172,13 @@ fn table_row(r: &FlowRecord) -> String {
 /// JSON lines of already-built records (conversation records, flow logs).
 #[derive(Default)]
 pub struct JsonLineWriter {
-    closed: bool,
+    stdout: Stdout,
 }
 
 impl JsonLineWriter {
     pub fn write(&mut self, records: &[serde_json::Value]) {
-        if self.closed || records.is_empty() {
-            return;
-        }
-        let mut out = std::io::stdout().lock();
-        let result = (|| -> std::io::Result<()> {
-            for record in records {
-                serde_json::to_writer(&mut out, record)?;
-                out.write_all(b"\n")?;
-            }
-            out.flush()
-        })();
-        if let Err(e) = result {
-            if e.kind() != std::io::ErrorKind::BrokenPipe {
-                tracing::error!("writing records: {e}");
-            }
-            self.closed = true;
+        if !records.is_empty() {
+            self.stdout.write(|out| json_lines(out, records));
         }
     }
 }

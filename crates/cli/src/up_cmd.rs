@@ -10,8 +10,8 @@ use crate::shutdown::shutdown_signal;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use flowlens_agent::FlowAgent;
-use flowlens_agent::config::FlowCollectorFile;
 use flowlens_agent::config::parse_duration;
+use flowlens_agent::config::{ConfigValue, FlowCollectorFile};
 use flowlens_pipeline::conversations::{ConversationTracker, LogTypes, Timeouts, TrackerConfig};
 use flowlens_pipeline::enrich::{Enricher, HostEnricher, HostInventory, SubnetLabels};
 use flowlens_pipeline::metrics::{DEFAULT_INCLUDE_LIST, FlowMetrics};
@@ -80,13 +80,18 @@ fn millis(d: Duration) -> i64 {
     d.as_millis().min(i64::MAX as u128) as i64
 }
 
+/// The value at `path` under `spec.processor` of the config file, if any.
+fn processor_value<'a>(
+    file: Option<&'a FlowCollectorFile>,
+    path: &[&str],
+) -> Option<&'a ConfigValue> {
+    path.iter()
+        .try_fold(file?.spec.processor.as_ref()?, |value, key| value.get(key))
+}
+
 /// A duration under `spec.processor.advanced`, in netobserv's Go syntax.
 fn advanced_duration(file: Option<&FlowCollectorFile>, key: &str) -> Result<Option<Duration>> {
-    let Some(value) = file
-        .and_then(|f| f.spec.processor.as_ref())
-        .and_then(|p| p.get("advanced"))
-        .and_then(|a| a.get(key))
-    else {
+    let Some(value) = processor_value(file, &["advanced", key]) else {
         return Ok(None);
     };
     let text = value.as_str().with_context(|| {
@@ -182,10 +187,7 @@ fn include_list(
     if let Some(list) = flag {
         return Ok(list);
     }
-    let from_file = file
-        .and_then(|f| f.spec.processor.as_ref())
-        .and_then(|p| p.get("metrics"))
-        .and_then(|m| m.get("includeList"));
+    let from_file = processor_value(file, &["metrics", "includeList"]);
     match from_file {
         Some(list) => list
             .as_sequence()
@@ -207,10 +209,7 @@ const INVENTORY_REFRESH: Duration = Duration::from_secs(5);
 /// Subnet labels from `spec.processor.subnetLabels.customLabels` and the flags.
 fn subnet_labels(file: Option<&FlowCollectorFile>, flags: &[String]) -> Result<SubnetLabels> {
     let mut labels: Vec<(String, Vec<String>)> = Vec::new();
-    let custom = file
-        .and_then(|f| f.spec.processor.as_ref())
-        .and_then(|p| p.get("subnetLabels"))
-        .and_then(|s| s.get("customLabels"));
+    let custom = processor_value(file, &["subnetLabels", "customLabels"]);
     if let Some(custom) = custom {
         let list = custom
             .as_sequence()
@@ -258,10 +257,7 @@ fn scan_inventory() -> HostInventory {
 
 /// `spec.processor.logTypes` of a FlowCollector file, if it says one.
 fn file_log_types(file: Option<&FlowCollectorFile>) -> Result<Option<LogTypes>> {
-    let Some(value) = file
-        .and_then(|f| f.spec.processor.as_ref())
-        .and_then(|p| p.get("logTypes"))
-    else {
+    let Some(value) = processor_value(file, &["logTypes"]) else {
         return Ok(None);
     };
     let text = value

@@ -39,6 +39,9 @@ impl ConfigError {
     }
 }
 
+/// A section of the file kept as YAML (read by the command that uses it).
+pub type ConfigValue = serde_yaml_ng::Value;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FlowCollectorFile {

@@ -8,7 +8,7 @@ pub mod interface_selector;
 
 pub use duration::parse_duration;
 pub use features::Feature;
-pub use file::{ConfigError, FlowCollectorFile, load_config_file, parse_config};
+pub use file::{ConfigError, ConfigValue, FlowCollectorFile, load_config_file, parse_config};
 pub use interface_selector::InterfaceSelector;
 
 use std::time::Duration;
