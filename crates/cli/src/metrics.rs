@@ -68,99 +68,113 @@ impl Collector for MetricsSources {
                 }
             }
         }
-        let (c, tracked) = match self.tracker.lock() {
-            Ok(t) => (t.counters.clone(), t.tracked()),
-            Err(_) => return Ok(()),
-        };
-        let prefix = "flowlens_conversations";
-        counter(
-            &mut encoder,
-            &format!("{prefix}_flows_received"),
-            "flows the conversation tracker received",
-            c.flows_received,
-        )?;
-        counter(
-            &mut encoder,
-            &format!("{prefix}_records_sent"),
-            "records the conversation tracker sent",
-            c.records_sent,
-        )?;
-        counter(
-            &mut encoder,
-            &format!("{prefix}_started"),
-            "conversations started",
-            c.conversations_started,
-        )?;
-        counter(
-            &mut encoder,
-            &format!("{prefix}_ended"),
-            "conversations ended",
-            c.conversations_ended,
-        )?;
-        counter(
-            &mut encoder,
-            &format!("{prefix}_dropped"),
-            "conversations not tracked because maxConnectionsTracked was reached",
-            c.conversations_dropped,
-        )?;
-        gauge(
-            &mut encoder,
-            &format!("{prefix}_tracked"),
-            "conversations tracked now",
-            tracked as i64,
-        )?;
-        let m = self
-            .flow_metrics
-            .lock()
-            .map(|m| m.counters.clone())
-            .unwrap_or_default();
-        counter(
-            &mut encoder,
-            "flowlens_metrics_flows_received",
-            "flows the metrics stage received",
-            m.flows_received,
-        )?;
-        counter(
-            &mut encoder,
-            "flowlens_metrics_series_dropped",
-            "metric updates refused because the metric had its maximum of series",
-            m.series_dropped,
-        )?;
-        counter(
-            &mut encoder,
-            "flowlens_metrics_series_expired",
-            "metric series removed after their endpoint went quiet",
-            m.series_expired,
-        )
+        for (section, readings) in self.pipeline_readings() {
+            for r in readings {
+                let name = format!("flowlens_{section}_{}", r.name);
+                if r.gauge {
+                    gauge(&mut encoder, &name, r.help, r.value as i64)?;
+                } else {
+                    counter(&mut encoder, &name, r.help, r.value)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One counter (or gauge) of a pipeline stage.
+struct Reading {
+    name: &'static str,
+    help: &'static str,
+    value: u64,
+    gauge: bool,
+}
+
+const fn reading(name: &'static str, help: &'static str, value: u64) -> Reading {
+    Reading {
+        name,
+        help,
+        value,
+        gauge: false,
+    }
+}
+
+impl MetricsSources {
+    /// The pipeline stages' counters, by stage: the one list /metrics and
+    /// /status both show.
+    fn pipeline_readings(&self) -> Vec<(&'static str, Vec<Reading>)> {
+        let mut out = Vec::new();
+        if let Ok(t) = self.tracker.lock() {
+            let c = &t.counters;
+            out.push((
+                "conversations",
+                vec![
+                    reading(
+                        "flows_received",
+                        "flows the conversation tracker received",
+                        c.flows_received,
+                    ),
+                    reading(
+                        "records_sent",
+                        "records the conversation tracker sent",
+                        c.records_sent,
+                    ),
+                    reading("started", "conversations started", c.conversations_started),
+                    reading("ended", "conversations ended", c.conversations_ended),
+                    reading(
+                        "dropped",
+                        "conversations not tracked because maxConnectionsTracked was reached",
+                        c.conversations_dropped,
+                    ),
+                    Reading {
+                        gauge: true,
+                        ..reading("tracked", "conversations tracked now", t.tracked() as u64)
+                    },
+                ],
+            ));
+        }
+        if let Ok(m) = self.flow_metrics.lock() {
+            let c = &m.counters;
+            out.push((
+                "metrics",
+                vec![
+                    reading(
+                        "flows_received",
+                        "flows the metrics stage received",
+                        c.flows_received,
+                    ),
+                    reading(
+                        "series_dropped",
+                        "metric updates refused because the metric had its maximum of series",
+                        c.series_dropped,
+                    ),
+                    reading(
+                        "series_expired",
+                        "metric series removed after their endpoint went quiet",
+                        c.series_expired,
+                    ),
+                ],
+            ));
+        }
+        out
     }
 }
 
 /// The counters as one JSON document, for `flowlens status`.
 pub fn status_json(sources: &MetricsSources) -> serde_json::Value {
     let agent = sources.agent.lock().map(|s| s.clone()).unwrap_or_default();
-    let tracker = sources.tracker.lock();
-    let conversations = match &tracker {
-        Ok(t) => serde_json::json!({
-            "flows_received": t.counters.flows_received,
-            "records_sent": t.counters.records_sent,
-            "started": t.counters.conversations_started,
-            "ended": t.counters.conversations_ended,
-            "dropped": t.counters.conversations_dropped,
-            "tracked": t.tracked(),
-        }),
-        Err(_) => serde_json::Value::Null,
-    };
-    let metrics = sources
-        .flow_metrics
-        .lock()
-        .map(|m| m.counters.clone())
-        .unwrap_or_default();
-    let metrics = serde_json::json!({
-        "flows_received": metrics.flows_received,
-        "series_dropped": metrics.series_dropped,
-        "series_expired": metrics.series_expired,
-    });
-    serde_json::json!({ "agent": agent, "conversations": conversations, "metrics": metrics })
+    let mut doc = serde_json::Map::new();
+    doc.insert(
+        "agent".into(),
+        serde_json::to_value(agent).unwrap_or_default(),
+    );
+    for (section, readings) in sources.pipeline_readings() {
+        let values = readings
+            .iter()
+            .map(|r| (r.name.to_string(), serde_json::json!(r.value)));
+        doc.insert(section.into(), serde_json::Value::Object(values.collect()));
+    }
+    serde_json::Value::Object(doc)
 }
 
 struct HttpState {
