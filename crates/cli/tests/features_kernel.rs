@@ -4,7 +4,7 @@
 mod lab;
 
 use flowlens_model::FlowRecord;
-use lab::{Agent, AgentRun, Dnsmasq, Lab, sh};
+use lab::{Agent, AgentRun, Dnsmasq, Lab, nft, sh};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::sync::mpsc;
@@ -21,14 +21,6 @@ fn start_agent(lab: &Lab, extra: &[&str]) -> Agent {
 
 fn flows<'a>(run: &'a AgentRun, pred: impl Fn(&FlowRecord) -> bool + 'a) -> Vec<&'a FlowRecord> {
     run.records.iter().filter(|r| pred(r)).collect()
-}
-
-fn nft(netns: &str, script: &str) {
-    let path =
-        std::env::temp_dir().join(format!("flowlens-nft-{}-{netns}.nft", std::process::id()));
-    std::fs::write(&path, script).unwrap();
-    sh(&format!("ip netns exec {netns} nft -f {}", path.display()));
-    std::fs::remove_file(path).ok();
 }
 
 /// Packets counted by the nftables rule commented `comment` in `netns`.

@@ -3,7 +3,7 @@
 
 mod lab;
 
-use lab::{Agent, Dnsmasq, Lab, sh};
+use lab::{Dnsmasq, Lab, nft, sh};
 use std::time::Duration;
 
 fn conversations<'a>(
@@ -22,23 +22,16 @@ fn an_iperf3_transfer_is_one_conversation_matching_the_interface_counters() {
     let lab = Lab::new(2, false);
     let (client, server) = (&lab.hosts[0], &lab.hosts[1]);
     let listen = format!("127.0.0.1:{}", 20000 + std::process::id() % 10000);
-    let ifs = lab.host_ifs().join(",");
-    let agent = Agent::start_up(
+    let agent = lab.start_up(
+        &listen,
         &[
-            "--interfaces",
-            &ifs,
-            "--listen",
-            &listen,
             "--log-types",
             "All",
             "--features",
             "ConnectionTracking,FlowRTT",
             "--subnet-label",
             "lab=198.18.0.0/15,fd00:198:18::/48",
-            "--cache-active-timeout",
-            "500ms",
         ],
-        &lab.host_ifs(),
     );
     let mut iperf = Lab::iperf3_server(server, 5202);
     let c0 = lab.counters(client);
@@ -165,34 +158,29 @@ fn conversations_carry_dns_errors_and_timed_out_connects() {
     let (client, server) = (lab.hosts[0].clone(), lab.hosts[1].clone());
     let _dns = Dnsmasq::start(&server);
     // SYNs to 7701 vanish; the client gives up after one retry (about 3 s).
-    let rules = std::env::temp_dir().join(format!("flowlens-up-{}.nft", std::process::id()));
-    std::fs::write(&rules, "table inet t {\n chain input {\n  type filter hook input priority 0;\n  tcp dport 7701 drop\n }\n}\n").unwrap();
-    sh(&format!(
-        "ip netns exec {} nft -f {}",
-        server.netns,
-        rules.display()
-    ));
-    std::fs::remove_file(&rules).ok();
+    nft(
+        &server.netns,
+        "table inet t {
+ chain input {
+  type filter hook input priority 0;
+  tcp dport 7701 drop
+ }
+}
+",
+    );
     sh(&format!(
         "ip netns exec {} sysctl -qw net.ipv4.tcp_syn_retries=1",
         client.netns
     ));
     let listen = format!("127.0.0.1:{}", 30000 + std::process::id() % 10000);
-    let ifs = lab.host_ifs().join(",");
-    let agent = Agent::start_up(
+    let agent = lab.start_up(
+        &listen,
         &[
-            "--interfaces",
-            &ifs,
-            "--listen",
-            &listen,
             "--log-types",
             "EndedConversations",
             "--features",
             "ConnectionTracking,DNSTracking",
-            "--cache-active-timeout",
-            "500ms",
         ],
-        &lab.host_ifs(),
     );
     let rcode = Lab::in_netns(&client, || {
         let sock = std::net::UdpSocket::bind("198.18.0.1:5601").unwrap();

@@ -42,6 +42,15 @@ pub fn sh(cmd: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Loads an nftables ruleset into a namespace.
+pub fn nft(netns: &str, script: &str) {
+    let path =
+        std::env::temp_dir().join(format!("flowlens-nft-{}-{netns}.nft", std::process::id()));
+    std::fs::write(&path, script).unwrap();
+    sh(&format!("ip netns exec {netns} nft -f {}", path.display()));
+    std::fs::remove_file(path).ok();
+}
+
 static LAB_SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// One namespace of the lab, with its end of a veth pair called `eth0`.
@@ -154,6 +163,22 @@ impl Lab {
         let mut args = vec!["--interfaces", interfaces.as_str()];
         args.extend_from_slice(extra);
         Agent::start(&args, &self.host_ifs())
+    }
+
+    /// Starts `flowlens up` watching this lab's interfaces, its HTTP
+    /// listener on `listen`, with `extra` flags.
+    pub fn start_up(&self, listen: &str, extra: &[&str]) -> Agent {
+        let interfaces = self.host_ifs().join(",");
+        let mut args = vec![
+            "--interfaces",
+            interfaces.as_str(),
+            "--listen",
+            listen,
+            "--cache-active-timeout",
+            "500ms",
+        ];
+        args.extend_from_slice(extra);
+        Agent::start_up(&args, &self.host_ifs())
     }
 
     pub fn host_ifs(&self) -> Vec<String> {
