@@ -123,6 +123,26 @@ fn apply_kernel(record: &mut FlowRecord, k: &FlowExtra, names: &ExtrasNames<'_>)
 mod tests {
     use super::*;
 
+    /// A record of protocol `proto` after `kernel` feature data is applied.
+    fn applied(kernel: FlowExtra, proto: u8, reasons: &HashMap<u64, String>) -> FlowRecord {
+        let mut record = FlowRecord {
+            proto,
+            ..Default::default()
+        };
+        let extras = FlowExtras {
+            kernel: Some(kernel),
+            ..Default::default()
+        };
+        apply(
+            &mut record,
+            &extras,
+            &ExtrasNames {
+                drop_reasons: reasons,
+            },
+        );
+        record
+    }
+
     #[test]
     fn drop_fields_are_named_and_categorised() {
         let reasons: HashMap<u64, String> =
@@ -135,20 +155,7 @@ mod tests {
         };
         k.drop_latest_reason = 12;
         k.drop_latest_state = 2;
-        let mut record = FlowRecord {
-            proto: 6,
-            ..Default::default()
-        };
-        apply(
-            &mut record,
-            &FlowExtras {
-                kernel: Some(k),
-                ..Default::default()
-            },
-            &ExtrasNames {
-                drop_reasons: &reasons,
-            },
-        );
+        let record = applied(k, 6, &reasons);
         assert_eq!(record.pkt_drop_packets, Some(3));
         assert_eq!(
             record.pkt_drop_latest_drop_cause.as_deref(),
@@ -177,18 +184,7 @@ mod tests {
         k.dns_question[..wire.len()].copy_from_slice(wire);
         k.dns_question_len = wire.len() as u8;
         k.dns_latency_ns = 1_234_567;
-        let reasons = HashMap::new();
-        let mut record = FlowRecord::default();
-        apply(
-            &mut record,
-            &FlowExtras {
-                kernel: Some(k),
-                ..Default::default()
-            },
-            &ExtrasNames {
-                drop_reasons: &reasons,
-            },
-        );
+        let record = applied(k, 17, &HashMap::new());
         assert_eq!(record.dns_flags_response_code.as_deref(), Some("NXDomain"));
         assert_eq!(record.dns_name.as_deref(), Some("missing.test"));
         assert_eq!(record.dns_query_type.as_deref(), Some("A"));
