@@ -1,24 +1,7 @@
 //! Decoding what the kernel captured of DNS messages: the question (name and
 //! type, as on the wire) and the response code.
 
-/// Response code names as netobserv prints them (RFC 1035, 2136, 6895).
-pub fn rcode_name(flags: u16) -> String {
-    match flags & 0xf {
-        0 => "NoError".into(),
-        1 => "FormErr".into(),
-        2 => "ServFail".into(),
-        3 => "NXDomain".into(),
-        4 => "NotImp".into(),
-        5 => "Refused".into(),
-        6 => "YXDomain".into(),
-        7 => "YXRRSet".into(),
-        8 => "NXRRSet".into(),
-        9 => "NotAuth".into(),
-        10 => "NotZone".into(),
-        11 => "DSOTYPENI".into(),
-        other => format!("RCODE{other}"),
-    }
-}
+pub use flowlens_model::names::rcode_name;
 
 pub fn qtype_name(qtype: u16) -> String {
     let known = match qtype {

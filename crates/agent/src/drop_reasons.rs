@@ -191,25 +191,7 @@ pub fn drop_category(reason_name: &str, ttl: Option<u8>) -> &'static str {
         .unwrap_or_else(|| fallback_category(short))
 }
 
-/// Linux TCP state names (include/net/tcp_states.h), as netobserv prints them.
-pub fn tcp_state_name(state: u8) -> &'static str {
-    match state {
-        1 => "TCP_ESTABLISHED",
-        2 => "TCP_SYN_SENT",
-        3 => "TCP_SYN_RECV",
-        4 => "TCP_FIN_WAIT1",
-        5 => "TCP_FIN_WAIT2",
-        6 => "TCP_TIME_WAIT",
-        7 => "TCP_CLOSE",
-        8 => "TCP_CLOSE_WAIT",
-        9 => "TCP_LAST_ACK",
-        10 => "TCP_LISTEN",
-        11 => "TCP_CLOSING",
-        12 => "TCP_NEW_SYN_RECV",
-        13 => "TCP_BOUND_INACTIVE",
-        _ => "TCP_INVALID_STATE",
-    }
-}
+pub use flowlens_model::names::tcp_state_name;
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,6 @@
 //! The agent's own counters: what it evicted, and every place a packet or
-//! record could be lost. Printed by `flowlens agent --stats`; the names are
-//! ready to become Prometheus metrics.
+//! record could be lost. Printed by `flowlens agent --stats`, served as
+//! Prometheus metrics and in `flowlens status`.
 
 use serde::Serialize;
 
@@ -50,22 +50,4 @@ pub struct AgentStats {
     pub dns_unanswered: u64,
     /// NFLOG messages lost because a listener fell behind.
     pub nflog_lost: u64,
-}
-
-impl AgentStats {
-    /// One `name value` line per counter, for humans.
-    pub fn to_text(&self) -> String {
-        let value = serde_json::to_value(self).unwrap_or_default();
-        let mut out = String::new();
-        if let Some(map) = value.as_object() {
-            for (name, v) in map {
-                let shown = v
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string());
-                out.push_str(&format!("{name:<28} {shown}\n"));
-            }
-        }
-        out
-    }
 }

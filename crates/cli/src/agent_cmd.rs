@@ -1,20 +1,52 @@
-//! `flowlens agent`: the flow agent in the foreground, records on stdout.
+//! `flowlens agent`: the flow agent in the foreground. Records go to stdout,
+//! or with `--collector` to a `flowlens collector` (or any receiver of
+//! netobserv's pbflow gRPC) in batches.
 
-use crate::capture_args::CaptureArgs;
+use crate::capture_args::{CaptureArgs, duration_arg};
+use crate::metrics::{CounterSection, CounterSources, serve_metrics};
 use crate::output::{OutputFormat, RecordWriter};
 use crate::shutdown::shutdown_signal;
-use anyhow::Result;
+use crate::up_cmd::agent_section;
+use anyhow::{Context, Result};
 use clap::Args;
 use flowlens_agent::FlowAgent;
+use flowlens_wire::exporter::{Exporter, ExporterConfig, ExporterStats};
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct AgentArgs {
     #[command(flatten)]
     capture: CaptureArgs,
-    /// Record format: json (one per line) or table. Default: table on a
-    /// terminal, json otherwise.
+    /// Record format on stdout: json (one per line) or table. Default:
+    /// table on a terminal, json otherwise.
     #[arg(long, value_enum)]
     output: Option<OutputFormat>,
+    /// Send records to this collector (HOST:PORT, gRPC, netobserv's pbflow)
+    /// instead of printing them.
+    #[arg(long, value_name = "ADDR")]
+    collector: Option<String>,
+    /// Records per message to the collector at most.
+    #[arg(long, value_name = "N", default_value_t = 1000, requires = "collector")]
+    collector_batch_size: usize,
+    /// Records kept while the collector is away; newer ones beyond are
+    /// dropped and counted.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 100_000,
+        requires = "collector"
+    )]
+    collector_buffer: usize,
+    /// Longest wait between reconnection attempts (they start at 100ms and
+    /// double).
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg, default_value = "5s", requires = "collector")]
+    collector_max_backoff: Duration,
+    /// Serve the agent's counters on this address (/metrics, /status), for
+    /// Prometheus and `flowlens status`.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
     /// Print the agent's counters to stderr on exit.
     #[arg(long)]
     stats: bool,
@@ -24,18 +56,70 @@ pub fn run(args: AgentArgs) -> Result<()> {
     let (settings, _) = args.capture.resolve(false)?;
     let format = args.output.unwrap_or_else(OutputFormat::default_for_stdout);
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(if args.collector.is_some() { 2 } else { 1 })
         .enable_all()
         .build()?;
-    let stats = runtime.block_on(async move {
+    let (stats, exported) = runtime.block_on(async move {
+        let listener = match args.listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listening on {addr}"))?,
+            ),
+            None => None,
+        };
         let agent = FlowAgent::new(settings)?;
-        let mut writer = RecordWriter::new(format);
-        agent
-            .run(|records| writer.write(records), shutdown_signal())
-            .await
+        let exporter = match &args.collector {
+            Some(collector) => Some(
+                Exporter::start(ExporterConfig {
+                    batch_size: args.collector_batch_size,
+                    buffer_records: args.collector_buffer,
+                    backoff_max: args.collector_max_backoff,
+                    ..ExporterConfig::new(collector)
+                })
+                .map_err(|e| anyhow::anyhow!("--collector: {e}"))?,
+            ),
+            None => None,
+        };
+        if let Some(listener) = listener {
+            let mut sections = vec![agent_section(&agent)];
+            if let Some(e) = &exporter {
+                sections.push(CounterSection::new(
+                    "exporter",
+                    ExporterStats::GAUGES,
+                    e.stats_reader(),
+                ));
+            }
+            let sources = CounterSources::new(sections);
+            tokio::spawn(serve_metrics(listener, Registry::default(), sources));
+        }
+        let stats = match &exporter {
+            Some(exporter) => {
+                agent
+                    .run(|records| exporter.enqueue(records), shutdown_signal())
+                    .await
+            }
+            None => {
+                let mut writer = RecordWriter::new(format);
+                agent
+                    .run(|records| writer.write(records), shutdown_signal())
+                    .await
+            }
+        }?;
+        let exported = match exporter {
+            Some(e) => Some(e.finish().await),
+            None => None,
+        };
+        anyhow::Ok((stats, exported))
     })?;
     if args.stats {
-        eprint!("flowlens agent stats:\n{}", stats.to_text());
+        eprint!(
+            "flowlens agent stats:\n{}",
+            crate::output::counters_text(&stats)
+        );
+        if let Some(e) = exported {
+            eprint!("exporter:\n{}", crate::output::counters_text(&e));
+        }
     }
     Ok(())
 }

@@ -2,8 +2,11 @@
 
 mod agent_cmd;
 mod capture_args;
+mod collector_cmd;
 mod metrics;
 mod output;
+mod pipeline_run;
+mod processor_args;
 mod shutdown;
 mod status_cmd;
 mod up_cmd;
@@ -31,7 +34,10 @@ enum Command {
     Agent(agent_cmd::AgentArgs),
     /// Run everything on this host: agent, conversation tracking, /metrics (root).
     Up(up_cmd::UpArgs),
-    /// Show the counters of a running `flowlens up` (captured, dropped, lost).
+    /// Receive flows from agents over gRPC and run the pipeline on them.
+    Collector(collector_cmd::CollectorArgs),
+    /// Show the counters of a running `flowlens up`, collector or agent
+    /// (received, sent, dropped and why).
     Status(status_cmd::StatusArgs),
 }
 
@@ -48,6 +54,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Agent(args) => agent_cmd::run(args),
         Command::Up(args) => up_cmd::run(args),
+        Command::Collector(args) => collector_cmd::run(args),
         Command::Status(args) => status_cmd::run(args),
     };
     match result {

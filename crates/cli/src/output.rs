@@ -182,3 +182,30 @@ impl JsonLineWriter {
         }
     }
 }
+
+/// `name value` lines of a component's counters, for humans: nested maps
+/// (counts by reason) indent under their name.
+pub fn counters_text(counters: &impl serde::Serialize) -> String {
+    fn lines(out: &mut String, value: &serde_json::Value, indent: usize) {
+        for (name, v) in value.as_object().into_iter().flatten() {
+            let width = 28usize.saturating_sub(indent);
+            match v {
+                serde_json::Value::Object(_) => {
+                    out.push_str(&format!("{:indent$}{name}:\n", ""));
+                    lines(out, v, indent + 2);
+                }
+                serde_json::Value::String(s) => {
+                    out.push_str(&format!("{:indent$}{name:<width$} {s}\n", ""))
+                }
+                other => out.push_str(&format!("{:indent$}{name:<width$} {other}\n", "")),
+            }
+        }
+    }
+    let mut out = String::new();
+    lines(
+        &mut out,
+        &serde_json::to_value(counters).unwrap_or_default(),
+        0,
+    );
+    out
+}

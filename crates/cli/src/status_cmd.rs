@@ -9,7 +9,7 @@ use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
-    /// The `flowlens up` to ask (http://HOST:PORT).
+    /// The `flowlens up`, collector or agent (`--listen`) to ask (http://HOST:PORT).
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9290")]
     server: String,
     /// Print the raw JSON document instead of a table.
@@ -60,12 +60,8 @@ pub fn run(args: StatusArgs) -> Result<()> {
     }
     for (section, value) in doc.as_object().into_iter().flatten() {
         println!("{section}:");
-        for (name, v) in value.as_object().into_iter().flatten() {
-            let shown = v
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| v.to_string());
-            println!("  {name:<28} {shown}");
+        for line in crate::output::counters_text(value).lines() {
+            println!("  {line}");
         }
     }
     Ok(())

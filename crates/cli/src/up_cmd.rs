@@ -1,447 +1,81 @@
 //! `flowlens up`: everything on one host in one process — the agent, the
-//! pipeline (conversation tracking) and an HTTP listener serving /metrics.
-//! Records go to stdout as JSON lines, as `--log-types` says.
+//! pipeline (enrichment, metrics, conversation tracking) and an HTTP
+//! listener serving /metrics and /status. Records go to stdout as JSON
+//! lines, as `--log-types` says.
 
 use crate::capture_args::CaptureArgs;
-use crate::capture_args::duration_arg;
-use crate::metrics::{MetricsSources, serve_metrics};
-use crate::output::JsonLineWriter;
+use crate::metrics::{CounterSection, CounterSources, serve_metrics};
+use crate::pipeline_run::PipelineRun;
+use crate::processor_args::ProcessorArgs;
 use crate::shutdown::shutdown_signal;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
-use flowlens_agent::FlowAgent;
-use flowlens_agent::config::parse_duration;
-use flowlens_agent::config::{ConfigValue, FlowCollectorFile};
-use flowlens_pipeline::conversations::{ConversationTracker, LogTypes, Timeouts, TrackerConfig};
-use flowlens_pipeline::enrich::{Enricher, HostEnricher, HostInventory, SubnetLabels};
-use flowlens_pipeline::metrics::{DEFAULT_INCLUDE_LIST, FlowMetrics};
+use flowlens_agent::{AgentStats, FlowAgent};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-/// How often conversations are checked for heartbeats and ends.
-const TRACKER_TICK: Duration = Duration::from_secs(1);
 
 #[derive(Args, Debug)]
 pub struct UpArgs {
     #[command(flatten)]
     capture: CaptureArgs,
-    /// Address of the HTTP listener (/metrics).
+    /// Address of the HTTP listener (/metrics, /status).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9290")]
     listen: SocketAddr,
-    /// Records to print: Flows, Conversations, EndedConversations or All
-    /// (default: spec.processor.logTypes of the config, else Flows).
-    #[arg(long, value_name = "TYPE")]
-    log_types: Option<LogTypes>,
-    /// Metrics to expose, comma-separated netobserv names without the
-    /// `netobserv_` prefix (default: spec.processor.metrics.includeList of
-    /// the config, else netobserv's defaults).
-    #[arg(long = "metrics", value_name = "LIST", value_delimiter = ',')]
-    include_list: Option<Vec<String>>,
-    /// Series per metric at most; updates beyond are counted and refused.
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
-    max_series_per_metric: usize,
     #[command(flatten)]
-    conversations: ConversationArgs,
-    /// Name a subnet: NAME=CIDR[,CIDR...] (repeatable; adds to
-    /// spec.processor.subnetLabels.customLabels of the config).
-    #[arg(long = "subnet-label", value_name = "NAME=CIDRS")]
-    subnet_labels: Vec<String>,
+    processor: ProcessorArgs,
     /// Print the agent's counters to stderr on exit.
     #[arg(long)]
     stats: bool,
 }
 
-#[derive(Args, Debug)]
-struct ConversationArgs {
-    /// Heartbeat interval of open conversations (default: 30s, or
-    /// spec.processor.advanced.conversationHeartbeatInterval).
-    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
-    conversation_heartbeat_interval: Option<Duration>,
-    /// A conversation with no flow for this long ends (default: 10s, or
-    /// spec.processor.advanced.conversationEndTimeout).
-    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
-    conversation_end_timeout: Option<Duration>,
-    /// A closing conversation ends this much later (default: 5s, or
-    /// spec.processor.advanced.conversationTerminatingTimeout).
-    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
-    conversation_terminating_timeout: Option<Duration>,
-    /// Timeouts for one protocol: PROTO=HEARTBEAT/END/TERMINATING, e.g.
-    /// udp=30s/5s/1s (proto: tcp, udp, icmp, icmpv6, sctp or a number). Repeatable.
-    #[arg(long = "conversation-timeouts", value_name = "PROTO=H/E/T")]
-    per_protocol: Vec<String>,
-    /// Conversations tracked at once; beyond, they are counted as dropped.
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
-    max_connections_tracked: usize,
-}
+/// Gauges among the agent's counters (they go down as well as up).
+pub const AGENT_GAUGES: &[&str] = &["interfaces_attached"];
 
-fn millis(d: Duration) -> i64 {
-    d.as_millis().min(i64::MAX as u128) as i64
-}
-
-/// The value at `path` under `spec.processor` of the config file, if any.
-fn processor_value<'a>(
-    file: Option<&'a FlowCollectorFile>,
-    path: &[&str],
-) -> Option<&'a ConfigValue> {
-    path.iter()
-        .try_fold(file?.spec.processor.as_ref()?, |value, key| value.get(key))
-}
-
-/// A duration under `spec.processor.advanced`, in netobserv's Go syntax.
-fn advanced_duration(file: Option<&FlowCollectorFile>, key: &str) -> Result<Option<Duration>> {
-    let Some(value) = processor_value(file, &["advanced", key]) else {
-        return Ok(None);
-    };
-    let text = value.as_str().with_context(|| {
-        format!("spec.processor.advanced.{key}: expected a duration such as 10s")
-    })?;
-    parse_duration(text)
-        .map(Some)
-        .map_err(|e| anyhow::anyhow!("spec.processor.advanced.{key}: {e}"))
-}
-
-fn protocol_number(name: &str) -> Result<u8> {
-    Ok(match name.to_ascii_lowercase().as_str() {
-        "tcp" => 6,
-        "udp" => 17,
-        "icmp" => 1,
-        "icmpv6" => 58,
-        "sctp" => 132,
-        other => other.parse().with_context(|| {
-            format!("unknown protocol `{name}` (tcp, udp, icmp, icmpv6, sctp or a number)")
-        })?,
+pub fn agent_section(agent: &FlowAgent) -> CounterSection {
+    let stats = agent.stats_handle();
+    CounterSection::new("agent", AGENT_GAUGES, move || {
+        stats.lock().map(|s| s.clone()).unwrap_or_default()
     })
-}
-
-fn tracker_config(
-    file: Option<&FlowCollectorFile>,
-    args: &ConversationArgs,
-    log_types: LogTypes,
-) -> Result<TrackerConfig> {
-    let defaults = Timeouts::default();
-    let pick = |flag: Option<Duration>, key: &str, default: i64| -> Result<i64> {
-        Ok(match flag {
-            Some(d) => millis(d),
-            None => advanced_duration(file, key)?.map(millis).unwrap_or(default),
-        })
-    };
-    let timeouts = Timeouts {
-        heartbeat_ms: pick(
-            args.conversation_heartbeat_interval,
-            "conversationHeartbeatInterval",
-            defaults.heartbeat_ms,
-        )?,
-        end_ms: pick(
-            args.conversation_end_timeout,
-            "conversationEndTimeout",
-            defaults.end_ms,
-        )?,
-        terminating_ms: pick(
-            args.conversation_terminating_timeout,
-            "conversationTerminatingTimeout",
-            defaults.terminating_ms,
-        )?,
-    };
-    let mut per_protocol = std::collections::HashMap::new();
-    for spec in &args.per_protocol {
-        let bad = || {
-            format!(
-                "--conversation-timeouts `{spec}`: expected PROTO=HEARTBEAT/END/TERMINATING, e.g. udp=30s/5s/1s"
-            )
-        };
-        let (proto, values) = spec.split_once('=').with_context(bad)?;
-        let parts: Vec<&str> = values.split('/').collect();
-        let [h, e, t] = parts[..] else { bail!(bad()) };
-        let d = |text: &str| {
-            parse_duration(text)
-                .map(millis)
-                .map_err(|err| anyhow::anyhow!("{}: {err}", bad()))
-        };
-        per_protocol.insert(
-            protocol_number(proto)?,
-            Timeouts {
-                heartbeat_ms: d(h)?,
-                end_ms: d(e)?,
-                terminating_ms: d(t)?,
-            },
-        );
-    }
-    Ok(TrackerConfig {
-        log_types,
-        timeouts,
-        per_protocol,
-        max_connections_tracked: args.max_connections_tracked,
-    })
-}
-
-/// Series not updated for this long are removed (vanished endpoints).
-const SERIES_TTL_MS: i64 = 5 * 60 * 1000;
-
-/// `spec.processor.metrics.includeList`, the flag, or netobserv's default.
-fn include_list(
-    file: Option<&FlowCollectorFile>,
-    flag: Option<Vec<String>>,
-) -> Result<Vec<String>> {
-    if let Some(list) = flag {
-        return Ok(list);
-    }
-    let from_file = processor_value(file, &["metrics", "includeList"]);
-    match from_file {
-        Some(list) => list
-            .as_sequence()
-            .context("spec.processor.metrics.includeList must be a list")?
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .context("spec.processor.metrics.includeList: expected names")
-            })
-            .collect(),
-        None => Ok(DEFAULT_INCLUDE_LIST.iter().map(|s| s.to_string()).collect()),
-    }
-}
-
-/// How often the host's addresses and network namespaces are listed again.
-const INVENTORY_REFRESH: Duration = Duration::from_secs(5);
-
-/// Subnet labels from `spec.processor.subnetLabels.customLabels` and the flags.
-fn subnet_labels(file: Option<&FlowCollectorFile>, flags: &[String]) -> Result<SubnetLabels> {
-    let mut labels: Vec<(String, Vec<String>)> = Vec::new();
-    let custom = processor_value(file, &["subnetLabels", "customLabels"]);
-    if let Some(custom) = custom {
-        let list = custom
-            .as_sequence()
-            .context("spec.processor.subnetLabels.customLabels must be a list")?;
-        for (i, item) in list.iter().enumerate() {
-            let at = format!("spec.processor.subnetLabels.customLabels[{i}]");
-            let name = item
-                .get("name")
-                .and_then(|n| n.as_str())
-                .with_context(|| format!("{at}.name: expected a string"))?;
-            let cidrs = item
-                .get("cidrs")
-                .and_then(|c| c.as_sequence())
-                .with_context(|| format!("{at}.cidrs: expected a list of CIDRs"))?
-                .iter()
-                .map(|c| {
-                    c.as_str()
-                        .map(str::to_string)
-                        .with_context(|| format!("{at}.cidrs: expected strings"))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            labels.push((name.to_string(), cidrs));
-        }
-    }
-    for flag in flags {
-        let (name, cidrs) = flag
-            .split_once('=')
-            .with_context(|| format!("--subnet-label `{flag}`: expected NAME=CIDR[,CIDR...]"))?;
-        labels.push((
-            name.to_string(),
-            cidrs.split(',').map(str::to_string).collect(),
-        ));
-    }
-    SubnetLabels::parse(&labels).map_err(|e| anyhow::anyhow!("subnet labels: {e}"))
-}
-
-fn scan_inventory() -> HostInventory {
-    HostInventory {
-        host_name: flowlens_agent::host::host_name(),
-        owners: flowlens_agent::host::namespace_addresses()
-            .into_iter()
-            .collect(),
-    }
-}
-
-/// `spec.processor.logTypes` of a FlowCollector file, if it says one.
-fn file_log_types(file: Option<&FlowCollectorFile>) -> Result<Option<LogTypes>> {
-    let Some(value) = processor_value(file, &["logTypes"]) else {
-        return Ok(None);
-    };
-    let text = value
-        .as_str()
-        .context("spec.processor.logTypes must be a string")?;
-    text.parse()
-        .map(Some)
-        .map_err(|e: String| anyhow::anyhow!("spec.processor.logTypes: {e}"))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 pub fn run(args: UpArgs) -> Result<()> {
     let (settings, file) = args.capture.resolve(true)?;
-    let log_types = match args.log_types {
-        Some(t) => t,
-        None => file_log_types(file.as_ref())?.unwrap_or(LogTypes::Flows),
-    };
-    let subnets = subnet_labels(file.as_ref(), &args.subnet_labels)?;
-    let tracker_config = tracker_config(file.as_ref(), &args.conversations, log_types)?;
     let mut registry = Registry::default();
-    let include = include_list(file.as_ref(), args.include_list)?;
-    let flow_metrics = FlowMetrics::new(
-        &mut registry,
-        &include,
-        args.max_series_per_metric,
-        SERIES_TTL_MS,
-    )
-    .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
-    let flow_metrics = Arc::new(Mutex::new(flow_metrics));
+    let processor = args.processor.build(file.as_ref(), &mut registry)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let stats = runtime.block_on(async move {
+    let stats: AgentStats = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let agent = FlowAgent::new(settings)?;
-        let tracker = Arc::new(Mutex::new(ConversationTracker::new(tracker_config)));
-        let writer = Arc::new(Mutex::new(JsonLineWriter::default()));
-        let sources = MetricsSources {
-            agent: agent.stats_handle(),
-            tracker: tracker.clone(),
-            flow_metrics: flow_metrics.clone(),
-        };
-        tokio::spawn(serve_metrics(listener, registry, sources));
-        tracing::info!(listen = %args.listen, "serving /metrics");
-
-        let enricher = Arc::new(std::sync::RwLock::new(HostEnricher {
-            inventory: tokio::task::spawn_blocking(scan_inventory)
-                .await
-                .unwrap_or_default(),
-            subnets,
-        }));
-        let refreshed = enricher.clone();
-        let inventory = tokio::spawn(async move {
-            let mut timer = tokio::time::interval(INVENTORY_REFRESH);
-            loop {
-                timer.tick().await;
-                if let Ok(fresh) = tokio::task::spawn_blocking(scan_inventory).await
-                    && let Ok(mut e) = refreshed.write()
-                {
-                    e.inventory = fresh;
-                }
-            }
-        });
-        let (ticking, ticking_writer, ticking_metrics) =
-            (tracker.clone(), writer.clone(), flow_metrics.clone());
-        let ticker = tokio::spawn(async move {
-            let mut timer = tokio::time::interval(TRACKER_TICK);
-            loop {
-                timer.tick().await;
-                let records = ticking
-                    .lock()
-                    .map(|mut t| t.tick(now_ms()))
-                    .unwrap_or_default();
-                if let Ok(mut m) = ticking_metrics.lock() {
-                    m.expire(now_ms());
-                }
-                if let Ok(mut w) = ticking_writer.lock() {
-                    w.write(&records);
-                }
-            }
-        });
-        let (flows_tracker, flows_writer, flows_enricher, flows_metrics) = (
-            tracker.clone(),
-            writer.clone(),
-            enricher.clone(),
-            flow_metrics.clone(),
-        );
+        let (pipeline, timers) = PipelineRun::start(processor).await;
+        let mut sections = vec![agent_section(&agent)];
+        sections.extend(pipeline.counter_sections());
+        tokio::spawn(serve_metrics(
+            listener,
+            registry,
+            CounterSources::new(sections),
+        ));
+        tracing::info!(listen = %args.listen, "serving /metrics and /status");
+        let feeding = pipeline.clone();
         let stats = agent
             .run(
-                move |flows| {
-                    let now = now_ms();
-                    let mut records = Vec::new();
-                    let mut flows = flows.to_vec();
-                    if let Ok(e) = flows_enricher.read() {
-                        flows.iter_mut().for_each(|f| e.enrich(f));
-                    }
-                    if let Ok(mut m) = flows_metrics.lock() {
-                        flows.iter().for_each(|f| m.observe(f, now));
-                    }
-                    if let Ok(mut t) = flows_tracker.lock() {
-                        for flow in &flows {
-                            records.extend(t.on_flow(flow, now));
-                        }
-                    }
-                    if let Ok(mut w) = flows_writer.lock() {
-                        w.write(&records);
-                    }
-                },
+                move |flows| feeding.ingest(flows.to_vec()),
                 shutdown_signal(),
             )
             .await;
-        ticker.abort();
-        inventory.abort();
-        // Conversations still open end now, with cause `active`.
-        let last = tracker.lock().map(|mut t| t.flush()).unwrap_or_default();
-        if let Ok(mut w) = writer.lock() {
-            w.write(&last);
-        }
+        timers.iter().for_each(|t| t.abort());
+        pipeline.finish();
         stats
     })?;
     if args.stats {
-        eprint!("flowlens agent stats:\n{}", stats.to_text());
+        eprint!(
+            "flowlens agent stats:\n{}",
+            crate::output::counters_text(&stats)
+        );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use flowlens_agent::config::parse_config;
-
-    fn args(per_protocol: &[&str]) -> ConversationArgs {
-        ConversationArgs {
-            conversation_heartbeat_interval: None,
-            conversation_end_timeout: Some(Duration::from_secs(20)),
-            conversation_terminating_timeout: None,
-            per_protocol: per_protocol.iter().map(|s| s.to_string()).collect(),
-            max_connections_tracked: 7,
-        }
-    }
-
-    #[test]
-    fn timeouts_from_flags_file_and_defaults() {
-        let file = parse_config(
-            "apiVersion: v1\nkind: FlowCollector\nspec:\n  processor:\n    advanced:\n      conversationHeartbeatInterval: 1m\n      conversationEndTimeout: 5s\n",
-            "fc.yaml",
-        )
-        .unwrap();
-        let config = tracker_config(Some(&file), &args(&["udp=30s/5s/1s"]), LogTypes::All).unwrap();
-        assert_eq!(config.timeouts.heartbeat_ms, 60_000, "from the file");
-        assert_eq!(config.timeouts.end_ms, 20_000, "the flag wins");
-        assert_eq!(config.timeouts.terminating_ms, 5_000, "netobserv's default");
-        assert_eq!(
-            config.timeouts_for(17),
-            Timeouts {
-                heartbeat_ms: 30_000,
-                end_ms: 5_000,
-                terminating_ms: 1_000
-            }
-        );
-        assert_eq!(config.max_connections_tracked, 7);
-    }
-
-    #[test]
-    fn bad_timeouts_are_refused_with_the_expected_form() {
-        let err = tracker_config(None, &args(&["udp=30s/5s"]), LogTypes::All)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("udp=30s/5s") && err.contains("PROTO=HEARTBEAT/END/TERMINATING"),
-            "{err}"
-        );
-        let err = tracker_config(None, &args(&["gre=1s/1s/1s"]), LogTypes::All)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("unknown protocol `gre`"), "{err}");
-    }
 }

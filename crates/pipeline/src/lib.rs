@@ -4,3 +4,6 @@
 pub mod conversations;
 pub mod enrich;
 pub mod metrics;
+pub mod processor;
+
+pub use processor::Processor;

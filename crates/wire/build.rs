@@ -1,0 +1,15 @@
+//! Generates the pbflow messages and the Collector service from
+//! proto/flow.proto, with the protoc that protoc-bin-vendored ships, so a
+//! build needs no protoc installed.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut config = prost_build::Config::new();
+    config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    let include = protoc_bin_vendored::include_path()?;
+    tonic_prost_build::configure().compile_with_config(
+        config,
+        &["proto/flow.proto".into()],
+        &["proto".into(), include],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,498 @@
+//! Flow records to pbflow messages and back. The shared fields carry what
+//! netobserv's agent puts there (so flowlogs-pipeline reads flowlens flows);
+//! the flowlens fields carry the rest, so a record survives the trip whole.
+
+use crate::pbflow;
+use flowlens_model::names::{rcode_name, tcp_state_name, tcp_state_number};
+use flowlens_model::{EndpointLabels, FlowRecord, NetworkEvent, Side};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// What makes a received record unusable; the receiver counts these by
+/// `reason()` and skips the record.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DecodeError {
+    #[error("record has no {0}")]
+    Missing(&'static str),
+    #[error("{field}: an IPv6 address has 16 bytes, got {len}")]
+    BadAddressLength { field: &'static str, len: usize },
+    #[error("{field}: {value} is out of range")]
+    OutOfRange { field: &'static str, value: u64 },
+}
+
+impl DecodeError {
+    /// A short label for counters.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::Missing(_) => "missing_field",
+            DecodeError::BadAddressLength { .. } => "bad_address",
+            DecodeError::OutOfRange { .. } => "out_of_range",
+        }
+    }
+}
+
+fn ip_to_pb(text: &str) -> Option<pbflow::Ip> {
+    let family = match text.parse::<IpAddr>().ok()? {
+        IpAddr::V4(v4) => pbflow::ip::IpFamily::Ipv4(u32::from(v4)),
+        IpAddr::V6(v6) => pbflow::ip::IpFamily::Ipv6(v6.octets().to_vec()),
+    };
+    Some(pbflow::Ip {
+        ip_family: Some(family),
+    })
+}
+
+fn ip_from_pb(ip: Option<&pbflow::Ip>, field: &'static str) -> Result<String, DecodeError> {
+    let family = ip
+        .and_then(|ip| ip.ip_family.as_ref())
+        .ok_or(DecodeError::Missing(field))?;
+    let addr = match family {
+        pbflow::ip::IpFamily::Ipv4(v4) => IpAddr::V4(Ipv4Addr::from(*v4)),
+        pbflow::ip::IpFamily::Ipv6(bytes) => {
+            let octets: [u8; 16] =
+                bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| DecodeError::BadAddressLength {
+                        field,
+                        len: bytes.len(),
+                    })?;
+            let v6 = Ipv6Addr::from(octets);
+            // netobserv's agent sends IPv4 as IPv4-mapped IPv6.
+            match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(v6),
+            }
+        }
+    };
+    Ok(addr.to_string())
+}
+
+/// "aa:bb:cc:dd:ee:ff" as netobserv's uint64 (the six bytes, big-endian).
+fn mac_to_u64(text: &str) -> u64 {
+    text.split(':')
+        .map(|part| u8::from_str_radix(part, 16).unwrap_or(0))
+        .fold(0u64, |acc, b| (acc << 8) | b as u64)
+        & 0xffff_ffff_ffff
+}
+
+fn mac_from_u64(mac: u64) -> String {
+    let b = mac.to_be_bytes();
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        b[2], b[3], b[4], b[5], b[6], b[7]
+    )
+}
+
+fn timestamp(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+fn timestamp_ms(t: Option<&prost_types::Timestamp>) -> i64 {
+    t.map(|t| t.seconds * 1000 + (t.nanos as i64) / 1_000_000)
+        .unwrap_or(0)
+}
+
+fn duration_from_ns(ns: u64) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: (ns / 1_000_000_000) as i64,
+        nanos: (ns % 1_000_000_000) as i32,
+    }
+}
+
+fn duration_ns(d: &prost_types::Duration) -> u64 {
+    (d.seconds.max(0) as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(d.nanos.max(0) as u64)
+}
+
+fn narrow<T: TryFrom<u64>>(value: u64, field: &'static str) -> Result<T, DecodeError> {
+    T::try_from(value).map_err(|_| DecodeError::OutOfRange { field, value })
+}
+
+fn endpoint_to_pb(e: EndpointLabels) -> Option<pbflow::Endpoint> {
+    (e != EndpointLabels::default()).then_some(pbflow::Endpoint {
+        host_name: e.host_name,
+        namespace: e.namespace,
+        name: e.name,
+        r#type: e.kind,
+        subnet_label: e.subnet,
+    })
+}
+
+fn endpoint_from_pb(e: Option<pbflow::Endpoint>) -> EndpointLabels {
+    let e = e.unwrap_or_default();
+    EndpointLabels {
+        host_name: e.host_name,
+        namespace: e.namespace,
+        name: e.name,
+        kind: e.r#type,
+        subnet: e.subnet_label,
+    }
+}
+
+fn event_to_pb(e: &NetworkEvent) -> pbflow::NetworkEvent {
+    let events = [
+        ("Action", e.action.clone()),
+        ("Name", e.name.clone()),
+        ("Direction", e.direction.clone()),
+        ("Group", e.group.to_string()),
+    ];
+    pbflow::NetworkEvent {
+        events: events
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    }
+}
+
+fn event_from_pb(e: &pbflow::NetworkEvent) -> NetworkEvent {
+    let get = |k: &str| e.events.get(k).cloned().unwrap_or_default();
+    NetworkEvent {
+        action: get("Action"),
+        name: get("Name"),
+        direction: get("Direction"),
+        group: get("Group").parse().unwrap_or(0),
+    }
+}
+
+fn direction(d: u8) -> i32 {
+    if d == 1 {
+        pbflow::Direction::Egress as i32
+    } else {
+        pbflow::Direction::Ingress as i32
+    }
+}
+
+pub fn to_pb(r: &FlowRecord) -> pbflow::Record {
+    let dup_list = r
+        .interfaces
+        .iter()
+        .zip(&r.if_directions)
+        .map(|(name, d)| pbflow::DupMapEntry {
+            interface: name.clone(),
+            direction: direction(*d),
+        })
+        .collect();
+    pbflow::Record {
+        eth_protocol: r.etype as u32,
+        direction: direction(r.if_directions.first().copied().unwrap_or(0)),
+        time_flow_start: Some(timestamp(r.time_flow_start_ms)),
+        time_flow_end: Some(timestamp(r.time_flow_end_ms)),
+        data_link: Some(pbflow::DataLink {
+            src_mac: mac_to_u64(&r.src_mac),
+            dst_mac: mac_to_u64(&r.dst_mac),
+        }),
+        network: Some(pbflow::Network {
+            src_addr: ip_to_pb(&r.src_addr),
+            dst_addr: ip_to_pb(&r.dst_addr),
+            dscp: r.dscp as u32,
+        }),
+        transport: Some(pbflow::Transport {
+            src_port: r.src_port as u32,
+            dst_port: r.dst_port as u32,
+            protocol: r.proto as u32,
+        }),
+        bytes: r.bytes,
+        packets: r.packets,
+        interface: r.interfaces.first().cloned().unwrap_or_default(),
+        duplicate: false,
+        agent_ip: ip_to_pb(&r.agent_ip),
+        flags: r.flags,
+        icmp_type: r.icmp_type.map(u32::from),
+        icmp_code: r.icmp_code.map(u32::from),
+        pkt_drop_bytes: r.pkt_drop_bytes,
+        pkt_drop_packets: r.pkt_drop_packets,
+        pkt_drop_latest_flags: 0,
+        pkt_drop_latest_state: r
+            .pkt_drop_latest_state
+            .as_deref()
+            .and_then(tcp_state_number)
+            .map(u32::from),
+        pkt_drop_latest_drop_cause: 0,
+        dns_id: r.dns_id.map(u32::from),
+        dns_flags: r.dns_flags.map(u32::from),
+        dns_latency: r
+            .dns_latency_ms
+            .map(|ms| duration_from_ns((ms * 1e6).round().max(0.0) as u64)),
+        time_flow_rtt: r.time_flow_rtt_ns.map(duration_from_ns),
+        dns_errno: 0,
+        dup_list,
+        network_events_metadata: r.network_events.iter().flatten().map(event_to_pb).collect(),
+        sampling: r.sampling,
+        time_flow_rtt_min_ns: r.time_flow_rtt_min_ns,
+        time_flow_rtt_max_ns: r.time_flow_rtt_max_ns,
+        time_flow_handshake_rtt_ns: r.time_flow_handshake_rtt_ns,
+        tcp_retransmits: r.tcp_retransmits,
+        conn_outcome: r.conn_outcome.clone(),
+        pkt_drop_latest_drop_cause_name: r.pkt_drop_latest_drop_cause.clone(),
+        pkt_drop_category: r.pkt_drop_category.clone(),
+        dns_name: r.dns_name.clone(),
+        dns_query_type: r.dns_query_type.clone(),
+        dns_unanswered: r.dns_unanswered,
+        src_endpoint: endpoint_to_pb(r.endpoint(Side::Src)),
+        dst_endpoint: endpoint_to_pb(r.endpoint(Side::Dst)),
+        flow_direction: r.flow_direction.map(u32::from),
+    }
+}
+
+/// A received record as a flow record. Records from netobserv's agent
+/// (no flowlens fields) decode too: their interface and direction become
+/// the interface list, their drop state a name.
+pub fn from_pb(p: pbflow::Record) -> Result<FlowRecord, DecodeError> {
+    let network = p.network.as_ref().ok_or(DecodeError::Missing("network"))?;
+    let transport = p.transport.unwrap_or_default();
+    let link = p.data_link.unwrap_or_default();
+    let (interfaces, if_directions) = if p.dup_list.is_empty() {
+        (
+            vec![p.interface.clone()],
+            vec![p.direction.clamp(0, 1) as u8],
+        )
+    } else {
+        p.dup_list
+            .iter()
+            .map(|d| (d.interface.clone(), d.direction.clamp(0, 1) as u8))
+            .unzip()
+    };
+    let mut r = FlowRecord {
+        src_addr: ip_from_pb(network.src_addr.as_ref(), "network.src_addr")?,
+        dst_addr: ip_from_pb(network.dst_addr.as_ref(), "network.dst_addr")?,
+        src_port: narrow(transport.src_port as u64, "transport.src_port")?,
+        dst_port: narrow(transport.dst_port as u64, "transport.dst_port")?,
+        proto: narrow(transport.protocol as u64, "transport.protocol")?,
+        etype: narrow(p.eth_protocol as u64, "eth_protocol")?,
+        src_mac: mac_from_u64(link.src_mac),
+        dst_mac: mac_from_u64(link.dst_mac),
+        dscp: narrow(network.dscp as u64, "network.dscp")?,
+        icmp_type: p
+            .icmp_type
+            .map(|v| narrow(v as u64, "icmp_type"))
+            .transpose()?,
+        icmp_code: p
+            .icmp_code
+            .map(|v| narrow(v as u64, "icmp_code"))
+            .transpose()?,
+        bytes: p.bytes,
+        packets: p.packets,
+        flags: p.flags,
+        time_flow_start_ms: timestamp_ms(p.time_flow_start.as_ref()),
+        time_flow_end_ms: timestamp_ms(p.time_flow_end.as_ref()),
+        interfaces,
+        if_directions,
+        agent_ip: p
+            .agent_ip
+            .as_ref()
+            .map(|ip| ip_from_pb(Some(ip), "agent_ip"))
+            .transpose()?
+            .unwrap_or_default(),
+        sampling: p.sampling,
+        time_flow_rtt_ns: p.time_flow_rtt.as_ref().map(duration_ns),
+        time_flow_rtt_min_ns: p.time_flow_rtt_min_ns,
+        time_flow_rtt_max_ns: p.time_flow_rtt_max_ns,
+        time_flow_handshake_rtt_ns: p.time_flow_handshake_rtt_ns,
+        tcp_retransmits: p.tcp_retransmits,
+        conn_outcome: p.conn_outcome,
+        pkt_drop_bytes: p.pkt_drop_bytes,
+        pkt_drop_packets: p.pkt_drop_packets,
+        pkt_drop_latest_state: p
+            .pkt_drop_latest_state
+            .map(|s| tcp_state_name(narrow(s as u64, "pkt_drop_latest_state").unwrap_or(0)))
+            .map(str::to_string),
+        pkt_drop_latest_drop_cause: p.pkt_drop_latest_drop_cause_name.or_else(|| {
+            (p.pkt_drop_latest_drop_cause != 0)
+                .then(|| format!("SKB_DROP_REASON_{}", p.pkt_drop_latest_drop_cause))
+        }),
+        pkt_drop_category: p.pkt_drop_category,
+        dns_id: p.dns_id.map(|v| narrow(v as u64, "dns_id")).transpose()?,
+        dns_flags: p
+            .dns_flags
+            .map(|v| narrow(v as u64, "dns_flags"))
+            .transpose()?,
+        dns_flags_response_code: None,
+        dns_latency_ms: p.dns_latency.as_ref().map(|d| duration_ns(d) as f64 / 1e6),
+        dns_name: p.dns_name,
+        dns_query_type: p.dns_query_type,
+        dns_unanswered: p.dns_unanswered,
+        flow_direction: p
+            .flow_direction
+            .map(|v| narrow(v as u64, "flow_direction"))
+            .transpose()?,
+        network_events: (!p.network_events_metadata.is_empty()).then(|| {
+            p.network_events_metadata
+                .iter()
+                .map(event_from_pb)
+                .collect()
+        }),
+        ..Default::default()
+    };
+    r.dns_flags_response_code = r.dns_flags.map(rcode_name);
+    r.set_endpoint(Side::Src, endpoint_from_pb(p.src_endpoint));
+    r.set_endpoint(Side::Dst, endpoint_from_pb(p.dst_endpoint));
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full_record() -> FlowRecord {
+        FlowRecord {
+            src_addr: "198.18.0.1".into(),
+            dst_addr: "fd00:198:18::2".into(),
+            src_port: 40000,
+            dst_port: 53,
+            proto: 17,
+            etype: 0x86dd,
+            src_mac: "0a:58:0a:80:00:01".into(),
+            dst_mac: "ff:ff:ff:ff:ff:fe".into(),
+            dscp: 46,
+            icmp_type: None,
+            icmp_code: None,
+            bytes: 1234,
+            packets: 3,
+            flags: 0x12,
+            time_flow_start_ms: 1_764_400_000_123,
+            time_flow_end_ms: 1_764_400_001_456,
+            interfaces: vec!["veth-a".into(), "br0".into()],
+            if_directions: vec![0, 1],
+            agent_ip: "198.18.0.254".into(),
+            sampling: 1,
+            time_flow_rtt_ns: Some(1_500_000),
+            time_flow_rtt_min_ns: Some(900_000),
+            time_flow_rtt_max_ns: Some(2_000_000_123),
+            time_flow_handshake_rtt_ns: Some(800_000),
+            tcp_retransmits: Some(0),
+            conn_outcome: Some("refused".into()),
+            pkt_drop_bytes: Some(0),
+            pkt_drop_packets: Some(2),
+            pkt_drop_latest_state: Some("TCP_SYN_SENT".into()),
+            pkt_drop_latest_drop_cause: Some("SKB_DROP_REASON_NETFILTER_DROP".into()),
+            pkt_drop_category: Some("policy_denied".into()),
+            dns_id: Some(0x1234),
+            dns_flags: Some(0x8183),
+            dns_flags_response_code: Some("NXDomain".into()),
+            dns_latency_ms: Some(1.25),
+            dns_name: Some("missing.test".into()),
+            dns_query_type: Some("A".into()),
+            dns_unanswered: Some(false),
+            src_k8s_host_name: Some("node-1".into()),
+            src_k8s_namespace: Some("frontend".into()),
+            src_k8s_name: Some("frontend".into()),
+            src_k8s_type: Some("NetworkNamespace".into()),
+            dst_subnet_label: Some("lab".into()),
+            flow_direction: Some(2),
+            network_events: Some(vec![NetworkEvent {
+                action: "drop".into(),
+                name: "deny-db".into(),
+                direction: "ingress".into(),
+                group: 2,
+            }]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_record_survives_the_round_trip() {
+        let record = full_record();
+        assert_eq!(from_pb(to_pb(&record)).unwrap(), record);
+        let bare = FlowRecord {
+            src_addr: "198.18.0.1".into(),
+            dst_addr: "198.18.0.2".into(),
+            src_mac: "00:00:00:00:00:00".into(),
+            dst_mac: "00:00:00:00:00:00".into(),
+            interfaces: vec!["eth0".into()],
+            if_directions: vec![1],
+            ..Default::default()
+        };
+        assert_eq!(from_pb(to_pb(&bare)).unwrap(), bare);
+    }
+
+    #[test]
+    fn shared_fields_are_what_netobserv_sends() {
+        let pb = to_pb(&full_record());
+        let src = pb.network.as_ref().unwrap().src_addr.as_ref().unwrap();
+        assert_eq!(
+            src.ip_family,
+            Some(pbflow::ip::IpFamily::Ipv4(0xc612_0001)),
+            "198.18.0.1 big-endian"
+        );
+        assert_eq!(pb.data_link.unwrap().src_mac, 0x0a58_0a80_0001);
+        assert_eq!(pb.pkt_drop_latest_state, Some(2));
+        assert_eq!(pb.interface, "veth-a");
+        assert_eq!(pb.direction, pbflow::Direction::Ingress as i32);
+        assert_eq!(pb.dns_latency.unwrap().nanos, 1_250_000);
+        assert_eq!(pb.network_events_metadata[0].events["Name"], "deny-db");
+    }
+
+    #[test]
+    fn netobserv_records_decode() {
+        // As netobserv's agent sends them: IPv4-mapped IPv6, one interface,
+        // numeric drop state and cause, no flowlens fields.
+        let mapped = |v4: [u8; 4]| pbflow::Ip {
+            ip_family: Some(pbflow::ip::IpFamily::Ipv6(
+                Ipv4Addr::from(v4).to_ipv6_mapped().octets().to_vec(),
+            )),
+        };
+        let pb = pbflow::Record {
+            eth_protocol: 0x800,
+            direction: 1,
+            network: Some(pbflow::Network {
+                src_addr: Some(mapped([198, 18, 0, 1])),
+                dst_addr: Some(mapped([198, 18, 0, 2])),
+                dscp: 0,
+            }),
+            transport: Some(pbflow::Transport {
+                src_port: 1,
+                dst_port: 2,
+                protocol: 6,
+            }),
+            interface: "eth0".into(),
+            pkt_drop_latest_state: Some(1),
+            pkt_drop_latest_drop_cause: 12,
+            dns_flags: Some(0x8182),
+            ..Default::default()
+        };
+        let r = from_pb(pb).unwrap();
+        assert_eq!(r.src_addr, "198.18.0.1");
+        assert_eq!(r.interfaces, vec!["eth0"]);
+        assert_eq!(r.if_directions, vec![1]);
+        assert_eq!(r.pkt_drop_latest_state.as_deref(), Some("TCP_ESTABLISHED"));
+        assert_eq!(
+            r.pkt_drop_latest_drop_cause.as_deref(),
+            Some("SKB_DROP_REASON_12")
+        );
+        assert_eq!(r.dns_flags_response_code.as_deref(), Some("ServFail"));
+    }
+
+    #[test]
+    fn unusable_records_say_why() {
+        assert_eq!(
+            from_pb(pbflow::Record::default()),
+            Err(DecodeError::Missing("network"))
+        );
+        let bad = pbflow::Record {
+            network: Some(pbflow::Network {
+                src_addr: Some(pbflow::Ip {
+                    ip_family: Some(pbflow::ip::IpFamily::Ipv6(vec![1, 2, 3])),
+                }),
+                dst_addr: ip_to_pb("198.18.0.2"),
+                dscp: 0,
+            }),
+            ..Default::default()
+        };
+        let err = from_pb(bad).unwrap_err();
+        assert_eq!(err.reason(), "bad_address");
+        assert!(err.to_string().contains("network.src_addr"), "{err}");
+        let port = pbflow::Record {
+            network: to_pb(&full_record()).network,
+            transport: Some(pbflow::Transport {
+                src_port: 70000,
+                dst_port: 1,
+                protocol: 6,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(from_pb(port).unwrap_err().reason(), "out_of_range");
+    }
+}

@@ -1,0 +1,14 @@
+//! The flow wire format: netobserv's pbflow over gRPC. `convert` maps flow
+//! records to and from protobuf, `exporter` is the agent's sending side
+//! (batches, a bounded buffer, reconnects) and `receiver` the collector's
+//! gRPC service.
+
+pub mod convert;
+pub mod exporter;
+pub mod receiver;
+
+/// The generated pbflow messages and Collector service.
+pub mod pbflow {
+    #![allow(clippy::all, missing_docs)]
+    include!(concat!(env!("OUT_DIR"), "/pbflow.rs"));
+}
