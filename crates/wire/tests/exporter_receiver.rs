@@ -287,3 +287,55 @@ async fn malformed_calls_and_records_are_counted_not_fatal() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].bytes, 4242);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_agent_neither_stalls_nor_starves_a_good_one() {
+    let addr = free_addr().await;
+    let c = collector(addr, 4, true).await;
+    let one_call = pbflow::Records {
+        entries: flows(2000, 0)
+            .iter()
+            .map(flowlens_wire::convert::to_pb)
+            .collect(),
+    };
+    // 8 connections, each sending as fast as answers come, ignoring
+    // "busy" (a misbehaving agent does not back off).
+    let mut flooders = Vec::new();
+    for _ in 0..8 {
+        let message = one_call.clone();
+        flooders.push(tokio::spawn(async move {
+            let mut client =
+                pbflow::collector_client::CollectorClient::connect(format!("http://{addr}"))
+                    .await
+                    .unwrap();
+            let (mut ok, mut busy) = (0u64, 0u64);
+            for _ in 0..20 {
+                match client.send(message.clone()).await {
+                    Ok(_) => ok += 1,
+                    Err(s) if s.code() == tonic::Code::ResourceExhausted => busy += 1,
+                    Err(s) => panic!("unexpected answer {s}"),
+                }
+            }
+            (ok, busy)
+        }));
+    }
+    let exporter = Exporter::start(config(addr)).unwrap();
+    exporter.enqueue(&flows(1000, 10_000));
+    let (mut ok, mut busy) = (0, 0);
+    for f in flooders {
+        let (o, b) = f.await.unwrap();
+        ok += o;
+        busy += b;
+    }
+    wait_for("the good agent's records", || {
+        c.received() as u64 == ok * 2000 + 1000
+    })
+    .await;
+    let stats = exporter.finish().await;
+    assert_eq!(stats.records_sent, 1000);
+    assert_eq!(total_dropped(&stats), 0);
+    let receiver = (c.stats)();
+    assert_eq!(receiver.requests_busy, busy + stats.send_busy);
+    assert_eq!(receiver.records_received, ok * 2000 + 1000);
+    assert_eq!(ok + busy, 8 * 20);
+}

@@ -395,7 +395,28 @@ impl Agent {
     }
 
     /// Sends `signal`, waits for exit 0, and returns everything it printed.
-    pub fn stop_with(mut self, signal: i32) -> AgentRun {
+    pub fn stop_with(self, signal: i32) -> AgentRun {
+        self.end(signal, true)
+    }
+
+    /// SIGKILL (a crash): what it printed until then.
+    pub fn kill(self) -> AgentRun {
+        self.end(libc::SIGKILL, false)
+    }
+
+    /// Starts `flowlens collector` with `args` and waits until its gRPC
+    /// address `grpc` takes connections.
+    pub fn start_collector(grpc: &str, args: &[&str]) -> Agent {
+        let mut command = flowlens();
+        command
+            .args(["collector", "--grpc-listen", grpc])
+            .args(args);
+        let collector = Agent::spawn(command, &[]);
+        wait_for_port(grpc);
+        collector
+    }
+
+    fn end(mut self, signal: i32, expect_success: bool) -> AgentRun {
         // SAFETY: kill on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, signal) };
         let status = self.child.wait().expect("waiting for agent");
@@ -403,7 +424,10 @@ impl Agent {
         // Let the reader threads reach end of file.
         std::thread::sleep(Duration::from_millis(100));
         let stderr = self.stderr.lock().unwrap().join("\n");
-        assert!(status.success(), "agent exited with {status}: {stderr}");
+        assert!(
+            status.success() || !expect_success,
+            "agent exited with {status}: {stderr}"
+        );
         let raw = self.records.lock().unwrap().clone();
         // Flow records (plain, or flow logs of `up`); conversation records
         // stay in `raw`.
@@ -438,6 +462,35 @@ impl Drop for Agent {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Waits until something listens on TCP `addr`.
+pub fn wait_for_port(addr: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {addr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A loopback address with a port nobody uses now.
+pub fn free_local_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// `flowlens status --json` of the process listening on `listen`.
+pub fn status_json(listen: &str) -> serde_json::Value {
+    let out = flowlens()
+        .args(["status", "--json", "--server", &format!("http://{listen}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("status JSON")
 }
 
 /// Sum of (bytes, packets) over records.
