@@ -137,10 +137,12 @@ static __always_inline void track_dns(struct __sk_buff *skb, const struct flow_k
     if (e)
         set_dns(e, dns_id, flags, question, question_len, latency);
     if (latency) {
-        /* The query's flow learns its outcome too. */
+        /* The query's flow learns its outcome too: the response's code and
+         * latency, with the QR bit clear so that it still reads as the
+         * query (and a transaction is counted once, on its response). */
         struct flow_extra *q = extra_for(&pending_key.query);
         if (q)
-            set_dns(q, dns_id, flags, question, question_len, latency);
+            set_dns(q, dns_id, flags & ~DNS_FLAG_RESPONSE, question, question_len, latency);
     }
 }
 

@@ -102,8 +102,9 @@ fn apply_kernel(record: &mut FlowRecord, k: &FlowExtra, names: &ExtrasNames<'_>)
         record.dns_id = Some(k.dns_id);
         record.dns_flags = Some(k.dns_flags);
         // The response code means something on responses, and on queries
-        // once their response is known (the kernel then copies its flags).
-        if k.dns_flags & 0x8000 != 0 {
+        // once their response is known (the kernel then copies the
+        // response's flags, QR bit clear, and its latency).
+        if k.dns_flags & 0x8000 != 0 || has(extra_bits::DNS_LATENCY) {
             record.dns_flags_response_code = Some(rcode_name(k.dns_flags));
         }
         let len = (k.dns_question_len as usize).min(k.dns_question.len());

@@ -364,6 +364,17 @@ impl Agent {
         agent
     }
 
+    /// The flow records printed so far (the process keeps running).
+    pub fn records_so_far(&self) -> Vec<FlowRecord> {
+        self.records
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|v| v.get("_RecordType").is_none_or(|t| t == "flowLog"))
+            .map(|v| serde_json::from_value(v.clone()).expect("record shape"))
+            .collect()
+    }
+
     pub fn wait_for_attach(&self, name: &str) {
         self.wait_for_log(&format!("attached interface={name}"));
     }

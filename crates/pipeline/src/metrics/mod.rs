@@ -299,14 +299,18 @@ impl FlowMetrics {
                 Measure::Rtt => r
                     .time_flow_rtt_ns
                     .map(|ns| (ns as f64 / 1e9, endpoint_labels(m.scope, r, true))),
-                Measure::DnsLatency => r.dns_latency_ms.map(|ms| {
-                    let mut labels = endpoint_labels(m.scope, r, true);
-                    labels.push((
-                        "DnsFlagsResponseCode".into(),
-                        r.dns_flags_response_code.clone().unwrap_or_default(),
-                    ));
-                    (ms / 1000.0, labels)
-                }),
+                // Once per DNS transaction: on the response's flow (the
+                // query's flow carries the latency too, for conversations).
+                Measure::DnsLatency if r.dns_flags.is_some_and(|f| f & 0x8000 != 0) => {
+                    r.dns_latency_ms.map(|ms| {
+                        let mut labels = endpoint_labels(m.scope, r, true);
+                        labels.push((
+                            "DnsFlagsResponseCode".into(),
+                            r.dns_flags_response_code.clone().unwrap_or_default(),
+                        ));
+                        (ms / 1000.0, labels)
+                    })
+                }
                 _ => None,
             };
             let Some((v, labels)) = value else { continue };

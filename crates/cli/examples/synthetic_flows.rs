@@ -1,0 +1,238 @@
+//! Synthetic flow load for the pipeline's benchmarks.
+//!
+//!   synthetic_flows throughput [RECORDS] [CONVERSATIONS]
+//!       One core, in process: encoded pbflow batches -> decode -> flow
+//!       records -> enrichment -> metrics -> conversation tracking. Prints
+//!       records/s of each step, the ratio of the whole to decoding alone
+//!       (measured in the same run), and memory per tracked conversation.
+//!
+//!   synthetic_flows send ADDR [CONVERSATIONS]
+//!       A synthetic agent: sends both directions of CONVERSATIONS
+//!       conversations to a collector, in batches of 1000, and exits.
+//!
+//! The flows look like a cluster's: 250 namespaces of 40 addresses in
+//! 198.18.0.0/15, TCP and UDP, both directions, RTT and DNS on some.
+
+use flowlens_model::FlowRecord;
+use flowlens_pipeline::Processor;
+use flowlens_pipeline::conversations::{ConversationTracker, LogTypes, TrackerConfig};
+use flowlens_pipeline::enrich::{HostEnricher, HostInventory, SubnetLabels};
+use flowlens_pipeline::metrics::{DEFAULT_INCLUDE_LIST, FlowMetrics};
+use flowlens_wire::convert::{from_pb, to_pb};
+use flowlens_wire::pbflow;
+use prost::Message;
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+const BATCH: usize = 1000;
+
+fn address(i: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 1)) + i % 10_000)
+}
+
+/// Flow `i` of a run with `conversations` conversations: even flows go
+/// A->B, odd ones B->A.
+fn flow(i: usize, conversations: usize) -> FlowRecord {
+    let c = (i / 2) % conversations;
+    let (client, server) = (address(c as u32 * 7), address(c as u32 * 13 + 1));
+    let client_port = 10_000 + (c % 50_000) as u16;
+    let server_port = [443u16, 53, 8080, 5432][c % 4];
+    let proto = if server_port == 53 { 17 } else { 6 };
+    let (src, dst, sport, dport, dir) = if i.is_multiple_of(2) {
+        (client, server, client_port, server_port, 1)
+    } else {
+        (server, client, server_port, client_port, 0)
+    };
+    FlowRecord {
+        src_addr: src.to_string(),
+        dst_addr: dst.to_string(),
+        src_port: sport,
+        dst_port: dport,
+        proto,
+        etype: 0x800,
+        src_mac: "0a:58:0a:00:00:01".into(),
+        dst_mac: "0a:58:0a:00:00:02".into(),
+        bytes: 1500 + (i % 9000) as u64,
+        packets: 3 + (i % 10) as u64,
+        flags: if proto == 6 { 0x10 } else { 0 },
+        time_flow_start_ms: 1_764_400_000_000 + i as i64,
+        time_flow_end_ms: 1_764_400_000_500 + i as i64,
+        interfaces: vec![format!("veth{}", c % 64)],
+        if_directions: vec![dir],
+        agent_ip: "198.18.255.1".into(),
+        sampling: 1,
+        time_flow_rtt_ns: (proto == 6).then_some(50_000 + (i % 1000) as u64 * 100),
+        dns_id: (proto == 17).then_some(c as u16),
+        dns_flags: (proto == 17).then_some(if i.is_multiple_of(2) { 0x0100 } else { 0x8183 }),
+        dns_latency_ms: (proto == 17).then_some(0.4),
+        ..Default::default()
+    }
+}
+
+/// The encoded `Records` messages of `records` flows.
+fn encoded_batches(records: usize, conversations: usize) -> Vec<Vec<u8>> {
+    (0..records)
+        .collect::<Vec<_>>()
+        .chunks(BATCH)
+        .map(|chunk| {
+            pbflow::Records {
+                entries: chunk
+                    .iter()
+                    .map(|&i| to_pb(&flow(i, conversations)))
+                    .collect(),
+            }
+            .encode_to_vec()
+        })
+        .collect()
+}
+
+fn inventory() -> HostInventory {
+    // Half the addresses live in named network namespaces of this host.
+    let owners = (0..5000u32)
+        .map(|i| (address(i).into(), Some(format!("ns-{}", i / 40))))
+        .collect();
+    HostInventory {
+        host_name: "node-1".into(),
+        owners,
+    }
+}
+
+fn processor(conversations: usize) -> Processor {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let include: Vec<String> = DEFAULT_INCLUDE_LIST.iter().map(|s| s.to_string()).collect();
+    let metrics = FlowMetrics::new(&mut registry, &include, 1_000_000, i64::MAX).unwrap();
+    let tracker = ConversationTracker::new(TrackerConfig {
+        log_types: LogTypes::EndedConversations,
+        max_connections_tracked: conversations * 2,
+        ..TrackerConfig::default()
+    });
+    let subnets = SubnetLabels::parse(&[("lab".into(), vec!["198.18.0.0/15".into()])]).unwrap();
+    Processor::new(
+        HostEnricher {
+            inventory: inventory(),
+            subnets,
+        },
+        metrics,
+        tracker,
+    )
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn decode(batch: &[u8]) -> Vec<FlowRecord> {
+    pbflow::Records::decode(batch)
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|r| from_pb(r).unwrap())
+        .collect()
+}
+
+fn rate(records: usize, since: Instant) -> f64 {
+    records as f64 / since.elapsed().as_secs_f64()
+}
+
+fn throughput(records: usize, conversations: usize) {
+    let batches = encoded_batches(records, conversations);
+    let bytes: usize = batches.iter().map(Vec::len).sum();
+
+    // Baseline: protobuf decoding alone.
+    let start = Instant::now();
+    let mut n = 0;
+    for b in &batches {
+        n += pbflow::Records::decode(b.as_slice()).unwrap().entries.len();
+    }
+    let decode_only = rate(n, start);
+
+    let start = Instant::now();
+    let mut n = 0;
+    for b in &batches {
+        n += decode(b).len();
+    }
+    let decode_convert = rate(n, start);
+
+    let p = processor(conversations);
+    let rss_before = rss_kib();
+    let start = Instant::now();
+    let mut out = 0;
+    for b in &batches {
+        let mut flows = decode(b);
+        out += p.ingest(&mut flows, 1_764_400_001_000).len();
+    }
+    let full = rate(records, start);
+    let rss_after = rss_kib();
+    let tracked = p.tracker.lock().unwrap().tracked();
+    println!("records                      {records}");
+    println!(
+        "bytes per encoded record     {:.1}",
+        bytes as f64 / records as f64
+    );
+    println!("decode only (baseline)       {decode_only:.0} records/s");
+    println!("decode + to flow records     {decode_convert:.0} records/s");
+    println!("full pipeline                {full:.0} records/s");
+    println!("full / decode-only ratio     {:.3}", full / decode_only);
+    println!("records out                  {out}");
+    println!("conversations tracked        {tracked}");
+    println!(
+        "memory per conversation      {:.0} bytes (RSS +{} KiB, incl. metric series)",
+        (rss_after.saturating_sub(rss_before)) as f64 * 1024.0 / tracked.max(1) as f64,
+        rss_after.saturating_sub(rss_before)
+    );
+}
+
+async fn send(addr: String, conversations: usize) {
+    let mut client = pbflow::collector_client::CollectorClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connecting to the collector");
+    let records = conversations * 2;
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < records {
+        let n = BATCH.min(records - sent);
+        let entries = (sent..sent + n)
+            .map(|i| to_pb(&flow(i, conversations)))
+            .collect();
+        match client.send(pbflow::Records { entries }).await {
+            Ok(_) => sent += n,
+            Err(s) if s.code() == tonic::Code::ResourceExhausted => {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await
+            }
+            Err(s) => panic!("send failed: {s}"),
+        }
+    }
+    println!(
+        "sent {sent} records ({conversations} conversations) in {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let number = |i: usize, default: usize| {
+        args.get(i)
+            .map(|s| s.parse().expect("a number"))
+            .unwrap_or(default)
+    };
+    match args.first().map(String::as_str) {
+        Some("throughput") => throughput(number(1, 2_000_000), number(2, 100_000)),
+        Some("send") => {
+            let addr = args.get(1).expect("send ADDR [CONVERSATIONS]").clone();
+            tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(send(addr, number(2, 100_000)));
+        }
+        _ => {
+            eprintln!(
+                "usage: synthetic_flows throughput [RECORDS] [CONVERSATIONS] | send ADDR [CONVERSATIONS]"
+            );
+            std::process::exit(2);
+        }
+    }
+}

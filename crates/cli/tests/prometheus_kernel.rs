@@ -1,0 +1,220 @@
+//! A real Prometheus (Debian's package) scrapes `flowlens up`; PromQL over
+//! the scraped series returns the bytes, drops, DNS and RTT the test made,
+//! checked against the kernel's interface counters, an nftables counter,
+//! dnsmasq's answer and the records `up` printed. Needs root.
+
+mod lab;
+
+use lab::{Dnsmasq, Lab, free_local_addr, nft, sh, wait_for_port};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Prometheus with its own config and storage, scraping `target` every
+/// second; stopped and its storage removed when dropped.
+struct Prometheus {
+    child: Child,
+    dir: std::path::PathBuf,
+    addr: String,
+}
+
+impl Prometheus {
+    fn start(target: &str) -> Prometheus {
+        let dir = std::env::temp_dir().join(format!("flowlens-prom-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: flowlens\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        let addr = free_local_addr();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus (apt-get install prometheus)");
+        wait_for_port(&addr);
+        Prometheus { child, dir, addr }
+    }
+
+    /// The value of an instant PromQL query (None: no series).
+    fn query(&self, promql: &str) -> Option<f64> {
+        let out = Command::new("curl")
+            .args(["-s", "-G", &format!("http://{}/api/v1/query", self.addr)])
+            .arg("--data-urlencode")
+            .arg(format!("query={promql}"))
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+        assert_eq!(v["status"], "success", "{promql}: {v}");
+        v["data"]["result"][0]["value"][1]
+            .as_str()
+            .map(|s| s.parse().unwrap())
+    }
+
+    /// Polls `promql` until it returns `want` (scrapes are once a second).
+    fn wait_for(&self, promql: &str, want: f64) -> Option<f64> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = self.query(promql);
+            if got.is_some_and(|g| (g - want).abs() <= want.abs() * 1e-9)
+                || Instant::now() > deadline
+            {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn promql_over_scraped_metrics_returns_what_the_kernel_saw() {
+    let _serial = lab::serial();
+    let lab = Lab::new(2, false);
+    let (client, server) = (lab.hosts[0].clone(), lab.hosts[1].clone());
+    let _dns = Dnsmasq::start(&server);
+    nft(
+        &server.netns,
+        "table inet t {
+ chain input {
+  type filter hook input priority 0;
+  tcp dport 7702 counter drop
+ }
+}
+",
+    );
+    let listen = free_local_addr();
+    let metrics = "namespace_egress_bytes_total,namespace_ingress_bytes_total,namespace_drop_packets_total,namespace_rtt_seconds,namespace_dns_latency_seconds";
+    let up = lab.start_up(
+        &listen,
+        &[
+            "--log-types",
+            "Flows",
+            "--features",
+            "FlowRTT,DNSTracking,PacketDrop",
+            "--metrics",
+            metrics,
+        ],
+    );
+    let prometheus = Prometheus::start(&listen);
+    let before = lab.counters(&client);
+    let mut iperf = Lab::iperf3_server(&server, 5203);
+    sh(&format!(
+        "ip netns exec {} iperf3 -c {} -p 5203 -t 1 > /dev/null",
+        client.netns, server.ipv4
+    ));
+    iperf.wait().unwrap();
+    let rcode = Lab::in_netns(&client, || {
+        let sock = std::net::UdpSocket::bind("198.18.0.1:5602").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut query = vec![0x43, 0x21, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        query.extend_from_slice(b"\x07missing\x04test\x00\x00\x01\x00\x01");
+        sock.send_to(&query, "198.18.0.2:53").unwrap();
+        let mut buf = [0u8; 512];
+        sock.recv(&mut buf).unwrap();
+        // Three SYNs into the nftables drop rule (the connect gives up).
+        let socket = std::net::TcpStream::connect_timeout(
+            &"198.18.0.2:7702".parse().unwrap(),
+            Duration::from_millis(3500),
+        );
+        assert!(socket.is_err());
+        buf[3] & 0xf
+    });
+    assert_eq!(rcode, 3, "dnsmasq answered NXDOMAIN");
+    let after = lab.counters(&client);
+    let nft_dropped: u64 = {
+        let rules = sh(&format!(
+            "ip netns exec {} nft -j list ruleset",
+            server.netns
+        ));
+        let v: serde_json::Value = serde_json::from_str(&rules).unwrap();
+        v["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|item| item["rule"]["expr"].as_array())
+            .flatten()
+            .filter_map(|e| e["counter"]["packets"].as_u64())
+            .sum()
+    };
+    assert!(nft_dropped >= 2, "SYNs hit the drop rule");
+
+    let ns = |side: &str, host: &lab::Host| format!("{side}K8S_Namespace=\"{}\"", host.netns);
+    let egress = prometheus.wait_for(
+        &format!(
+            "sum(netobserv_namespace_egress_bytes_total{{{}}})",
+            ns("Src", &client)
+        ),
+        (after.tx_bytes - before.tx_bytes) as f64,
+    );
+    let drops = prometheus.wait_for(
+        &format!(
+            "sum(netobserv_namespace_drop_packets_total{{{},PktDropLatestDropCause=~\".*NETFILTER_DROP\"}})",
+            ns("Dst", &server)
+        ),
+        nft_dropped as f64,
+    );
+    let nxdomain = prometheus.wait_for(
+        "sum(netobserv_namespace_dns_latency_seconds_count{DnsFlagsResponseCode=\"NXDomain\"})",
+        1.0,
+    );
+    // Traffic is over; what `up` printed by now is what Prometheus must
+    // show once it scrapes again. (At exit `up` drains the kernel maps
+    // once more, which Prometheus never sees.)
+    std::thread::sleep(Duration::from_secs(2));
+    let printed = up.records_so_far();
+    let with_rtt: Vec<u64> = printed.iter().filter_map(|r| r.time_flow_rtt_ns).collect();
+    let rtt_count = prometheus.wait_for(
+        "sum(netobserv_namespace_rtt_seconds_count)",
+        with_rtt.len() as f64,
+    );
+    let rtt_sum = prometheus.query("sum(netobserv_namespace_rtt_seconds_sum)");
+    let dns_sum = prometheus.query(
+        "sum(netobserv_namespace_dns_latency_seconds_sum{DnsFlagsResponseCode=\"NXDomain\"})",
+    );
+    let run = up.stop();
+
+    assert_eq!(
+        egress,
+        Some((after.tx_bytes - before.tx_bytes) as f64),
+        "bytes out of the client = its interface's tx counter"
+    );
+    assert_eq!(drops, Some(nft_dropped as f64), "drops = the nft counter");
+    assert_eq!(nxdomain, Some(1.0), "one NXDOMAIN answer");
+    assert!(!with_rtt.is_empty(), "iperf3's flows carry an RTT");
+    assert_eq!(rtt_count, Some(with_rtt.len() as f64), "one RTT per flow");
+    let expected_sum = with_rtt.iter().sum::<u64>() as f64 / 1e9;
+    let got_sum = rtt_sum.unwrap();
+    assert!(
+        (got_sum - expected_sum).abs() < 1e-9 + expected_sum * 1e-6,
+        "RTT sum {got_sum} s, records say {expected_sum} s"
+    );
+    let dns_latency = run
+        .records
+        .iter()
+        .find_map(|r| r.dns_latency_ms.filter(|_| r.dns_id == Some(0x4321)))
+        .expect("the DNS flow with its latency");
+    let got_dns = dns_sum.unwrap();
+    assert!(
+        (got_dns - dns_latency / 1000.0).abs() < 1e-9,
+        "DNS latency {got_dns} s, record says {dns_latency} ms"
+    );
+}
