@@ -25,6 +25,8 @@ use std::net::Ipv4Addr;
 use std::time::Instant;
 
 const BATCH: usize = 1000;
+/// Flow times of the in-process run (its clock is the flows').
+const BASE_MS: i64 = 1_764_400_000_000;
 
 fn address(i: u32) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 1)) + i % 10_000)
@@ -32,10 +34,14 @@ fn address(i: u32) -> Ipv4Addr {
 
 /// Flow `i` of a run with `conversations` conversations: even flows go
 /// A->B, odd ones B->A.
-fn flow(i: usize, conversations: usize) -> FlowRecord {
+fn flow(i: usize, conversations: usize, base_ms: i64) -> FlowRecord {
     let c = (i / 2) % conversations;
-    let (client, server) = (address(c as u32 * 7), address(c as u32 * 13 + 1));
-    let client_port = 10_000 + (c % 50_000) as u16;
+    // Distinct (client, port) pairs up to 9973 x 55,000 conversations.
+    let (client, server) = (
+        address((c % 9973) as u32),
+        address((c % 97) as u32 * 13 + 1),
+    );
+    let client_port = 10_000 + (c / 9973) as u16;
     let server_port = [443u16, 53, 8080, 5432][c % 4];
     let proto = if server_port == 53 { 17 } else { 6 };
     let (src, dst, sport, dport, dir) = if i.is_multiple_of(2) {
@@ -55,8 +61,8 @@ fn flow(i: usize, conversations: usize) -> FlowRecord {
         bytes: 1500 + (i % 9000) as u64,
         packets: 3 + (i % 10) as u64,
         flags: if proto == 6 { 0x10 } else { 0 },
-        time_flow_start_ms: 1_764_400_000_000 + i as i64,
-        time_flow_end_ms: 1_764_400_000_500 + i as i64,
+        time_flow_start_ms: base_ms + (i % 1000) as i64,
+        time_flow_end_ms: base_ms + 500 + (i % 1000) as i64,
         interfaces: vec![format!("veth{}", c % 64)],
         if_directions: vec![dir],
         agent_ip: "198.18.255.1".into(),
@@ -78,7 +84,7 @@ fn encoded_batches(records: usize, conversations: usize) -> Vec<Vec<u8>> {
             pbflow::Records {
                 entries: chunk
                     .iter()
-                    .map(|&i| to_pb(&flow(i, conversations)))
+                    .map(|&i| to_pb(&flow(i, conversations, BASE_MS)))
                     .collect(),
             }
             .encode_to_vec()
@@ -164,7 +170,7 @@ fn throughput(records: usize, conversations: usize) {
     let mut out = 0;
     for b in &batches {
         let mut flows = decode(b);
-        out += p.ingest(&mut flows, 1_764_400_001_000).len();
+        out += p.ingest(&mut flows, BASE_MS + 1000).len();
     }
     let full = rate(records, start);
     let rss_after = rss_kib();
@@ -192,12 +198,18 @@ async fn send(addr: String, conversations: usize) {
         .await
         .expect("connecting to the collector");
     let records = conversations * 2;
+    // Flows of now: the collector's conversations stay open (they end 10 s
+    // after their last flow).
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let start = Instant::now();
     let mut sent = 0;
     while sent < records {
         let n = BATCH.min(records - sent);
         let entries = (sent..sent + n)
-            .map(|i| to_pb(&flow(i, conversations)))
+            .map(|i| to_pb(&flow(i, conversations, now_ms)))
             .collect();
         match client.send(pbflow::Records { entries }).await {
             Ok(_) => sent += n,

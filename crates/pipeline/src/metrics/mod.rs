@@ -9,6 +9,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 type Labels = Vec<(String, String)>;
@@ -185,6 +186,17 @@ fn endpoint_labels(scope: Scope, r: &FlowRecord, with_source: bool) -> Labels {
     labels
 }
 
+/// The endpoint labels of `r` for `scope`, built on first use per flow.
+fn cached_labels<'c>(
+    cache: &'c mut [Option<Labels>; 6],
+    scope: Scope,
+    r: &FlowRecord,
+    with_source: bool,
+) -> &'c Labels {
+    cache[scope as usize * 2 + with_source as usize]
+        .get_or_insert_with(|| endpoint_labels(scope, r, with_source))
+}
+
 impl FlowMetrics {
     /// The metrics named in `include` (names as in `all_metric_names`),
     /// registered in `registry`. Unknown names are refused with the list.
@@ -256,67 +268,98 @@ impl FlowMetrics {
             direction == 1 || direction == 2,
         );
         let (max_series, counters) = (self.max_series, &mut self.counters);
+        // Each metric of a scope uses the same endpoint labels: build them
+        // once per flow (by scope, with or without the source side) and
+        // lend them; labels are copied only for new series.
+        let mut cache: [Option<Labels>; 6] = Default::default();
         for m in &mut self.metrics {
-            let value: Option<(f64, Labels)> = match m.measure {
-                Measure::IngressBytes if ingress => {
-                    Some((r.bytes as f64, endpoint_labels(m.scope, r, true)))
+            let scope = m.scope;
+            let with = |base: &Labels, extra: [(&str, &Option<String>); 2]| -> Labels {
+                let mut labels = base.clone();
+                for (name, value) in extra.into_iter().filter(|(n, _)| !n.is_empty()) {
+                    labels.push((name.to_string(), value.clone().unwrap_or_default()));
                 }
-                Measure::EgressBytes if egress => {
-                    Some((r.bytes as f64, endpoint_labels(m.scope, r, true)))
-                }
-                Measure::IngressPackets if ingress => {
-                    Some((r.packets as f64, endpoint_labels(m.scope, r, true)))
-                }
-                Measure::EgressPackets if egress => {
-                    Some((r.packets as f64, endpoint_labels(m.scope, r, true)))
-                }
-                Measure::Flows => Some((1.0, endpoint_labels(m.scope, r, true))),
+                labels
+            };
+            let value: Option<(f64, Cow<Labels>)> = match m.measure {
+                Measure::IngressBytes if ingress => Some((
+                    r.bytes as f64,
+                    Cow::Borrowed(cached_labels(&mut cache, scope, r, true)),
+                )),
+                Measure::EgressBytes if egress => Some((
+                    r.bytes as f64,
+                    Cow::Borrowed(cached_labels(&mut cache, scope, r, true)),
+                )),
+                Measure::IngressPackets if ingress => Some((
+                    r.packets as f64,
+                    Cow::Borrowed(cached_labels(&mut cache, scope, r, true)),
+                )),
+                Measure::EgressPackets if egress => Some((
+                    r.packets as f64,
+                    Cow::Borrowed(cached_labels(&mut cache, scope, r, true)),
+                )),
+                Measure::Flows => Some((
+                    1.0,
+                    Cow::Borrowed(cached_labels(&mut cache, scope, r, true)),
+                )),
                 Measure::DropPackets | Measure::DropBytes => r.pkt_drop_packets.map(|packets| {
-                    let mut labels = endpoint_labels(m.scope, r, true);
-                    labels.push((
-                        "PktDropLatestState".into(),
-                        r.pkt_drop_latest_state.clone().unwrap_or_default(),
-                    ));
-                    labels.push((
-                        "PktDropLatestDropCause".into(),
-                        r.pkt_drop_latest_drop_cause.clone().unwrap_or_default(),
-                    ));
+                    let labels = with(
+                        cached_labels(&mut cache, scope, r, true),
+                        [
+                            ("PktDropLatestState", &r.pkt_drop_latest_state),
+                            ("PktDropLatestDropCause", &r.pkt_drop_latest_drop_cause),
+                        ],
+                    );
                     let v = if m.measure == Measure::DropPackets {
                         packets
                     } else {
                         r.pkt_drop_bytes.unwrap_or(0)
                     };
-                    (v as f64, labels)
+                    (v as f64, Cow::Owned(labels))
                 }),
-                Measure::Retransmits => r
-                    .tcp_retransmits
-                    .map(|v| (v as f64, endpoint_labels(m.scope, r, false))),
-                Measure::ConnectionOutcomes => r.conn_outcome.as_ref().map(|o| {
-                    let mut labels = endpoint_labels(m.scope, r, false);
-                    labels.push(("ConnOutcome".into(), o.clone()));
-                    (1.0, labels)
+                Measure::Retransmits => r.tcp_retransmits.map(|v| {
+                    (
+                        v as f64,
+                        Cow::Borrowed(cached_labels(&mut cache, scope, r, false)),
+                    )
                 }),
-                Measure::Rtt => r
-                    .time_flow_rtt_ns
-                    .map(|ns| (ns as f64 / 1e9, endpoint_labels(m.scope, r, true))),
+                Measure::ConnectionOutcomes => r.conn_outcome.as_ref().map(|_| {
+                    let labels = with(
+                        cached_labels(&mut cache, scope, r, false),
+                        [("ConnOutcome", &r.conn_outcome), ("", &None)],
+                    );
+                    (1.0, Cow::Owned(labels))
+                }),
+                Measure::Rtt => r.time_flow_rtt_ns.map(|ns| {
+                    (
+                        ns as f64 / 1e9,
+                        Cow::Borrowed(cached_labels(&mut cache, scope, r, true)),
+                    )
+                }),
                 // Once per DNS transaction: on the response's flow (the
                 // query's flow carries the latency too, for conversations).
                 Measure::DnsLatency if r.dns_flags.is_some_and(|f| f & 0x8000 != 0) => {
                     r.dns_latency_ms.map(|ms| {
-                        let mut labels = endpoint_labels(m.scope, r, true);
-                        labels.push((
-                            "DnsFlagsResponseCode".into(),
-                            r.dns_flags_response_code.clone().unwrap_or_default(),
-                        ));
-                        (ms / 1000.0, labels)
+                        let labels = with(
+                            cached_labels(&mut cache, scope, r, true),
+                            [
+                                ("DnsFlagsResponseCode", &r.dns_flags_response_code),
+                                ("", &None),
+                            ],
+                        );
+                        (ms / 1000.0, Cow::Owned(labels))
                     })
                 }
                 _ => None,
             };
             let Some((v, labels)) = value else { continue };
-            if !m.last_seen.contains_key(&labels) && m.last_seen.len() >= max_series {
+            if let Some(seen) = m.last_seen.get_mut(labels.as_ref()) {
+                *seen = now_ms;
+            } else if m.last_seen.len() >= max_series {
                 counters.series_dropped += 1;
                 continue;
+            } else {
+                m.last_seen.insert(labels.clone().into_owned(), now_ms);
             }
             match &m.series {
                 Series::Counter(f) => {
@@ -326,11 +369,10 @@ impl FlowMetrics {
                         } else {
                             v as u64 * scale
                         };
-                    f.get_or_create(&labels).inc_by(counted);
+                    f.get_or_create(labels.as_ref()).inc_by(counted);
                 }
-                Series::Histogram(f) => f.get_or_create(&labels).observe(v),
+                Series::Histogram(f) => f.get_or_create(labels.as_ref()).observe(v),
             }
-            m.last_seen.insert(labels, now_ms);
         }
     }
 
