@@ -55,10 +55,7 @@ pub struct AgentArgs {
 pub fn run(args: AgentArgs) -> Result<()> {
     let (settings, _) = args.capture.resolve(false)?;
     let format = args.output.unwrap_or_else(OutputFormat::default_for_stdout);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(if args.collector.is_some() { 2 } else { 1 })
-        .enable_all()
-        .build()?;
+    let runtime = crate::shutdown::runtime(if args.collector.is_some() { 2 } else { 1 })?;
     let (stats, exported) = runtime.block_on(async move {
         let listener = match args.listen {
             Some(addr) => Some(

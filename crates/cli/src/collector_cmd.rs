@@ -41,10 +41,7 @@ pub fn run(args: CollectorArgs) -> Result<()> {
     let file = args.config.as_deref().map(load_config_file).transpose()?;
     let mut registry = Registry::default();
     let processor = args.processor.build(file.as_ref(), &mut registry)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = crate::shutdown::runtime(2)?;
     runtime.block_on(async move {
         let http = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -1,4 +1,13 @@
-//! Waiting for the signal to stop.
+//! The process's lifetime: its tokio runtime and the signal to stop.
+
+/// A runtime of `workers` threads with timers and I/O; small, because the
+/// heavy work (the kernel drain, the pipeline) has threads of its own.
+pub fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+}
 
 /// Completes on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {

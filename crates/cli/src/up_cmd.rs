@@ -42,10 +42,7 @@ pub fn run(args: UpArgs) -> Result<()> {
     let (settings, file) = args.capture.resolve(true)?;
     let mut registry = Registry::default();
     let processor = args.processor.build(file.as_ref(), &mut registry)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = crate::shutdown::runtime(2)?;
     let stats: AgentStats = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -4,7 +4,7 @@
 mod lab;
 
 use flowlens_model::FlowRecord;
-use lab::{Agent, AgentRun, Dnsmasq, Lab, nft, sh};
+use lab::{Agent, AgentRun, Dnsmasq, Lab, nft, nft_counter, sh};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::sync::mpsc;
@@ -24,22 +24,6 @@ fn flows<'a>(run: &'a AgentRun, pred: impl Fn(&FlowRecord) -> bool + 'a) -> Vec<
 }
 
 /// Packets counted by the nftables rule commented `comment` in `netns`.
-fn nft_counter(netns: &str, comment: &str) -> u64 {
-    let json = sh(&format!("ip netns exec {netns} nft -j list ruleset"));
-    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    for item in v["nftables"].as_array().unwrap() {
-        let rule = &item["rule"];
-        if rule["comment"] == comment {
-            for expr in rule["expr"].as_array().unwrap() {
-                if let Some(packets) = expr["counter"]["packets"].as_u64() {
-                    return packets;
-                }
-            }
-        }
-    }
-    panic!("no counter for rule {comment} in {json}");
-}
-
 fn snmp_tcp(netns: &str, field: &str) -> u64 {
     let text = sh(&format!("ip netns exec {netns} cat /proc/net/snmp"));
     let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("Tcp:")).collect();

@@ -5,7 +5,7 @@
 
 mod lab;
 
-use lab::{Dnsmasq, Lab, free_local_addr, nft, sh, wait_for_port};
+use lab::{Dnsmasq, Lab, free_local_addr, nft, nft_counter, sh, wait_for_port};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -96,7 +96,7 @@ fn promql_over_scraped_metrics_returns_what_the_kernel_saw() {
         "table inet t {
  chain input {
   type filter hook input priority 0;
-  tcp dport 7702 counter drop
+  tcp dport 7702 counter drop comment \"deny-7702\"
  }
 }
 ",
@@ -123,38 +123,18 @@ fn promql_over_scraped_metrics_returns_what_the_kernel_saw() {
     ));
     iperf.wait().unwrap();
     let rcode = Lab::in_netns(&client, || {
-        let sock = std::net::UdpSocket::bind("198.18.0.1:5602").unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let mut query = vec![0x43, 0x21, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-        query.extend_from_slice(b"\x07missing\x04test\x00\x00\x01\x00\x01");
-        sock.send_to(&query, "198.18.0.2:53").unwrap();
-        let mut buf = [0u8; 512];
-        sock.recv(&mut buf).unwrap();
+        let rcode = lab::ask_missing_name("198.18.0.1:5602", "198.18.0.2:53", 0x4321);
         // Three SYNs into the nftables drop rule (the connect gives up).
         let socket = std::net::TcpStream::connect_timeout(
             &"198.18.0.2:7702".parse().unwrap(),
             Duration::from_millis(3500),
         );
         assert!(socket.is_err());
-        buf[3] & 0xf
+        rcode
     });
     assert_eq!(rcode, 3, "dnsmasq answered NXDOMAIN");
     let after = lab.counters(&client);
-    let nft_dropped: u64 = {
-        let rules = sh(&format!(
-            "ip netns exec {} nft -j list ruleset",
-            server.netns
-        ));
-        let v: serde_json::Value = serde_json::from_str(&rules).unwrap();
-        v["nftables"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|item| item["rule"]["expr"].as_array())
-            .flatten()
-            .filter_map(|e| e["counter"]["packets"].as_u64())
-            .sum()
-    };
+    let nft_dropped = nft_counter(&server.netns, "deny-7702");
     assert!(nft_dropped >= 2, "SYNs hit the drop rule");
 
     let ns = |side: &str, host: &lab::Host| format!("{side}K8S_Namespace=\"{}\"", host.netns);

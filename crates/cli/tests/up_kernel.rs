@@ -183,16 +183,10 @@ fn conversations_carry_dns_errors_and_timed_out_connects() {
         ],
     );
     let rcode = Lab::in_netns(&client, || {
-        let sock = std::net::UdpSocket::bind("198.18.0.1:5601").unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let mut query = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-        query.extend_from_slice(b"\x07missing\x04test\x00\x00\x01\x00\x01");
-        sock.send_to(&query, "198.18.0.2:53").unwrap();
-        let mut buf = [0u8; 512];
-        sock.recv(&mut buf).unwrap();
+        let rcode = lab::ask_missing_name("198.18.0.1:5601", "198.18.0.2:53", 0x1234);
         let timed_out = std::net::TcpStream::connect("198.18.0.2:7701");
         assert_eq!(timed_out.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
-        buf[3] & 0xf
+        rcode
     });
     assert_eq!(rcode, 3, "dnsmasq answered NXDOMAIN");
     // The kernel's timeout, then the terminating timeout (5 s).

@@ -51,6 +51,38 @@ pub fn nft(netns: &str, script: &str) {
     std::fs::remove_file(path).ok();
 }
 
+/// Packets counted by the nftables rule with `comment` in a namespace.
+pub fn nft_counter(netns: &str, comment: &str) -> u64 {
+    let json = sh(&format!("ip netns exec {netns} nft -j list ruleset"));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for item in v["nftables"].as_array().unwrap() {
+        let rule = &item["rule"];
+        if rule["comment"] == comment {
+            for expr in rule["expr"].as_array().unwrap() {
+                if let Some(packets) = expr["counter"]["packets"].as_u64() {
+                    return packets;
+                }
+            }
+        }
+    }
+    panic!("no counter for rule {comment} in {json}");
+}
+
+/// Asks `server` (ip:port) for the A record of `missing.test` from `bind`
+/// with DNS id `id`; the response code of the answer. Call it inside the
+/// client's namespace (`Lab::in_netns`).
+pub fn ask_missing_name(bind: &str, server: &str, id: u16) -> u8 {
+    let sock = std::net::UdpSocket::bind(bind).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let [hi, lo] = id.to_be_bytes();
+    let mut query = vec![hi, lo, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    query.extend_from_slice(b"\x07missing\x04test\x00\x00\x01\x00\x01");
+    sock.send_to(&query, server).unwrap();
+    let mut buf = [0u8; 512];
+    sock.recv(&mut buf).unwrap();
+    buf[3] & 0xf
+}
+
 static LAB_SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// One namespace of the lab, with its end of a veth pair called `eth0`.
