@@ -24,6 +24,10 @@ use prost::Message;
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
+// The same allocator as the flowlens binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BATCH: usize = 1000;
 /// Flow times of the in-process run (its clock is the flows').
 const BASE_MS: i64 = 1_764_400_000_000;

@@ -161,12 +161,25 @@ fn promql_over_scraped_metrics_returns_what_the_kernel_saw() {
     // once more, which Prometheus never sees.)
     std::thread::sleep(Duration::from_secs(2));
     let printed = up.records_so_far();
-    let with_rtt: Vec<u64> = printed.iter().filter_map(|r| r.time_flow_rtt_ns).collect();
+    // FlowRTT sees every socket of the host, Prometheus's scrapes over
+    // loopback too: only the lab's namespaces are compared.
+    let lab_ns = format!("{}|{}", client.netns, server.netns);
+    let with_rtt: Vec<u64> = printed
+        .iter()
+        .filter(|r| {
+            r.src_k8s_namespace
+                .as_deref()
+                .is_some_and(|ns| ns == client.netns || ns == server.netns)
+        })
+        .filter_map(|r| r.time_flow_rtt_ns)
+        .collect();
     let rtt_count = prometheus.wait_for(
-        "sum(netobserv_namespace_rtt_seconds_count)",
+        &format!("sum(netobserv_namespace_rtt_seconds_count{{SrcK8S_Namespace=~\"{lab_ns}\"}})"),
         with_rtt.len() as f64,
     );
-    let rtt_sum = prometheus.query("sum(netobserv_namespace_rtt_seconds_sum)");
+    let rtt_sum = prometheus.query(&format!(
+        "sum(netobserv_namespace_rtt_seconds_sum{{SrcK8S_Namespace=~\"{lab_ns}\"}})"
+    ));
     let dns_sum = prometheus.query(
         "sum(netobserv_namespace_dns_latency_seconds_sum{DnsFlagsResponseCode=\"NXDomain\"})",
     );

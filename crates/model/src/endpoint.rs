@@ -63,6 +63,31 @@ impl FlowRecord {
         }
     }
 
+    /// Whether this side's fields equal `e` (compared in place, no copy).
+    pub fn endpoint_is(&self, side: Side, e: &EndpointLabels) -> bool {
+        let r = self;
+        let fields = match side {
+            Side::Src => [
+                &r.src_k8s_host_name,
+                &r.src_k8s_namespace,
+                &r.src_k8s_name,
+                &r.src_k8s_type,
+                &r.src_subnet_label,
+            ],
+            Side::Dst => [
+                &r.dst_k8s_host_name,
+                &r.dst_k8s_namespace,
+                &r.dst_k8s_name,
+                &r.dst_k8s_type,
+                &r.dst_subnet_label,
+            ],
+        };
+        fields
+            .into_iter()
+            .zip(e.fields().map(|(_, value)| value))
+            .all(|(mine, theirs)| mine == theirs)
+    }
+
     pub fn set_endpoint(&mut self, side: Side, e: EndpointLabels) {
         let r = self;
         let (host_name, namespace, name, kind, subnet) = match side {

@@ -2,31 +2,32 @@
 //! 5-tuple give the same key.
 
 use flowlens_model::{FlowRecord, Side};
+use std::net::{IpAddr, Ipv4Addr};
 
-/// One side of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// One side of a conversation. The address is parsed rather than copied:
+/// keys are built for every flow, and a parse allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Endpoint {
-    pub addr: String,
+    pub addr: IpAddr,
     pub port: u16,
 }
 
 impl Endpoint {
-    /// The source or destination of a flow.
+    /// The source or destination of a flow (0.0.0.0 for a flow without IP
+    /// addresses, such as ARP).
     pub fn of(flow: &FlowRecord, side: Side) -> Endpoint {
-        match side {
-            Side::Src => Endpoint {
-                addr: flow.src_addr.clone(),
-                port: flow.src_port,
-            },
-            Side::Dst => Endpoint {
-                addr: flow.dst_addr.clone(),
-                port: flow.dst_port,
-            },
+        let (addr, port) = match side {
+            Side::Src => (&flow.src_addr, flow.src_port),
+            Side::Dst => (&flow.dst_addr, flow.dst_port),
+        };
+        Endpoint {
+            addr: addr.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            port,
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConversationKey {
     /// The lower endpoint in (address, port) order, then the higher.
     pub low: Endpoint,

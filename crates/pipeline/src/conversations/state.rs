@@ -130,11 +130,17 @@ impl Conversation {
                 ab = !ab;
             }
         }
-        let (from, to) = (flow.endpoint(Side::Src), flow.endpoint(Side::Dst));
-        if ab {
-            (self.side_a, self.side_b) = (from, to);
+        // The latest enrichment wins; copied only when it changed.
+        let (a_side, b_side) = if ab {
+            (Side::Src, Side::Dst)
         } else {
-            (self.side_a, self.side_b) = (to, from);
+            (Side::Dst, Side::Src)
+        };
+        if !flow.endpoint_is(a_side, &self.side_a) {
+            self.side_a = flow.endpoint(a_side);
+        }
+        if !flow.endpoint_is(b_side, &self.side_b) {
+            self.side_b = flow.endpoint(b_side);
         }
         if ab {
             self.bytes_ab += flow.bytes;

@@ -5,7 +5,9 @@ use super::key::ConversationKey;
 use super::state::Conversation;
 use flowlens_model::FlowRecord;
 use serde_json::{Value, json};
-use std::collections::HashMap;
+// foldhash: keys come from our own agents, and SipHash was a tenth of
+// the pipeline's time.
+use foldhash::{HashMap, HashMapExt};
 
 /// What the tracker received, sent and dropped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,7 +56,7 @@ impl ConversationTracker {
         }
         let conversation = self
             .conversations
-            .entry(key.clone())
+            .entry(key)
             .or_insert_with(|| Conversation::new(key.hash_id(), flow, now_ms));
         conversation.add(flow);
         if is_new {
@@ -80,7 +82,7 @@ impl ConversationTracker {
                 .is_some_and(|since| now_ms - since >= t.terminating_ms);
             let idle = now_ms - c.last_ms >= t.end_ms;
             if terminated || idle {
-                ended.push(key.clone());
+                ended.push(*key);
             } else if now_ms - c.last_heartbeat_ms >= t.heartbeat_ms {
                 c.last_heartbeat_ms = now_ms;
                 if self.config.log_types.conversation_updates() {

@@ -8,7 +8,7 @@ mod subnets;
 pub use subnets::{SubnetError, SubnetLabels};
 
 use flowlens_model::{EndpointLabels, FlowRecord, Side};
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::IpAddr;
 
 pub trait Enricher: Send + Sync {
