@@ -1,0 +1,425 @@
+//! Filter text to a typed expression. Precedence, lowest first: `or`,
+//! `and`, `not`, comparisons; parentheses group. Every literal is checked
+//! against its field's type here, so a filter that parses can be evaluated
+//! without errors.
+
+use crate::error::{FilterError, nearest};
+use crate::fields::{FieldDef, Kind, all_field_names, lookup};
+use crate::lexer::{Op, Tok, Token, lex};
+use crate::literal::{Cidr, number};
+use flowlens_model::tcp_flags::{TCP_FLAG_NAMES, flag_bit};
+
+/// A checked value to compare a field with.
+#[derive(Debug, Clone)]
+pub enum Literal {
+    Num(f64),
+    /// Text compared exactly (a text field) or case-insensitively (a name
+    /// of a closed set).
+    Text(String),
+    Regex(regex::Regex),
+    Net(Cidr),
+    Bool(bool),
+}
+
+#[derive(Debug, Clone)]
+pub enum Expr {
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+    Not(Box<Expr>),
+    Compare {
+        field: &'static FieldDef,
+        op: Op,
+        value: Literal,
+    },
+    In {
+        field: &'static FieldDef,
+        values: Vec<Literal>,
+    },
+    /// `tcp.flags has X` (or several: all of them).
+    Has {
+        field: &'static FieldDef,
+        bits: u32,
+    },
+    /// An empty filter: everything.
+    All,
+}
+
+struct Parser<'t> {
+    tokens: Vec<Token>,
+    at: usize,
+    text: &'t str,
+}
+
+fn keyword(tok: &Tok, word: &str) -> bool {
+    matches!(tok, Tok::Word(w) if w.eq_ignore_ascii_case(word))
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.at)
+    }
+
+    /// Position of the next token, or the end of the text.
+    fn position(&self) -> usize {
+        self.peek()
+            .map(|t| t.start)
+            .unwrap_or_else(|| self.text.chars().count())
+    }
+
+    fn error(&self, message: String) -> FilterError {
+        FilterError::new(self.position(), message)
+    }
+
+    fn next_is(&self, f: impl Fn(&Tok) -> bool) -> bool {
+        self.peek().is_some_and(|t| f(&t.tok))
+    }
+
+    fn or(&mut self) -> Result<Expr, FilterError> {
+        let mut terms = vec![self.and()?];
+        while self.next_is(|t| keyword(t, "or") || *t == Tok::OrOr) {
+            self.at += 1;
+            terms.push(self.and()?);
+        }
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            Expr::Or(terms)
+        })
+    }
+
+    fn and(&mut self) -> Result<Expr, FilterError> {
+        let mut terms = vec![self.unary()?];
+        while self.next_is(|t| keyword(t, "and") || *t == Tok::AndAnd) {
+            self.at += 1;
+            terms.push(self.unary()?);
+        }
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            Expr::And(terms)
+        })
+    }
+
+    fn unary(&mut self) -> Result<Expr, FilterError> {
+        if self.next_is(|t| keyword(t, "not") || *t == Tok::Bang) {
+            self.at += 1;
+            return Ok(Expr::Not(Box::new(self.unary()?)));
+        }
+        if self.next_is(|t| *t == Tok::LParen) {
+            let open = self.position();
+            self.at += 1;
+            let inner = self.or()?;
+            if !self.next_is(|t| *t == Tok::RParen) {
+                return Err(self.error(format!(
+                    "expected `)` to close the `(` at column {}",
+                    open + 1
+                )));
+            }
+            self.at += 1;
+            return Ok(inner);
+        }
+        self.comparison()
+    }
+
+    fn field(&mut self) -> Result<(&'static FieldDef, String), FilterError> {
+        let Some(token) = self.peek().cloned() else {
+            return Err(self.error("expected a field name, found the end of the filter".into()));
+        };
+        let Tok::Word(name) = &token.tok else {
+            return Err(self.error(format!(
+                "expected a field name, found {}",
+                describe(&token.tok)
+            )));
+        };
+        match lookup(name) {
+            Some(def) => {
+                self.at += 1;
+                Ok((def, name.clone()))
+            }
+            None => Err(
+                FilterError::new(token.start, format!("unknown field `{name}`"))
+                    .with_suggestion(nearest(name, all_field_names())),
+            ),
+        }
+    }
+
+    fn comparison(&mut self) -> Result<Expr, FilterError> {
+        let (field, written) = self.field()?;
+        let Some(token) = self.peek().cloned() else {
+            return match field.kind {
+                Kind::Bool => Ok(bool_true(field)),
+                _ => Err(self.error(format!(
+                    "expected an operator after `{written}` ({})",
+                    operators(field).join(", ")
+                ))),
+            };
+        };
+        match &token.tok {
+            Tok::Op(op) => {
+                let op = *op;
+                self.check_operator(field, &written, op, token.start)?;
+                self.at += 1;
+                let value = self.literal(field, &written, op)?;
+                Ok(Expr::Compare { field, op, value })
+            }
+            Tok::Word(w) if w.eq_ignore_ascii_case("in") => {
+                self.at += 1;
+                let values = self.list(field, &written)?;
+                Ok(Expr::In { field, values })
+            }
+            Tok::Word(w) if w.eq_ignore_ascii_case("not") => {
+                // `field not in (...)`
+                self.at += 1;
+                if !self.next_is(|t| keyword(t, "in")) {
+                    return Err(self.error("expected `in` after `not`".into()));
+                }
+                self.at += 1;
+                let values = self.list(field, &written)?;
+                Ok(Expr::Not(Box::new(Expr::In { field, values })))
+            }
+            Tok::Word(w) if w.eq_ignore_ascii_case("has") => {
+                if !matches!(field.kind, Kind::Flags) {
+                    return Err(FilterError::new(
+                        token.start,
+                        format!("`has` applies to tcp.flags, not to `{written}`"),
+                    ));
+                }
+                self.at += 1;
+                let names = if self.next_is(|t| *t == Tok::LParen) {
+                    self.words_in_parentheses()?
+                } else {
+                    vec![self.word("a TCP flag name (SYN, ACK, RST, FIN, ...)")?]
+                };
+                let mut bits = 0;
+                for (name, at) in names {
+                    bits |= flag_bit(&name).ok_or_else(|| {
+                        FilterError::new(at, format!("`{name}` is not a TCP flag"))
+                            .with_suggestion(nearest(&name, TCP_FLAG_NAMES.iter().map(|(_, n)| *n)))
+                    })?;
+                }
+                Ok(Expr::Has { field, bits })
+            }
+            _ if matches!(field.kind, Kind::Bool) => Ok(bool_true(field)),
+            other => Err(FilterError::new(
+                token.start,
+                format!(
+                    "expected an operator after `{written}` ({}), found {}",
+                    operators(field).join(", "),
+                    describe(other)
+                ),
+            )),
+        }
+    }
+
+    fn word(&mut self, what: &str) -> Result<(String, usize), FilterError> {
+        match self.peek().cloned() {
+            Some(Token {
+                tok: Tok::Word(w) | Tok::Str(w),
+                start,
+                ..
+            }) => {
+                self.at += 1;
+                Ok((w, start))
+            }
+            Some(t) => Err(self.error(format!("expected {what}, found {}", describe(&t.tok)))),
+            None => Err(self.error(format!("expected {what}, found the end of the filter"))),
+        }
+    }
+
+    fn words_in_parentheses(&mut self) -> Result<Vec<(String, usize)>, FilterError> {
+        self.at += 1; // (
+        let mut words = vec![self.word("a value")?];
+        loop {
+            match self.peek().map(|t| t.tok.clone()) {
+                Some(Tok::Comma) => {
+                    self.at += 1;
+                    words.push(self.word("a value")?);
+                }
+                Some(Tok::RParen) => {
+                    self.at += 1;
+                    return Ok(words);
+                }
+                Some(other) => {
+                    return Err(
+                        self.error(format!("expected `,` or `)`, found {}", describe(&other)))
+                    );
+                }
+                None => return Err(self.error("expected `)` to close the list".into())),
+            }
+        }
+    }
+
+    /// `in` values: one value, or a parenthesized list.
+    fn list(
+        &mut self,
+        field: &'static FieldDef,
+        written: &str,
+    ) -> Result<Vec<Literal>, FilterError> {
+        if matches!(field.kind, Kind::Flags) {
+            return Err(self.error("use `has` with tcp.flags".into()));
+        }
+        let words = if self.next_is(|t| *t == Tok::LParen) {
+            self.words_in_parentheses()?
+        } else {
+            vec![self.word("a value or a list in parentheses")?]
+        };
+        words
+            .into_iter()
+            .map(|(w, at)| value_of(field, written, Op::Eq, &w, at))
+            .collect()
+    }
+
+    fn literal(
+        &mut self,
+        field: &'static FieldDef,
+        written: &str,
+        op: Op,
+    ) -> Result<Literal, FilterError> {
+        let (text, at) = self.word(&format!("a value after `{}`", op.text()))?;
+        value_of(field, written, op, &text, at)
+    }
+
+    fn check_operator(
+        &self,
+        field: &FieldDef,
+        written: &str,
+        op: Op,
+        at: usize,
+    ) -> Result<(), FilterError> {
+        if operators(field).contains(&op.text()) {
+            Ok(())
+        } else {
+            Err(FilterError::new(
+                at,
+                format!(
+                    "`{}` does not apply to `{written}`; use {}",
+                    op.text(),
+                    operators(field).join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+fn bool_true(field: &'static FieldDef) -> Expr {
+    Expr::Compare {
+        field,
+        op: Op::Eq,
+        value: Literal::Bool(true),
+    }
+}
+
+/// The operators a field takes (`in` and `has` aside).
+pub fn operators(field: &FieldDef) -> Vec<&'static str> {
+    match field.kind {
+        Kind::Number(_) => vec!["=", "!=", "<", "<=", ">", ">=", "in"],
+        Kind::Enum(v) if (v.names)().iter().any(|(_, n)| n.is_some()) => {
+            vec!["=", "!=", "<", "<=", ">", ">=", "in"]
+        }
+        Kind::Enum(_) | Kind::Bool => vec!["=", "!=", "in"],
+        Kind::Text => vec!["=", "!=", "=~", "!~", "in"],
+        Kind::Address => vec!["=", "!=", "in"],
+        Kind::Flags => vec!["has", "=", "!="],
+    }
+}
+
+fn describe(tok: &Tok) -> String {
+    match tok {
+        Tok::Word(w) => format!("`{w}`"),
+        Tok::Str(s) => format!("\"{s}\""),
+        Tok::Op(op) => format!("`{}`", op.text()),
+        Tok::LParen => "`(`".into(),
+        Tok::RParen => "`)`".into(),
+        Tok::Comma => "`,`".into(),
+        Tok::Bang => "`!`".into(),
+        Tok::AndAnd => "`&&`".into(),
+        Tok::OrOr => "`||`".into(),
+    }
+}
+
+/// `text` as a value of `field`.
+fn value_of(
+    field: &FieldDef,
+    written: &str,
+    op: Op,
+    text: &str,
+    at: usize,
+) -> Result<Literal, FilterError> {
+    let fail = |message: String| FilterError::new(at, message);
+    if matches!(op, Op::Match | Op::NotMatch) {
+        return regex::RegexBuilder::new(text)
+            .size_limit(1 << 20)
+            .build()
+            .map(Literal::Regex)
+            .map_err(|e| fail(format!("invalid regular expression: {e}")));
+    }
+    match field.kind {
+        Kind::Number(unit) => number(text, unit, field.bare_unit(written))
+            .map(Literal::Num)
+            .map_err(fail),
+        Kind::Text => Ok(Literal::Text(text.to_string())),
+        Kind::Bool => match text.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => Ok(Literal::Bool(true)),
+            "false" | "no" | "0" => Ok(Literal::Bool(false)),
+            _ => Err(fail(format!("`{written}` is true or false, not `{text}`"))),
+        },
+        Kind::Address => Cidr::parse(text)
+            .map(Literal::Net)
+            .ok_or_else(|| fail(format!("`{text}` is not an IP address or CIDR block"))),
+        Kind::Flags => match flag_bit(text) {
+            Some(bit) => Ok(Literal::Num(bit as f64)),
+            None => text
+                .parse::<f64>()
+                .map(Literal::Num)
+                .map_err(|_| fail(format!("`{text}` is not a TCP flag or a number"))),
+        },
+        Kind::Enum(vocabulary) => {
+            let names = (vocabulary.names)();
+            let numbered = names.iter().any(|(_, n)| n.is_some());
+            if let Some((name, n)) = names.iter().find(|(name, _)| {
+                name.eq_ignore_ascii_case(text)
+                    || name
+                        .strip_prefix("TCP_")
+                        .is_some_and(|short| short.eq_ignore_ascii_case(text))
+            }) {
+                return Ok(match n {
+                    Some(n) => Literal::Num(*n as f64),
+                    None => Literal::Text(name.to_string()),
+                });
+            }
+            if numbered && let Ok(n) = text.parse::<f64>() {
+                return Ok(Literal::Num(n));
+            }
+            let valid: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
+            Err(fail(format!(
+                "`{text}` is not a value of `{written}` (valid: {}{})",
+                valid.join(", "),
+                if numbered { ", or a number" } else { "" }
+            ))
+            .with_suggestion(nearest(text, valid.iter().copied())))
+        }
+    }
+}
+
+pub fn parse(text: &str) -> Result<Expr, FilterError> {
+    let tokens = lex(text)?;
+    if tokens.is_empty() {
+        return Ok(Expr::All);
+    }
+    let mut parser = Parser {
+        tokens,
+        at: 0,
+        text,
+    };
+    let expr = parser.or()?;
+    if let Some(extra) = parser.peek() {
+        return Err(FilterError::new(
+            extra.start,
+            format!(
+                "expected `and`, `or` or the end of the filter, found {}",
+                describe(&extra.tok)
+            ),
+        ));
+    }
+    Ok(expr)
+}

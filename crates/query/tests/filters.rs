@@ -1,0 +1,269 @@
+//! The filter language against a set of records holding each case users
+//! ask about: DNS NoError/NXDomain/ServFail, drops by policy and by other
+//! causes, retransmits, timed out, refused, and a clean flow.
+
+use flowlens_query::Filter;
+use serde_json::{Map, Value, json};
+
+fn records() -> Vec<(&'static str, Map<String, Value>)> {
+    let base = json!({
+        "SrcAddr": "198.18.0.1", "DstAddr": "198.18.0.2", "SrcPort": 40000, "DstPort": 443,
+        "Proto": 6, "Bytes": 1000, "Packets": 10, "Flags": 0x12, "Interfaces": ["veth1", "br0"],
+        "SrcK8S_Namespace": "frontend", "DstK8S_Namespace": "backend", "FlowDirection": 2,
+        "TimeFlowRttNs": 2_000_000,
+    });
+    let with = |name: &'static str, extra: Value| {
+        let mut r = base.as_object().unwrap().clone();
+        for (k, v) in extra.as_object().unwrap() {
+            r.insert(k.clone(), v.clone());
+        }
+        (name, r)
+    };
+    vec![
+        with("clean", json!({})),
+        with(
+            "dns_ok",
+            json!({"Proto": 17, "DstPort": 53, "DnsId": 1, "DnsFlags": 0x8180, "DnsFlagsResponseCode": "NoError", "DnsName": "known.test", "DnsLatencyMs": 0.4}),
+        ),
+        with(
+            "dns_nx",
+            json!({"Proto": 17, "DstPort": 53, "DnsId": 2, "DnsFlags": 0x8183, "DnsFlagsResponseCode": "NXDomain", "DnsName": "missing.test", "DnsLatencyMs": 0.6}),
+        ),
+        with(
+            "dns_servfail",
+            json!({"Proto": 17, "DstPort": 53, "DnsId": 3, "DnsFlags": 0x8182, "DnsFlagsResponseCode": "ServFail", "DnsName": "broken.cluster.local", "DnsLatencyMs": 120.0}),
+        ),
+        with(
+            "drop_policy",
+            json!({"DstPort": 7100, "PktDropPackets": 3, "PktDropBytes": 180, "PktDropLatestDropCause": "SKB_DROP_REASON_NETFILTER_DROP", "PktDropCategory": "policy_denied", "PktDropLatestState": "TCP_SYN_SENT"}),
+        ),
+        with(
+            "drop_other",
+            json!({"DstPort": 7200, "PktDropPackets": 1, "PktDropBytes": 60, "PktDropLatestDropCause": "SKB_DROP_REASON_NO_SOCKET", "PktDropCategory": "no_socket"}),
+        ),
+        with(
+            "retransmits",
+            json!({"TcpRetransmits": 2, "TimeFlowRttNs": 80_000_000, "Bytes": 5_000_000}),
+        ),
+        with(
+            "timed_out",
+            json!({"DstPort": 7701, "ConnOutcome": "timed_out", "Flags": 0x02}),
+        ),
+        with(
+            "refused",
+            json!({"DstPort": 5998, "ConnOutcome": "refused", "Flags": 0x06, "SrcAddr": "fd00:198:18::1", "DstAddr": "fd00:198:18::2"}),
+        ),
+        with(
+            "conversation_timed_out",
+            json!({"_RecordType": "endConnection", "CloseCause": "timed_out", "Bytes": null, "Bytes_AB": 120, "Bytes_BA": 0}),
+        ),
+    ]
+}
+
+fn selected(filter: &str) -> Vec<&'static str> {
+    let filter = Filter::parse(filter).unwrap_or_else(|e| panic!("{}", e.render(filter)));
+    records()
+        .into_iter()
+        .filter(|(_, r)| filter.matches_json(r))
+        .map(|(name, _)| name)
+        .collect()
+}
+
+#[test]
+fn the_six_network_event_queries_work_as_written() {
+    assert_eq!(
+        selected("dns.response_code != 0"),
+        ["dns_nx", "dns_servfail"]
+    );
+    assert_eq!(selected("dns.response_code == 3"), ["dns_nx"]);
+    assert_eq!(
+        selected(r#"flow.status == "dropped""#),
+        ["drop_policy", "drop_other"]
+    );
+    assert_eq!(selected("flow.tcp_retransmits > 0"), ["retransmits"]);
+    assert_eq!(
+        selected(r#"flow.drop_reason == "policy_denied""#),
+        ["drop_policy"]
+    );
+    assert_eq!(
+        selected(r#"flow.status == "timed_out""#),
+        ["timed_out", "conversation_timed_out"]
+    );
+}
+
+#[test]
+fn enum_names_units_cidrs_regex_lists_and_logic() {
+    assert_eq!(selected("dns.rcode = NXDomain"), ["dns_nx"]);
+    assert_eq!(selected("DnsFlagsResponseCode = nxdomain"), ["dns_nx"]);
+    assert_eq!(selected("dns.rcode != NoError"), ["dns_nx", "dns_servfail"]);
+    assert_eq!(selected("drop.cause = NETFILTER_DROP"), ["drop_policy"]);
+    assert_eq!(
+        selected("drop.cause = SKB_DROP_REASON_NETFILTER_DROP or drop.category = no_socket"),
+        ["drop_policy", "drop_other"]
+    );
+    assert_eq!(selected("drop.state = SYN_SENT"), ["drop_policy"]);
+    assert_eq!(selected("tcp.flags has RST"), ["refused"]);
+    assert_eq!(selected("tcp.flags has (SYN, RST)"), ["refused"]);
+    assert_eq!(selected("conn.outcome = refused"), ["refused"]);
+    assert_eq!(selected("rtt > 50ms"), ["retransmits"]);
+    assert_eq!(selected("rtt > 50"), ["retransmits"], "bare numbers are ms");
+    assert_eq!(
+        selected("TimeFlowRttNs > 50000000"),
+        ["retransmits"],
+        "netobserv's unit"
+    );
+    assert_eq!(selected("bytes > 1MiB"), ["retransmits"]);
+    assert_eq!(
+        selected("bytes = 120"),
+        ["conversation_timed_out"],
+        "a conversation's both directions"
+    );
+    assert_eq!(selected("dns.latency >= 100ms"), ["dns_servfail"]);
+    assert_eq!(
+        selected(r#"dns.name =~ "\.cluster\.local$""#),
+        ["dns_servfail"]
+    );
+    assert_eq!(selected(r#"dns.name !~ "test$""#), ["dns_servfail"]);
+    assert_eq!(
+        selected("dst.port in (53, 5353) and dns.rcode = ServFail"),
+        ["dns_servfail"]
+    );
+    assert_eq!(selected("src.addr in fd00:198:18::/48"), ["refused"]);
+    assert_eq!(
+        selected("dst.port in (7100, 7200) and not src.addr in 198.18.0.0/15"),
+        Vec::<&str>::new()
+    );
+    assert_eq!(selected("not addr in 198.18.0.0/15"), ["refused"]);
+    assert_eq!(
+        selected("(dns.rcode = NXDomain or conn.outcome = refused) and proto = udp"),
+        ["dns_nx"]
+    );
+    assert_eq!(selected("proto = 17 && dns.id = 1"), ["dns_ok"]);
+    assert_eq!(selected("!(proto = tcp) && dns.id = 1"), ["dns_ok"]);
+    assert_eq!(
+        selected(r#"SrcK8S_Namespace = "frontend" and record.type = endConnection"#),
+        ["conversation_timed_out"]
+    );
+    assert_eq!(selected("interface = br0").len(), records().len());
+    assert_eq!(selected("flow.direction = inner").len(), records().len());
+    assert_eq!(selected("").len(), records().len());
+    assert_eq!(selected("flow.status = ok"), ["clean", "dns_ok"]);
+    assert_eq!(selected("dns.unanswered"), Vec::<&str>::new());
+    assert_eq!(
+        selected("not dns.rcode = NXDomain").len(),
+        records().len() - 1,
+        "`not` includes records without DNS"
+    );
+}
+
+fn error(filter: &str) -> flowlens_query::FilterError {
+    Filter::parse(filter).expect_err(filter)
+}
+
+#[test]
+fn bad_filters_say_where_what_and_what_was_meant() {
+    let e = error("dns.rcod = NXDomain");
+    assert_eq!(
+        e.to_string(),
+        "filter error at column 1: unknown field `dns.rcod`; did you mean `dns.rcode`?"
+    );
+    assert_eq!(e.suggestion.as_deref(), Some("dns.rcode"));
+    let e = error("dns.rcode = NXDomian");
+    assert_eq!(
+        (e.position, e.suggestion.as_deref()),
+        (12, Some("NXDomain"))
+    );
+    assert!(e.message.contains("valid: NoError"), "{e}");
+    let e = error("dns.name > 3");
+    assert_eq!(e.position, 9);
+    assert!(
+        e.message.contains("`>` does not apply to `dns.name`"),
+        "{e}"
+    );
+    let e = error("rtt > 5parsecs");
+    assert!(e.message.contains("unknown duration unit"), "{e}");
+    let e = error("(dns.id = 1");
+    assert!(e.message.contains("expected `)`"), "{e}");
+    let e = error("dns.id = 1 dns.id = 2");
+    assert_eq!(e.position, 11);
+    assert!(e.message.contains("expected `and`, `or`"), "{e}");
+    let e = error("src.addr = 300.1.1.1");
+    assert!(e.message.contains("not an IP address"), "{e}");
+    let e = error("dns.name =~ \"(\"");
+    assert!(e.message.contains("invalid regular expression"), "{e}");
+    let e = error("dns.id =");
+    assert_eq!(e.position, 8);
+    assert!(e.message.contains("found the end of the filter"), "{e}");
+    let e = error("tcp.flags has SYNN");
+    assert_eq!(e.suggestion.as_deref(), Some("SYN"));
+    let e = error(r#"flow.status == "droped""#);
+    assert_eq!(e.suggestion.as_deref(), Some("dropped"));
+    assert!(error("dns.name = \"abc").message.contains("unterminated"));
+    let rendered = error("dns.rcod = 3").render("dns.rcod = 3");
+    assert!(rendered.ends_with("\n  dns.rcod = 3\n  ^"), "{rendered}");
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Pieces filters are made of, so that generated input often gets deep
+    /// into the parser, not only the lexer.
+    fn piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("dns.rcode".to_string()),
+            Just("src.addr".to_string()),
+            Just("tcp.flags".to_string()),
+            Just("rtt".to_string()),
+            Just("flow.status".to_string()),
+            Just("dns.name".to_string()),
+            Just("=".to_string()),
+            Just("!=".to_string()),
+            Just(">".to_string()),
+            Just("=~".to_string()),
+            Just("in".to_string()),
+            Just("has".to_string()),
+            Just("and".to_string()),
+            Just("or".to_string()),
+            Just("not".to_string()),
+            Just("(".to_string()),
+            Just(")".to_string()),
+            Just(",".to_string()),
+            Just("\"".to_string()),
+            Just("NXDomain".to_string()),
+            Just("198.18.0.0/15".to_string()),
+            Just("50ms".to_string()),
+            Just("3".to_string()),
+            "[a-z0-9_.:/\\\\*+?()\\[\\]\"' -]{0,8}",
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn parsing_never_panics(pieces in proptest::collection::vec(piece(), 0..12)) {
+            let text = pieces.join(" ");
+            match Filter::parse(&text) {
+                Ok(filter) => {
+                    for (_, r) in records() {
+                        let _ = filter.matches_json(&r);
+                    }
+                }
+                Err(e) => {
+                    prop_assert!(e.position <= text.chars().count());
+                    let _ = e.render(&text);
+                }
+            }
+            let cursor = text.chars().count() / 2;
+            let _ = flowlens_query::complete(&text, cursor);
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in any::<String>()) {
+            let _ = Filter::parse(&text);
+            let _ = flowlens_query::complete(&text, text.len());
+        }
+    }
+}
