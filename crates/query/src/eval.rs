@@ -4,10 +4,9 @@
 //! `dns.rcode != NoError` selects DNS errors only. `not` negates a whole
 //! condition (`not dns.rcode = NXDomain` includes flows without DNS).
 
-use crate::fields::{FieldDef, Kind, Scalar};
+use crate::fields::{FieldDef, Kind, RecordView, Scalar};
 use crate::lexer::Op;
 use crate::parser::{Expr, Literal};
-use serde_json::{Map, Value};
 
 /// The number a value stands for: numbers as they are, names of a numbered
 /// set (NXDomain, TCP_SYN_SENT, tcp) as their number.
@@ -70,7 +69,7 @@ fn compare(field: &FieldDef, values: &[Scalar], op: Op, literal: &Literal) -> bo
 }
 
 impl Expr {
-    pub fn matches(&self, record: &Map<String, Value>) -> bool {
+    pub fn matches(&self, record: &dyn RecordView) -> bool {
         match self {
             Expr::All => true,
             Expr::And(terms) => terms.iter().all(|t| t.matches(record)),

@@ -5,6 +5,29 @@
 use flowlens_model::names::{rcode_names, tcp_state_names};
 use serde_json::{Map, Value};
 
+/// A record as filters read it: fields by their JSON (netobserv) names. A
+/// JSON object is one; the store's column batches are another, so the same
+/// filter runs on both.
+pub trait RecordView {
+    /// The values of field `name`: one, several for a list, none if absent.
+    fn values<'a>(&'a self, name: &str, out: &mut Vec<Scalar<'a>>);
+
+    /// Whether a policy event of the record dropped it (NetworkEvents).
+    fn has_drop_event(&self) -> bool;
+}
+
+impl RecordView for Map<String, Value> {
+    fn values<'a>(&'a self, name: &str, out: &mut Vec<Scalar<'a>>) {
+        json_values(self, name, out)
+    }
+
+    fn has_drop_event(&self) -> bool {
+        self.get("NetworkEvents")
+            .and_then(Value::as_array)
+            .is_some_and(|events| events.iter().any(|e| e["Action"] == "drop"))
+    }
+}
+
 /// A value of a field in one record. Fields can have several (an address
 /// of either side, the statuses of a flow); a record without the field has
 /// none, and every comparison on it is false.
@@ -62,7 +85,7 @@ pub enum Source {
     Json(&'static str),
     /// The field of either end: `addr` is the source or the destination.
     Either(&'static str, &'static str),
-    Derived(for<'a> fn(&'a Map<String, Value>) -> Vec<Scalar<'a>>),
+    Derived(for<'a> fn(&'a dyn RecordView) -> Vec<Scalar<'a>>),
 }
 
 impl std::fmt::Debug for Source {
@@ -105,13 +128,13 @@ fn json_values<'a>(record: &'a Map<String, Value>, name: &str, out: &mut Vec<Sca
 
 impl FieldDef {
     /// The values of this field in `record`.
-    pub fn values<'a>(&self, record: &'a Map<String, Value>) -> Vec<Scalar<'a>> {
+    pub fn values<'a>(&self, record: &'a dyn RecordView) -> Vec<Scalar<'a>> {
         let mut out = Vec::new();
         match self.source {
-            Source::Json(name) => json_values(record, name, &mut out),
+            Source::Json(name) => record.values(name, &mut out),
             Source::Either(a, b) => {
-                json_values(record, a, &mut out);
-                json_values(record, b, &mut out);
+                record.values(a, &mut out);
+                record.values(b, &mut out);
             }
             Source::Derived(f) => out = f(record),
         }
@@ -136,16 +159,28 @@ impl FieldDef {
     }
 }
 
-fn num(record: &Map<String, Value>, name: &str) -> Option<f64> {
-    record.get(name).and_then(Value::as_f64)
+fn first<'a>(record: &'a dyn RecordView, name: &str) -> Option<Scalar<'a>> {
+    let mut out = Vec::new();
+    record.values(name, &mut out);
+    out.into_iter().next()
 }
 
-fn text<'a>(record: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
-    record.get(name).and_then(Value::as_str)
+fn num(record: &dyn RecordView, name: &str) -> Option<f64> {
+    match first(record, name)? {
+        Scalar::Num(n) => Some(n),
+        _ => None,
+    }
+}
+
+fn text<'a>(record: &'a dyn RecordView, name: &str) -> Option<&'a str> {
+    match first(record, name)? {
+        Scalar::Text(t) => Some(t),
+        _ => None,
+    }
 }
 
 /// Bytes of a flow, or both directions of a conversation.
-fn total(record: &Map<String, Value>, name: &'static str) -> Vec<Scalar<'static>> {
+fn total(record: &dyn RecordView, name: &'static str) -> Vec<Scalar<'static>> {
     if let Some(v) = num(record, name) {
         return vec![Scalar::Num(v)];
     }
@@ -159,16 +194,16 @@ fn total(record: &Map<String, Value>, name: &'static str) -> Vec<Scalar<'static>
     }
 }
 
-fn bytes(record: &Map<String, Value>) -> Vec<Scalar<'_>> {
+fn bytes(record: &dyn RecordView) -> Vec<Scalar<'_>> {
     total(record, "Bytes")
 }
 
-fn packets(record: &Map<String, Value>) -> Vec<Scalar<'_>> {
+fn packets(record: &dyn RecordView) -> Vec<Scalar<'_>> {
     total(record, "Packets")
 }
 
 /// The flow's RTT, or a conversation's average.
-fn rtt(record: &Map<String, Value>) -> Vec<Scalar<'_>> {
+fn rtt(record: &dyn RecordView) -> Vec<Scalar<'_>> {
     num(record, "TimeFlowRttNs")
         .or_else(|| num(record, "TimeFlowRttAvgNs"))
         .map(Scalar::Num)
@@ -180,13 +215,9 @@ fn rtt(record: &Map<String, Value>) -> Vec<Scalar<'_>> {
 /// it: `dropped`, the connection outcome or close cause (`refused`,
 /// `timed_out`, `reset`, ...), `dns_error`, `dns_unanswered`,
 /// `retransmitted`, and `ok` when nothing went wrong.
-fn status(record: &Map<String, Value>) -> Vec<Scalar<'_>> {
+fn status(record: &dyn RecordView) -> Vec<Scalar<'_>> {
     let mut out = Vec::new();
-    let dropped = num(record, "PktDropPackets").is_some_and(|n| n > 0.0)
-        || record
-            .get("NetworkEvents")
-            .and_then(Value::as_array)
-            .is_some_and(|events| events.iter().any(|e| e["Action"] == "drop"));
+    let dropped = num(record, "PktDropPackets").is_some_and(|n| n > 0.0) || record.has_drop_event();
     if dropped {
         out.push(Scalar::Text("dropped"));
     }
@@ -200,7 +231,7 @@ fn status(record: &Map<String, Value>) -> Vec<Scalar<'_>> {
     if text(record, "DnsFlagsResponseCode").is_some_and(|r| r != "NoError") {
         out.push(Scalar::Text("dns_error"));
     }
-    if record.get("DnsUnanswered") == Some(&Value::Bool(true)) {
+    if first(record, "DnsUnanswered") == Some(Scalar::Bool(true)) {
         out.push(Scalar::Text("dns_unanswered"));
     }
     if num(record, "TcpRetransmits").is_some_and(|n| n > 0.0) {
@@ -246,7 +277,7 @@ const STATUSES: &[&str] = &[
 /// Why a flow was dropped, in every spelling: the category
 /// (`policy_denied`), the kernel's reason (`SKB_DROP_REASON_NETFILTER_DROP`)
 /// and its short form (`NETFILTER_DROP`).
-fn drop_reason(record: &Map<String, Value>) -> Vec<Scalar<'_>> {
+fn drop_reason(record: &dyn RecordView) -> Vec<Scalar<'_>> {
     let mut out = Vec::new();
     out.extend(text(record, "PktDropCategory").map(Scalar::Text));
     if let Some(cause) = text(record, "PktDropLatestDropCause") {
@@ -259,7 +290,7 @@ fn drop_reason(record: &Map<String, Value>) -> Vec<Scalar<'_>> {
 }
 
 /// The drop cause in both spellings (`NETFILTER_DROP` matches).
-fn drop_cause(record: &Map<String, Value>) -> Vec<Scalar<'_>> {
+fn drop_cause(record: &dyn RecordView) -> Vec<Scalar<'_>> {
     let mut out = Vec::new();
     if let Some(cause) = text(record, "PktDropLatestDropCause") {
         out.push(Scalar::Text(cause));

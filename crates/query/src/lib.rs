@@ -19,7 +19,7 @@ mod parser;
 
 pub use complete::{Completion, Completions, complete};
 pub use error::FilterError;
-pub use fields::{FIELD_DEFS, FieldDef};
+pub use fields::{FIELD_DEFS, FieldDef, RecordView, Scalar};
 pub use parser::{Expr, Literal};
 
 use flowlens_model::FlowRecord;
@@ -51,6 +51,11 @@ impl Filter {
 
     /// Whether a record (JSON object with netobserv's names) matches.
     pub fn matches_json(&self, record: &Map<String, Value>) -> bool {
+        self.expr.matches(record)
+    }
+
+    /// Whether a record seen through any view matches.
+    pub fn matches_view(&self, record: &dyn RecordView) -> bool {
         self.expr.matches(record)
     }
 
