@@ -1,0 +1,222 @@
+//! The data directory: `<table>/<YYYY-MM-DD>/<HH>/<first>-<last>-<id>.parquet`,
+//! where first and last are the earliest and latest `TimeFlowEndMs` in the
+//! file and id the first record id (unique). A file is written under a
+//! `.tmp` name, synced and renamed, so a crash leaves either a whole file or
+//! a `.tmp` leftover that the next start removes.
+
+use crate::batch::to_batch;
+use arrow_array::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Table {
+    Flows,
+    Conversations,
+}
+
+impl Table {
+    pub const ALL: [Table; 2] = [Table::Flows, Table::Conversations];
+
+    pub fn dir(self) -> &'static str {
+        match self {
+            Table::Flows => "flows",
+            Table::Conversations => "conversations",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataFile {
+    pub path: PathBuf,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub first_id: u64,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// (year, month, day) of days since 1970-01-01 (Howard Hinnant's
+/// civil_from_days).
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// `YYYY-MM-DD/HH` of a time.
+pub fn partition(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (y, m, d) = civil(secs.div_euclid(86_400));
+    format!("{y:04}-{m:02}-{d:02}/{:02}", secs.rem_euclid(86_400) / 3600)
+}
+
+fn parse_name(name: &str) -> Option<(i64, i64, u64)> {
+    let stem = name.strip_suffix(".parquet")?;
+    let mut parts = stem.splitn(3, '_');
+    let first = parts.next()?.parse().ok()?;
+    let last = parts.next()?.parse().ok()?;
+    let id = parts.next()?.parse().ok()?;
+    Some((first, last, id))
+}
+
+/// What listing a table's folder found.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub files: Vec<DataFile>,
+    /// Files whose names are not the store's: left alone, reported.
+    pub foreign: Vec<PathBuf>,
+    /// `.tmp` leftovers of an interrupted write, removed.
+    pub leftovers_removed: u64,
+    /// Files that cannot be read (truncated, corrupt), and why: skipped and
+    /// reported, never deleted.
+    pub corrupt: Vec<(PathBuf, String)>,
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            walk(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+pub fn list(root: &Path, table: Table) -> Listing {
+    let mut paths = Vec::new();
+    walk(&root.join(table.dir()), &mut paths);
+    let mut listing = Listing::default();
+    for path in paths {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.ends_with(".tmp") {
+            if std::fs::remove_file(&path).is_ok() {
+                listing.leftovers_removed += 1;
+            }
+            continue;
+        }
+        match parse_name(&name) {
+            Some((first_ms, last_ms, first_id)) => {
+                let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                // Reading the footer checks that the file is whole.
+                let rows = std::fs::File::open(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|f| {
+                        ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| e.to_string())
+                    })
+                    .map(|b| b.metadata().file_metadata().num_rows() as u64);
+                let rows = match rows {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        listing.corrupt.push((path, e));
+                        continue;
+                    }
+                };
+                listing.files.push(DataFile {
+                    path,
+                    first_ms,
+                    last_ms,
+                    first_id,
+                    rows,
+                    bytes,
+                })
+            }
+            None => listing.foreign.push(path),
+        }
+    }
+    listing.files.sort_by_key(|f| (f.last_ms, f.first_id));
+    listing
+}
+
+fn properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("level 3")))
+        .set_max_row_group_row_count(Some(64 * 1024))
+        .build()
+}
+
+/// Writes `records` (with ids and end times) as one file; returns it.
+pub fn write(
+    root: &Path,
+    table: Table,
+    records: &[Map<String, Value>],
+) -> std::io::Result<DataFile> {
+    let times = || {
+        records
+            .iter()
+            .filter_map(|r| r.get("TimeFlowEndMs").and_then(Value::as_i64))
+    };
+    let first_ms = times().min().unwrap_or(0);
+    let last_ms = times().max().unwrap_or(0);
+    let first_id = records
+        .iter()
+        .filter_map(|r| r.get(crate::ID).and_then(Value::as_u64))
+        .min()
+        .unwrap_or(0);
+    let dir = root.join(table.dir()).join(partition(last_ms));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("{first_ms}_{last_ms}_{first_id}.parquet"));
+    let tmp = path.with_extension("parquet.tmp");
+    let batch: RecordBatch = to_batch(records);
+    let file = std::fs::File::create(&tmp)?;
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties()))
+        .map_err(std::io::Error::other)?;
+    writer.write(&batch).map_err(std::io::Error::other)?;
+    let file = writer.into_inner().map_err(std::io::Error::other)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    let bytes = std::fs::metadata(&path)?.len();
+    Ok(DataFile {
+        path,
+        first_ms,
+        last_ms,
+        first_id,
+        rows: records.len() as u64,
+        bytes,
+    })
+}
+
+/// The batches of a file; an unreadable (truncated, corrupt) file is an
+/// error naming the file and what is wrong.
+pub fn read(path: &Path) -> Result<Vec<RecordBatch>, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(8192).build())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_are_utc_dates_and_hours() {
+        assert_eq!(partition(0), "1970-01-01/00");
+        assert_eq!(partition(1_764_400_000_000), "2025-11-29/07");
+        assert_eq!(partition(951_782_400_000 + 3_600_000 * 23), "2000-02-29/23");
+    }
+}

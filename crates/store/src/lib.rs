@@ -1,0 +1,15 @@
+//! The embedded flow store: records buffered in memory, flushed as Parquet
+//! files partitioned by hour under a data directory (readable by any Parquet
+//! tool), kept by age and size, and queried with the filter language.
+
+mod batch;
+mod files;
+mod read;
+mod schema;
+mod store;
+
+pub use batch::{Row, to_batch};
+pub use files::Table;
+pub use read::{Cursor, Edge, Metric, Order, Page, RecordQuery, SeriesPoint, Stat, TopEntry};
+pub use schema::{ID, arrow_schema, columns};
+pub use store::{Store, StoreCounters, StoreOptions};

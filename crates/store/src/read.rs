@@ -1,0 +1,524 @@
+//! Reading the store: pages of records (newest or oldest first, with a
+//! cursor), top-K by any field, time series and topology, all with the
+//! filter language. Files are read newest first and skipped by their time
+//! span; a page stops reading once no older file can enter it.
+
+use crate::batch::Row;
+use crate::files::{self, DataFile, Table};
+use crate::store::Store;
+use flowlens_query::{FieldDef, Filter, RecordView, Scalar};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+
+/// Where a page ends: the end time and id of its last record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    pub time_ms: i64,
+    pub id: u64,
+}
+
+impl Cursor {
+    pub fn parse(text: &str) -> Option<Cursor> {
+        let (t, id) = text.split_once('.')?;
+        Some(Cursor {
+            time_ms: t.parse().ok()?,
+            id: id.parse().ok()?,
+        })
+    }
+
+    pub fn text(&self) -> String {
+        format!("{}.{}", self.time_ms, self.id)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    /// Newest first (by end time).
+    Desc,
+    Asc,
+}
+
+pub struct RecordQuery<'f> {
+    pub table: Table,
+    pub filter: Option<&'f Filter>,
+    /// End times in [since_ms, until_ms).
+    pub since_ms: i64,
+    pub until_ms: i64,
+    pub limit: usize,
+    pub order: Order,
+    pub after: Option<Cursor>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Page {
+    pub records: Vec<Map<String, Value>>,
+    /// Pass back to get the next page; absent on the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    pub scanned: u64,
+}
+
+/// A record's place in the order: (end time, id).
+fn key_of(view: &dyn RecordView) -> Option<Cursor> {
+    let mut out = Vec::new();
+    view.values("TimeFlowEndMs", &mut out);
+    let time = match out.first() {
+        Some(Scalar::Num(n)) => *n as i64,
+        _ => 0,
+    };
+    out.clear();
+    view.values(crate::ID, &mut out);
+    let id = match out.first() {
+        Some(Scalar::Num(n)) => *n as u64,
+        _ => return None,
+    };
+    Some(Cursor { time_ms: time, id })
+}
+
+/// Every matching record of the snapshot, through `visit`; `stop` ends the
+/// walk early once no file older than the given time can matter.
+fn scan(
+    store: &Store,
+    table: Table,
+    since: i64,
+    until: i64,
+    filter: Option<&Filter>,
+    mut visit: impl FnMut(Cursor, &dyn RecordView, &dyn Fn() -> Map<String, Value>),
+    stop: impl Fn(&DataFile) -> bool,
+) -> u64 {
+    let (files, buffered) = store.snapshot(table, since, until);
+    let mut scanned = 0;
+    let in_range = |k: &Cursor| k.time_ms >= since && k.time_ms < until;
+    for record in &buffered {
+        scanned += 1;
+        if let Some(k) = key_of(record)
+            && in_range(&k)
+            && filter.is_none_or(|f| f.matches_json(record))
+        {
+            visit(k, record, &|| record.clone());
+        }
+    }
+    for file in &files {
+        if stop(file) {
+            break;
+        }
+        let batches = match files::read(&file.path) {
+            Ok(b) => b,
+            Err(why) => {
+                // Removed by retention meanwhile, or unreadable.
+                if file.path.exists() {
+                    store.report_corrupt(file, &why);
+                }
+                continue;
+            }
+        };
+        for batch in &batches {
+            for row in 0..batch.num_rows() {
+                scanned += 1;
+                let view = Row { batch, row };
+                if let Some(k) = key_of(&view)
+                    && in_range(&k)
+                    && filter.is_none_or(|f| f.matches_view(&view))
+                {
+                    visit(k, &view, &|| view.to_json());
+                }
+            }
+        }
+    }
+    scanned
+}
+
+impl Store {
+    pub fn records(&self, q: &RecordQuery) -> Page {
+        // The page so far, its worst entry on top of the heap.
+        let mut page: BinaryHeap<(std::cmp::Reverse<Cursor>, usize)> = BinaryHeap::new();
+        let mut desc_page: BinaryHeap<(Cursor, usize)> = BinaryHeap::new();
+        let mut kept: Vec<Option<Map<String, Value>>> = Vec::new();
+        let limit = q.limit.max(1);
+        let worst = std::cell::Cell::new(None::<Cursor>);
+        let scanned = scan(
+            self,
+            q.table,
+            q.since_ms,
+            q.until_ms,
+            q.filter,
+            |k, _, json| {
+                let beyond = match (q.order, q.after) {
+                    (Order::Desc, Some(after)) => k < after,
+                    (Order::Asc, Some(after)) => k > after,
+                    (_, None) => true,
+                };
+                if !beyond {
+                    return;
+                }
+                match q.order {
+                    Order::Desc => {
+                        // Keep the `limit` largest keys: a min-heap.
+                        if page.len() == limit && page.peek().is_some_and(|(w, _)| k <= w.0) {
+                            return;
+                        }
+                        kept.push(Some(json()));
+                        page.push((std::cmp::Reverse(k), kept.len() - 1));
+                        if page.len() > limit
+                            && let Some((_, i)) = page.pop()
+                        {
+                            kept[i] = None;
+                        }
+                        if page.len() == limit {
+                            worst.set(page.peek().map(|(w, _)| w.0));
+                        }
+                    }
+                    Order::Asc => {
+                        if desc_page.len() == limit
+                            && desc_page.peek().is_some_and(|(w, _)| k >= *w)
+                        {
+                            return;
+                        }
+                        kept.push(Some(json()));
+                        desc_page.push((k, kept.len() - 1));
+                        if desc_page.len() > limit
+                            && let Some((_, i)) = desc_page.pop()
+                        {
+                            kept[i] = None;
+                        }
+                    }
+                }
+            },
+            // Newest first: a file whose newest record is older than the
+            // page's oldest cannot change the page.
+            |file| q.order == Order::Desc && worst.get().is_some_and(|w| file.last_ms < w.time_ms),
+        );
+        let mut entries: Vec<(Cursor, usize)> = match q.order {
+            Order::Desc => page.into_iter().map(|(k, i)| (k.0, i)).collect(),
+            Order::Asc => desc_page.into_iter().collect(),
+        };
+        entries.sort();
+        if q.order == Order::Desc {
+            entries.reverse();
+        }
+        let cursor = (entries.len() == limit)
+            .then(|| entries.last().map(|(k, _)| k.text()))
+            .flatten();
+        Page {
+            records: entries
+                .into_iter()
+                .filter_map(|(_, i)| kept[i].take())
+                .collect(),
+            cursor,
+            scanned,
+        }
+    }
+}
+
+/// What top-K and time series measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    Bytes,
+    Packets,
+    Flows,
+    Drops,
+    DropBytes,
+    Retransmits,
+    Rtt(Stat),
+    DnsLatency(Stat),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stat {
+    Avg,
+    P50,
+    P90,
+    P99,
+    Max,
+}
+
+impl Metric {
+    pub const NAMES: &'static str = "bytes, packets, flows, drops, drop_bytes, retransmits, rtt[_avg|_p50|_p90|_p99|_max], dns_latency[_avg|_p50|_p90|_p99|_max]";
+
+    pub fn parse(text: &str) -> Option<Metric> {
+        let stat = |s: &str| match s {
+            "" | "_avg" => Some(Stat::Avg),
+            "_p50" => Some(Stat::P50),
+            "_p90" => Some(Stat::P90),
+            "_p99" => Some(Stat::P99),
+            "_max" => Some(Stat::Max),
+            _ => None,
+        };
+        Some(match text {
+            "bytes" => Metric::Bytes,
+            "packets" => Metric::Packets,
+            "flows" => Metric::Flows,
+            "drops" => Metric::Drops,
+            "drop_bytes" => Metric::DropBytes,
+            "retransmits" => Metric::Retransmits,
+            t if t.starts_with("rtt") => Metric::Rtt(stat(&t[3..])?),
+            t if t.starts_with("dns_latency") => Metric::DnsLatency(stat(&t[11..])?),
+            _ => return None,
+        })
+    }
+
+    /// The filter field whose values this metric sums or summarizes, and
+    /// the factor to the reported unit (RTT in ms, DNS latency in ms).
+    fn field(self) -> Option<(&'static str, f64)> {
+        Some(match self {
+            Metric::Bytes => ("bytes", 1.0),
+            Metric::Packets => ("packets", 1.0),
+            Metric::Flows => return None,
+            Metric::Drops => ("drop.packets", 1.0),
+            Metric::DropBytes => ("drop.bytes", 1.0),
+            Metric::Retransmits => ("tcp.retransmits", 1.0),
+            Metric::Rtt(_) => ("rtt", 1e-6),
+            Metric::DnsLatency(_) => ("dns.latency", 1.0),
+        })
+    }
+
+    fn stat(self) -> Option<Stat> {
+        match self {
+            Metric::Rtt(s) | Metric::DnsLatency(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Running aggregate of one group.
+#[derive(Debug, Default, Clone)]
+struct Agg {
+    sum: f64,
+    count: u64,
+    values: Vec<f64>,
+}
+
+impl Agg {
+    fn add(&mut self, metric: Metric, view: &dyn RecordView) {
+        match metric.field() {
+            None => {
+                self.sum += 1.0;
+                self.count += 1;
+            }
+            Some((name, factor)) => {
+                let field = flowlens_query::fields::lookup(name).expect("metric field");
+                for v in field.values(view) {
+                    if let Scalar::Num(n) = v {
+                        let n = n * factor;
+                        self.sum += n;
+                        self.count += 1;
+                        if metric.stat().is_some() {
+                            self.values.push(n);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn value(&mut self, metric: Metric) -> f64 {
+        let quantile = |values: &mut Vec<f64>, q: f64| {
+            if values.is_empty() {
+                return 0.0;
+            }
+            values.sort_by(f64::total_cmp);
+            values[((values.len() - 1) as f64 * q).round() as usize]
+        };
+        match metric.stat() {
+            None => self.sum,
+            Some(Stat::Avg) => {
+                if self.count == 0 {
+                    0.0
+                } else {
+                    self.sum / self.count as f64
+                }
+            }
+            Some(Stat::P50) => quantile(&mut self.values, 0.5),
+            Some(Stat::P90) => quantile(&mut self.values, 0.9),
+            Some(Stat::P99) => quantile(&mut self.values, 0.99),
+            Some(Stat::Max) => self.values.iter().copied().fold(0.0, f64::max),
+        }
+    }
+}
+
+fn group_keys(field: &FieldDef, view: &dyn RecordView) -> Vec<String> {
+    let values = field.values(view);
+    if values.is_empty() {
+        return vec![String::new()];
+    }
+    values
+        .into_iter()
+        .map(|v| match v {
+            Scalar::Num(n) if n.fract() == 0.0 => format!("{}", n as i64),
+            Scalar::Num(n) => n.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+            other => other.as_text().unwrap_or_default().to_string(),
+        })
+        .collect()
+}
+
+#[derive(Debug, Serialize)]
+pub struct TopEntry {
+    pub key: String,
+    pub value: f64,
+    /// Records in the group.
+    pub records: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SeriesPoint {
+    pub time_ms: i64,
+    pub value: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Edge {
+    pub src: String,
+    pub dst: String,
+    pub bytes: f64,
+    pub drops: f64,
+    pub dns_errors: u64,
+    pub rtt_avg_ms: Option<f64>,
+    pub records: u64,
+}
+
+/// Bytes, drops, RTT, DNS errors and records of one edge so far.
+type EdgeAgg = (Agg, Agg, Agg, u64, u64);
+
+impl Store {
+    /// The `k` groups of `by` with the highest `metric`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn top(
+        &self,
+        table: Table,
+        filter: Option<&Filter>,
+        since: i64,
+        until: i64,
+        by: &FieldDef,
+        metric: Metric,
+        k: usize,
+    ) -> Vec<TopEntry> {
+        let mut groups: HashMap<String, (Agg, u64)> = HashMap::new();
+        scan(
+            self,
+            table,
+            since,
+            until,
+            filter,
+            |_, view, _| {
+                for key in group_keys(by, view) {
+                    let (agg, n) = groups.entry(key).or_default();
+                    agg.add(metric, view);
+                    *n += 1;
+                }
+            },
+            |_| false,
+        );
+        let mut entries: Vec<TopEntry> = groups
+            .into_iter()
+            .map(|(key, (mut agg, records))| TopEntry {
+                value: agg.value(metric),
+                key,
+                records,
+            })
+            .collect();
+        entries.sort_by(|a, b| b.value.total_cmp(&a.value).then(a.key.cmp(&b.key)));
+        entries.truncate(k);
+        entries
+    }
+
+    /// `metric` per `step_ms` bucket of end time.
+    pub fn series(
+        &self,
+        table: Table,
+        filter: Option<&Filter>,
+        since: i64,
+        until: i64,
+        step_ms: i64,
+        metric: Metric,
+    ) -> Vec<SeriesPoint> {
+        let step = step_ms.max(1);
+        let mut buckets: BTreeMap<i64, Agg> = BTreeMap::new();
+        let start = since.div_euclid(step) * step;
+        let mut t = start;
+        while t < until && buckets.len() < 100_000 {
+            buckets.insert(t, Agg::default());
+            t += step;
+        }
+        scan(
+            self,
+            table,
+            since,
+            until,
+            filter,
+            |k, view, _| {
+                let bucket = k.time_ms.div_euclid(step) * step;
+                buckets.entry(bucket).or_default().add(metric, view);
+            },
+            |_| false,
+        );
+        buckets
+            .into_iter()
+            .map(|(time_ms, mut agg)| SeriesPoint {
+                time_ms,
+                value: agg.value(metric),
+            })
+            .collect()
+    }
+
+    /// Edges between endpoints named by `src`/`dst` fields (e.g.
+    /// src.namespace/dst.namespace), with traffic and trouble per edge.
+    pub fn topology(
+        &self,
+        table: Table,
+        filter: Option<&Filter>,
+        since: i64,
+        until: i64,
+        src: &FieldDef,
+        dst: &FieldDef,
+    ) -> Vec<Edge> {
+        let mut edges: HashMap<(String, String), EdgeAgg> = HashMap::new();
+        let rcode = flowlens_query::fields::lookup("dns.rcode").expect("field");
+        scan(
+            self,
+            table,
+            since,
+            until,
+            filter,
+            |_, view, _| {
+                let key = (
+                    group_keys(src, view).remove(0),
+                    group_keys(dst, view).remove(0),
+                );
+                let (bytes, drops, rtt, dns_errors, n) = edges.entry(key).or_default();
+                bytes.add(Metric::Bytes, view);
+                drops.add(Metric::Drops, view);
+                rtt.add(Metric::Rtt(Stat::Avg), view);
+                if rcode
+                    .values(view)
+                    .iter()
+                    .any(|v| v.as_text().is_some_and(|t| t != "NoError"))
+                {
+                    *dns_errors += 1;
+                }
+                *n += 1;
+            },
+            |_| false,
+        );
+        let mut out: Vec<Edge> = edges
+            .into_iter()
+            .map(
+                |((src, dst), (mut bytes, mut drops, mut rtt, dns_errors, records))| Edge {
+                    src,
+                    dst,
+                    bytes: bytes.value(Metric::Bytes),
+                    drops: drops.value(Metric::Drops),
+                    dns_errors,
+                    rtt_avg_ms: (rtt.count > 0).then(|| rtt.value(Metric::Rtt(Stat::Avg))),
+                    records,
+                },
+            )
+            .collect();
+        out.sort_by(|a, b| b.bytes.total_cmp(&a.bytes));
+        out
+    }
+}
