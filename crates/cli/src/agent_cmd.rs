@@ -88,7 +88,7 @@ pub fn run(args: AgentArgs) -> Result<()> {
                 ));
             }
             let sources = CounterSources::new(sections);
-            tokio::spawn(serve_metrics(listener, Registry::default(), sources));
+            tokio::spawn(serve_metrics(listener, Registry::default(), sources, None));
         }
         let stats = match &exporter {
             Some(exporter) => {

@@ -6,6 +6,7 @@ use crate::metrics::{CounterSection, CounterSources, serve_metrics};
 use crate::pipeline_run::PipelineRun;
 use crate::processor_args::ProcessorArgs;
 use crate::shutdown::shutdown_signal;
+use crate::store_args::StoreArgs;
 use anyhow::{Context, Result};
 use clap::Args;
 use flowlens_agent::config::load_config_file;
@@ -28,6 +29,8 @@ pub struct CollectorArgs {
     config: Option<PathBuf>,
     #[command(flatten)]
     processor: ProcessorArgs,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Received batches waiting for the pipeline at most; when it is
     /// behind, agents are told to retry (counted as busy).
     #[arg(long, value_name = "N", default_value_t = 256)]
@@ -40,7 +43,10 @@ pub struct CollectorArgs {
 pub fn run(args: CollectorArgs) -> Result<()> {
     let file = args.config.as_deref().map(load_config_file).transpose()?;
     let mut registry = Registry::default();
-    let processor = args.processor.build(file.as_ref(), &mut registry)?;
+    let store = args.store.open()?;
+    let (processor, print) = args
+        .processor
+        .build(file.as_ref(), &mut registry, store.is_some())?;
     let runtime = crate::shutdown::runtime(2)?;
     runtime.block_on(async move {
         let http = tokio::net::TcpListener::bind(args.listen)
@@ -49,7 +55,7 @@ pub fn run(args: CollectorArgs) -> Result<()> {
         let grpc = tokio::net::TcpListener::bind(args.grpc_listen)
             .await
             .with_context(|| format!("listening on {}", args.grpc_listen))?;
-        let (pipeline, timers) = PipelineRun::start(processor).await;
+        let (pipeline, timers) = PipelineRun::start(processor, print, store).await;
         let (queue, mut batches) = tokio::sync::mpsc::channel(args.queue_batches.max(1));
         let receiver = Receiver::new(queue);
         let mut sections = vec![CounterSection::new(
@@ -58,7 +64,12 @@ pub fn run(args: CollectorArgs) -> Result<()> {
             receiver.stats_reader(),
         )];
         sections.extend(pipeline.counter_sections());
-        tokio::spawn(serve_metrics(http, registry, CounterSources::new(sections)));
+        tokio::spawn(serve_metrics(
+            http,
+            registry,
+            CounterSources::new(sections),
+            pipeline.store().map(crate::api::routes),
+        ));
         // The pipeline works on its own thread, so a busy pipeline never
         // stalls the gRPC and HTTP listeners.
         let working = pipeline.clone();

@@ -1,14 +1,18 @@
 //! `flowlens`: one binary, one subcommand per job.
 
 mod agent_cmd;
+mod api;
 mod capture_args;
 mod collector_cmd;
+mod http_client;
 mod metrics;
 mod output;
 mod pipeline_run;
 mod processor_args;
+mod query_cmd;
 mod shutdown;
 mod status_cmd;
+mod store_args;
 mod up_cmd;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +46,12 @@ enum Command {
     Up(up_cmd::UpArgs),
     /// Receive flows from agents over gRPC and run the pipeline on them.
     Collector(collector_cmd::CollectorArgs),
+    /// Flows from a running up/collector's store, filtered.
+    Flows(query_cmd::RecordsArgs),
+    /// Conversations from a running up/collector's store, filtered.
+    Conversations(query_cmd::RecordsArgs),
+    /// The top groups by a metric (bytes, drops, RTT, ...).
+    Top(query_cmd::TopArgs),
     /// Show the counters of a running `flowlens up`, collector or agent
     /// (received, sent, dropped and why).
     Status(status_cmd::StatusArgs),
@@ -62,6 +72,9 @@ fn main() -> ExitCode {
         Command::Up(args) => up_cmd::run(args),
         Command::Collector(args) => collector_cmd::run(args),
         Command::Status(args) => status_cmd::run(args),
+        Command::Flows(args) => query_cmd::run_records(args, false),
+        Command::Conversations(args) => query_cmd::run_records(args, true),
+        Command::Top(args) => query_cmd::run_top(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

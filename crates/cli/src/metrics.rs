@@ -135,18 +135,24 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
     )
 }
 
-/// Serves /metrics and /status on `listener` until the process ends.
+/// Serves /metrics and /status, and `api` (the query API) when there is
+/// one, on `listener` until the process ends.
 pub async fn serve_metrics(
     listener: tokio::net::TcpListener,
     mut registry: Registry,
     sources: CounterSources,
+    api: Option<Router>,
 ) {
     registry.register_collector(Box::new(sources.clone()));
     let state = Arc::new(HttpState { registry, sources });
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/metrics", get(metrics))
         .route("/status", get(status))
+        .route("/api/status", get(status))
         .with_state(state);
+    if let Some(api) = api {
+        app = app.merge(api);
+    }
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!("HTTP listener stopped: {e}");
     }

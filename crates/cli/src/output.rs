@@ -176,7 +176,7 @@ pub struct JsonLineWriter {
 }
 
 impl JsonLineWriter {
-    pub fn write(&mut self, records: &[serde_json::Value]) {
+    pub fn write(&mut self, records: &[&serde_json::Value]) {
         if !records.is_empty() {
             self.stdout.write(|out| json_lines(out, records));
         }

@@ -1,12 +1,15 @@
 //! A running pipeline: the processor, its timers (conversation heartbeats
-//! and ends, metric series expiry, a fresh host inventory) and the writer of
-//! the records it produces (JSON lines on stdout).
+//! and ends, metric series expiry, store flushes and retention, a fresh host
+//! inventory), the store that keeps flows and conversations, and the writer
+//! of the records to print (JSON lines on stdout, as the log types say).
 
 use crate::metrics::CounterSection;
 use crate::output::JsonLineWriter;
 use flowlens_model::FlowRecord;
 use flowlens_pipeline::Processor;
+use flowlens_pipeline::conversations::LogTypes;
 use flowlens_pipeline::enrich::HostInventory;
+use flowlens_store::{Store, StoreCounters, Table};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,14 +38,22 @@ fn scan_inventory() -> HostInventory {
 pub struct PipelineRun {
     processor: Arc<Processor>,
     writer: Arc<Mutex<JsonLineWriter>>,
+    print: LogTypes,
+    store: Option<Arc<Store>>,
 }
 
 impl PipelineRun {
     /// Starts the timers on the current runtime (after a first inventory).
-    pub async fn start(processor: Processor) -> (PipelineRun, Vec<tokio::task::JoinHandle<()>>) {
+    pub async fn start(
+        processor: Processor,
+        print: LogTypes,
+        store: Option<Store>,
+    ) -> (PipelineRun, Vec<tokio::task::JoinHandle<()>>) {
         let run = PipelineRun {
             processor: Arc::new(processor),
             writer: Arc::default(),
+            print,
+            store: store.map(Arc::new),
         };
         if let Ok(inventory) = tokio::task::spawn_blocking(scan_inventory).await {
             run.processor.set_inventory(inventory);
@@ -64,34 +75,82 @@ impl PipelineRun {
             loop {
                 timer.tick().await;
                 let records = ticking.processor.tick(now_ms());
-                ticking.write(&records);
+                ticking.write(records);
+                if let Some(store) = ticking.store.clone() {
+                    let _ = tokio::task::spawn_blocking(move || store.maintain()).await;
+                }
             }
         });
         (run, vec![inventory, ticker])
     }
 
-    fn write(&self, records: &[serde_json::Value]) {
-        if let Ok(mut w) = self.writer.lock() {
-            w.write(records);
+    /// Prints the records the log types ask for; stores the conversation
+    /// records.
+    fn write(&self, records: Vec<serde_json::Value>) {
+        let record_type = |r: &serde_json::Value| {
+            r.get("_RecordType")
+                .and_then(|t| t.as_str())
+                .unwrap_or("flowLog")
+                .to_string()
+        };
+        let printed: Vec<&serde_json::Value> = records
+            .iter()
+            .filter(|r| self.print.includes(&record_type(r)))
+            .collect();
+        if !printed.is_empty()
+            && let Ok(mut w) = self.writer.lock()
+        {
+            w.write(&printed);
+        }
+        if let Some(store) = &self.store {
+            let conversations: Vec<_> = records
+                .into_iter()
+                .filter(|r| record_type(r) != "flowLog")
+                .filter_map(|r| match r {
+                    serde_json::Value::Object(map) => Some(map),
+                    _ => None,
+                })
+                .collect();
+            if !conversations.is_empty() {
+                store.append(Table::Conversations, conversations);
+            }
         }
     }
 
     pub fn ingest(&self, mut flows: Vec<FlowRecord>) {
         let records = self.processor.ingest(&mut flows, now_ms());
-        self.write(&records);
+        if let Some(store) = &self.store {
+            let maps = flows
+                .iter()
+                .filter_map(|f| match serde_json::to_value(f) {
+                    Ok(serde_json::Value::Object(map)) => Some(map),
+                    _ => None,
+                })
+                .collect();
+            store.append(Table::Flows, maps);
+        }
+        self.write(records);
     }
 
-    /// Conversations still open end now, with cause `active`.
+    /// Conversations still open end now, with cause `active`; the store
+    /// writes out what it holds.
     pub fn finish(&self) {
         let last = self.processor.flush();
-        self.write(&last);
+        self.write(last);
+        if let Some(store) = &self.store {
+            store.close();
+        }
+    }
+
+    pub fn store(&self) -> Option<Arc<Store>> {
+        self.store.clone()
     }
 
     /// The counters of the conversation and metrics stages.
     pub fn counter_sections(&self) -> Vec<CounterSection> {
         let tracker = self.processor.clone();
         let metrics = self.processor.clone();
-        vec![
+        let mut sections = vec![
             CounterSection::new("conversations", &["tracked"], move || {
                 tracker
                     .tracker
@@ -123,6 +182,14 @@ impl PipelineRun {
                     })
                     .unwrap_or_default()
             }),
-        ]
+        ];
+        if let Some(store) = self.store.clone() {
+            sections.push(CounterSection::new(
+                "store",
+                StoreCounters::GAUGES,
+                move || store.counters(),
+            ));
+        }
+        sections
     }
 }

@@ -40,17 +40,25 @@ pub struct ProcessorArgs {
 impl ProcessorArgs {
     /// The processor these flags and the file describe; its flow metrics
     /// register in `registry`.
+    /// `storing`: a store keeps every conversation record, whatever is
+    /// printed. Returns the processor and the log types to print.
     pub fn build(
         &self,
         file: Option<&FlowCollectorFile>,
         registry: &mut Registry,
-    ) -> Result<Processor> {
+        storing: bool,
+    ) -> Result<(Processor, LogTypes)> {
         let log_types = match self.log_types {
             Some(t) => t,
             None => file_log_types(file)?.unwrap_or(LogTypes::Flows),
         };
+        let tracked = if storing {
+            log_types.with_conversations()
+        } else {
+            log_types
+        };
         let subnets = subnet_labels(file, &self.subnet_labels)?;
-        let tracker_config = tracker_config(file, &self.conversations, log_types)?;
+        let tracker_config = tracker_config(file, &self.conversations, tracked)?;
         let include = include_list(file, self.include_list.clone())?;
         let flow_metrics = FlowMetrics::new(
             registry,
@@ -59,14 +67,15 @@ impl ProcessorArgs {
             SERIES_TTL_MS,
         )
         .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
-        Ok(Processor::new(
+        let processor = Processor::new(
             HostEnricher {
                 inventory: HostInventory::default(),
                 subnets,
             },
             flow_metrics,
             ConversationTracker::new(tracker_config),
-        ))
+        );
+        Ok((processor, log_types))
     }
 }
 

@@ -8,6 +8,7 @@ use crate::metrics::{CounterSection, CounterSources, serve_metrics};
 use crate::pipeline_run::PipelineRun;
 use crate::processor_args::ProcessorArgs;
 use crate::shutdown::shutdown_signal;
+use crate::store_args::StoreArgs;
 use anyhow::{Context, Result};
 use clap::Args;
 use flowlens_agent::{AgentStats, FlowAgent};
@@ -23,6 +24,8 @@ pub struct UpArgs {
     listen: SocketAddr,
     #[command(flatten)]
     processor: ProcessorArgs,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Print the agent's counters to stderr on exit.
     #[arg(long)]
     stats: bool,
@@ -41,22 +44,26 @@ pub fn agent_section(agent: &FlowAgent) -> CounterSection {
 pub fn run(args: UpArgs) -> Result<()> {
     let (settings, file) = args.capture.resolve(true)?;
     let mut registry = Registry::default();
-    let processor = args.processor.build(file.as_ref(), &mut registry)?;
+    let store = args.store.open()?;
+    let (processor, print) = args
+        .processor
+        .build(file.as_ref(), &mut registry, store.is_some())?;
     let runtime = crate::shutdown::runtime(2)?;
     let stats: AgentStats = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let agent = FlowAgent::new(settings)?;
-        let (pipeline, timers) = PipelineRun::start(processor).await;
+        let (pipeline, timers) = PipelineRun::start(processor, print, store).await;
         let mut sections = vec![agent_section(&agent)];
         sections.extend(pipeline.counter_sections());
         tokio::spawn(serve_metrics(
             listener,
             registry,
             CounterSources::new(sections),
+            pipeline.store().map(crate::api::routes),
         ));
-        tracing::info!(listen = %args.listen, "serving /metrics and /status");
+        tracing::info!(listen = %args.listen, "serving /metrics, /status and /api");
         let feeding = pipeline.clone();
         let stats = agent
             .run(

@@ -827,6 +827,11 @@ pub fn lookup(name: &str) -> Option<&'static FieldDef> {
         .find(|f| f.all_names().any(|n| n.eq_ignore_ascii_case(name)))
 }
 
+/// The field name nearest to `name`, if it looks like a typo of one.
+pub fn nearest_field(name: &str) -> Option<String> {
+    crate::error::nearest(name, all_field_names())
+}
+
 /// Every name a filter may use, for suggestions and completion.
 pub fn all_field_names() -> impl Iterator<Item = &'static str> {
     FIELD_DEFS.iter().flat_map(|f| f.all_names())

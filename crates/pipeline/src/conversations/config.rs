@@ -26,6 +26,24 @@ impl LogTypes {
     pub fn ended_conversations(self) -> bool {
         !matches!(self, LogTypes::Flows)
     }
+
+    /// These types plus every conversation record (what a store keeps).
+    pub fn with_conversations(self) -> LogTypes {
+        if self.flows() {
+            LogTypes::All
+        } else {
+            LogTypes::Conversations
+        }
+    }
+
+    /// Whether a record of `_RecordType` `record_type` is of these types.
+    pub fn includes(self, record_type: &str) -> bool {
+        match record_type {
+            "flowLog" => self.flows(),
+            "endConnection" => self.ended_conversations(),
+            _ => self.conversation_updates(),
+        }
+    }
 }
 
 impl FromStr for LogTypes {

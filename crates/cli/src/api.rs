@@ -1,0 +1,566 @@
+//! The HTTP API over the store (JSON; docs/openapi.yaml): flows and
+//! conversations, top-K, time series, topology, export, and the filter
+//! language's validation and completion. Every parameter is checked: an
+//! unknown one, a bad time range or a bad filter is a 400 that says what is
+//! wrong.
+
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use flowlens_query::{FIELD_DEFS, Filter, complete, fields::lookup};
+use flowlens_store::{Cursor, Metric, Order, RecordQuery, Store, Table};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Params = Query<HashMap<String, String>>;
+
+/// A bad request: a 400 with `{"error": ..., "detail": ...}`.
+struct ApiError {
+    message: String,
+    detail: Option<Value>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.message });
+        if let Some(d) = self.detail {
+            body["detail"] = d;
+        }
+        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+    }
+}
+
+fn bad_request(message: impl Into<String>, detail: Option<Value>) -> ApiError {
+    ApiError {
+        message: message.into(),
+        detail,
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's
+/// days_from_civil).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `2026-11-29T17:00:00Z` (optionally with fractions) as epoch ms.
+fn rfc3339_ms(text: &str) -> Option<i64> {
+    let t = text
+        .strip_suffix('Z')
+        .or_else(|| text.strip_suffix("+00:00"))?;
+    let (date, time) = t.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, mo, da) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut h = hms.split(':').map(|p| p.parse::<i64>().ok());
+    let (hh, mm, ss) = (h.next()??, h.next()??, h.next()??);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&da) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let ms: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{:0<3}", &frac[..frac.len().min(3)]).parse().ok()?
+    };
+    Some(((days_from_civil(y, mo, da) * 24 + hh) * 60 + mm) * 60_000 + ss * 1000 + ms)
+}
+
+/// A point in time: a duration ago (`15m`), an RFC 3339 time, or epoch
+/// milliseconds.
+pub fn time_param(text: &str, now: i64) -> Result<i64, String> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    if let Some(ms) = rfc3339_ms(text) {
+        return Ok(ms);
+    }
+    flowlens_agent::config::parse_duration(text)
+        .map(|d| now - d.as_millis() as i64)
+        .map_err(|_| {
+            format!("`{text}` is not a time: use a duration ago (15m, 2h, 7d), an RFC 3339 time (2026-11-29T17:00:00Z) or epoch milliseconds")
+        })
+}
+
+/// The checked parameters of a request.
+struct Request<'a> {
+    params: &'a HashMap<String, String>,
+}
+
+impl<'a> Request<'a> {
+    fn new(params: &'a HashMap<String, String>, allowed: &[&str]) -> Result<Request<'a>, ApiError> {
+        let mut unknown: Vec<&str> = params
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !allowed.contains(k))
+            .collect();
+        unknown.sort();
+        if let Some(first) = unknown.first() {
+            return Err(bad_request(
+                format!("unknown parameter `{first}`; valid: {}", allowed.join(", ")),
+                None,
+            ));
+        }
+        Ok(Request { params })
+    }
+
+    fn get(&self, name: &str) -> Option<&'a str> {
+        self.params
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn filter(&self) -> Result<Option<Filter>, ApiError> {
+        match self.get("filter") {
+            None => Ok(None),
+            Some(text) => Filter::parse(text).map(Some).map_err(|e| {
+                bad_request(
+                    e.to_string(),
+                    Some(serde_json::to_value(&e).unwrap_or_default()),
+                )
+            }),
+        }
+    }
+
+    /// [since, until): default the last hour.
+    fn range(&self) -> Result<(i64, i64), ApiError> {
+        let now = now_ms();
+        let since = match self.get("since") {
+            Some(t) => time_param(t, now).map_err(|e| bad_request(format!("since: {e}"), None))?,
+            None => now - 3_600_000,
+        };
+        let until = match self.get("until") {
+            Some(t) => time_param(t, now).map_err(|e| bad_request(format!("until: {e}"), None))?,
+            None => now + 1,
+        };
+        if since >= until {
+            return Err(bad_request(
+                format!("the time range is empty: since ({since}) is not before until ({until})"),
+                None,
+            ));
+        }
+        Ok((since, until))
+    }
+
+    fn number(&self, name: &str, default: usize, max: usize) -> Result<usize, ApiError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(t) => match t.parse::<usize>() {
+                Ok(n) if n >= 1 && n <= max => Ok(n),
+                _ => Err(bad_request(
+                    format!("{name}: expected a number from 1 to {max}, got `{t}`"),
+                    None,
+                )),
+            },
+        }
+    }
+
+    fn table(&self, default: Table) -> Result<Table, ApiError> {
+        match self.get("table") {
+            None => Ok(default),
+            Some("flows") => Ok(Table::Flows),
+            Some("conversations") => Ok(Table::Conversations),
+            Some(other) => Err(bad_request(
+                format!("table: `{other}` is not flows or conversations"),
+                None,
+            )),
+        }
+    }
+
+    fn metric(&self) -> Result<Metric, ApiError> {
+        let text = self.get("metric").unwrap_or("bytes");
+        Metric::parse(text).ok_or_else(|| {
+            bad_request(
+                format!("metric: `{text}` is not one of {}", Metric::NAMES),
+                None,
+            )
+        })
+    }
+}
+
+const RANGE: &[&str] = &["filter", "since", "until"];
+
+fn allowed(extra: &[&'static str]) -> Vec<&'static str> {
+    RANGE.iter().chain(extra).copied().collect()
+}
+
+fn records_query(
+    store: &Store,
+    params: &HashMap<String, String>,
+    default_table: Table,
+    with_table: bool,
+) -> Response {
+    let mut names = allowed(&["limit", "order", "cursor"]);
+    if with_table {
+        names.push("table");
+    }
+    let run = || -> Result<Response, ApiError> {
+        let req = Request::new(params, &names)?;
+        let filter = req.filter()?;
+        let (since, until) = req.range()?;
+        let order = match req.get("order") {
+            None | Some("desc") => Order::Desc,
+            Some("asc") => Order::Asc,
+            Some(o) => {
+                return Err(bad_request(
+                    format!("order: `{o}` is not asc or desc"),
+                    None,
+                ));
+            }
+        };
+        let after = match req.get("cursor") {
+            None => None,
+            Some(c) => Some(Cursor::parse(c).ok_or_else(|| {
+                bad_request(
+                    format!("cursor: `{c}` is not a cursor this API returned"),
+                    None,
+                )
+            })?),
+        };
+        let page = store.records(&RecordQuery {
+            table: req.table(default_table)?,
+            filter: filter.as_ref(),
+            since_ms: since,
+            until_ms: until,
+            limit: req.number("limit", 100, 100_000)?,
+            order,
+            after,
+        });
+        Ok(Json(page).into_response())
+    };
+    run().unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn flows(State(store): State<Arc<Store>>, Query(p): Params) -> Response {
+    tokio::task::spawn_blocking(move || records_query(&store, &p, Table::Flows, false))
+        .await
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+async fn conversations(State(store): State<Arc<Store>>, Query(p): Params) -> Response {
+    tokio::task::spawn_blocking(move || records_query(&store, &p, Table::Conversations, false))
+        .await
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn field_param(
+    req: &Request,
+    name: &str,
+    default: &str,
+) -> Result<&'static flowlens_query::FieldDef, ApiError> {
+    let text = req.get(name).unwrap_or(default);
+    lookup(text).ok_or_else(|| {
+        let hint = flowlens_query::fields::nearest_field(text)
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
+        bad_request(format!("{name}: unknown field `{text}`{hint}"), None)
+    })
+}
+
+fn top_query(store: &Store, params: &HashMap<String, String>) -> Result<Response, ApiError> {
+    let req = Request::new(params, &allowed(&["table", "by", "metric", "k"]))?;
+    let filter = req.filter()?;
+    let (since, until) = req.range()?;
+    let by = field_param(&req, "by", "dst.namespace")?;
+    let metric = req.metric()?;
+    let k = req.number("k", 10, 10_000)?;
+    let entries = store.top(
+        req.table(Table::Flows)?,
+        filter.as_ref(),
+        since,
+        until,
+        by,
+        metric,
+        k,
+    );
+    Ok(Json(json!({ "by": by.name, "metric": req.get("metric").unwrap_or("bytes"), "entries": entries })).into_response())
+}
+
+async fn top(State(store): State<Arc<Store>>, Query(p): Params) -> Response {
+    tokio::task::spawn_blocking(move || {
+        top_query(&store, &p).unwrap_or_else(IntoResponse::into_response)
+    })
+    .await
+    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn series_query(store: &Store, params: &HashMap<String, String>) -> Result<Response, ApiError> {
+    let req = Request::new(params, &allowed(&["table", "metric", "step"]))?;
+    let filter = req.filter()?;
+    let (since, until) = req.range()?;
+    let metric = req.metric()?;
+    let step = match req.get("step") {
+        None => ((until - since) / 60).max(1000),
+        Some(t) => flowlens_agent::config::parse_duration(t)
+            .map(|d| d.as_millis() as i64)
+            .ok()
+            .filter(|ms| *ms >= 1000)
+            .ok_or_else(|| {
+                bad_request(
+                    format!("step: `{t}` is not a duration of at least 1s"),
+                    None,
+                )
+            })?,
+    };
+    if (until - since) / step > 10_000 {
+        return Err(bad_request(
+            format!("step: {step} ms gives more than 10000 points over this range"),
+            None,
+        ));
+    }
+    let points = store.series(
+        req.table(Table::Flows)?,
+        filter.as_ref(),
+        since,
+        until,
+        step,
+        metric,
+    );
+    Ok(Json(json!({ "step_ms": step, "points": points })).into_response())
+}
+
+async fn series(State(store): State<Arc<Store>>, Query(p): Params) -> Response {
+    tokio::task::spawn_blocking(move || {
+        series_query(&store, &p).unwrap_or_else(IntoResponse::into_response)
+    })
+    .await
+    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// The endpoint fields of each topology scope.
+pub fn scope_fields(scope: &str) -> Option<(&'static str, &'static str)> {
+    Some(match scope {
+        "host" => ("src.host", "dst.host"),
+        "namespace" => ("src.namespace", "dst.namespace"),
+        // On a plain host, a workload and a pod are both the network
+        // namespace (K8S_Name); Kubernetes enrichment will tell them apart.
+        "workload" | "pod" => ("src.name", "dst.name"),
+        _ => return None,
+    })
+}
+
+fn topology_query(store: &Store, params: &HashMap<String, String>) -> Result<Response, ApiError> {
+    let req = Request::new(params, &allowed(&["table", "scope"]))?;
+    let filter = req.filter()?;
+    let (since, until) = req.range()?;
+    let scope = req.get("scope").unwrap_or("namespace");
+    let (src, dst) = scope_fields(scope).ok_or_else(|| {
+        bad_request(
+            format!("scope: `{scope}` is not host, namespace, workload or pod"),
+            None,
+        )
+    })?;
+    let (src, dst) = (lookup(src).expect("field"), lookup(dst).expect("field"));
+    let edges = store.topology(
+        req.table(Table::Flows)?,
+        filter.as_ref(),
+        since,
+        until,
+        src,
+        dst,
+    );
+    let mut nodes: HashMap<&str, (f64, f64)> = HashMap::new();
+    for e in &edges {
+        for name in [&e.src, &e.dst] {
+            let n = nodes.entry(name.as_str()).or_default();
+            n.0 += e.bytes;
+            n.1 += e.drops;
+        }
+    }
+    let mut nodes: Vec<Value> = nodes
+        .into_iter()
+        .map(|(name, (bytes, drops))| json!({"id": name, "bytes": bytes, "drops": drops}))
+        .collect();
+    nodes.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    Ok(Json(json!({ "scope": scope, "nodes": nodes, "edges": edges })).into_response())
+}
+
+async fn topology(State(store): State<Arc<Store>>, Query(p): Params) -> Response {
+    tokio::task::spawn_blocking(move || {
+        topology_query(&store, &p).unwrap_or_else(IntoResponse::into_response)
+    })
+    .await
+    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// One CSV cell: text as is (quoted when needed), lists joined by `;`.
+fn csv_cell(v: Option<&Value>) -> String {
+    let text = match v {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| i.to_string())
+            })
+            .collect::<Vec<_>>()
+            .join(";"),
+        Some(other) => other.to_string(),
+    };
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
+}
+
+/// Records as CSV: a header of the store's columns that any record has.
+pub fn to_csv(records: &[serde_json::Map<String, Value>]) -> String {
+    let columns: Vec<&str> = flowlens_store::columns()
+        .iter()
+        .map(|c| c.name)
+        .filter(|name| records.iter().any(|r| r.contains_key(*name)))
+        .collect();
+    let mut out = columns.join(",");
+    out.push('\n');
+    for r in records {
+        let cells: Vec<String> = columns.iter().map(|c| csv_cell(r.get(*c))).collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+fn export_query(store: &Store, params: &HashMap<String, String>) -> Result<Response, ApiError> {
+    let req = Request::new(params, &allowed(&["table", "format", "limit", "order"]))?;
+    let filter = req.filter()?;
+    let (since, until) = req.range()?;
+    let format = req.get("format").unwrap_or("jsonl");
+    if !matches!(format, "csv" | "jsonl") {
+        return Err(bad_request(
+            format!("format: `{format}` is not csv or jsonl"),
+            None,
+        ));
+    }
+    let page = store.records(&RecordQuery {
+        table: req.table(Table::Flows)?,
+        filter: filter.as_ref(),
+        since_ms: since,
+        until_ms: until,
+        limit: req.number("limit", 10_000, 1_000_000)?,
+        order: if req.get("order") == Some("asc") {
+            Order::Asc
+        } else {
+            Order::Desc
+        },
+        after: None,
+    });
+    let (body, content_type) = if format == "csv" {
+        (to_csv(&page.records), "text/csv; charset=utf-8")
+    } else {
+        let mut text = String::new();
+        for r in &page.records {
+            text.push_str(&Value::Object(r.clone()).to_string());
+            text.push('\n');
+        }
+        (text, "application/x-ndjson")
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+async fn export(State(store): State<Arc<Store>>, Query(p): Params) -> Response {
+    tokio::task::spawn_blocking(move || {
+        export_query(&store, &p).unwrap_or_else(IntoResponse::into_response)
+    })
+    .await
+    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+async fn validate(Query(p): Params) -> Response {
+    let run = || -> Result<Response, ApiError> {
+        let req = Request::new(&p, &["filter"])?;
+        Ok(match Filter::parse(req.get("filter").unwrap_or("")) {
+            Ok(_) => Json(json!({"valid": true})).into_response(),
+            Err(e) => {
+                Json(json!({"valid": false, "error": e, "text": e.to_string()})).into_response()
+            }
+        })
+    };
+    run().unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn completions(Query(p): Params) -> Response {
+    let run = || -> Result<Response, ApiError> {
+        let req = Request::new(&p, &["filter", "cursor"])?;
+        let text = req.get("filter").unwrap_or("");
+        let cursor = match req.get("cursor") {
+            None => text.chars().count(),
+            Some(c) => c.parse().map_err(|_| {
+                bad_request(format!("cursor: `{c}` is not a character offset"), None)
+            })?,
+        };
+        Ok(Json(complete(text, cursor)).into_response())
+    };
+    run().unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn fields() -> Response {
+    let list: Vec<Value> = FIELD_DEFS
+        .iter()
+        .map(|f| json!({"name": f.name, "aliases": f.aliases, "doc": f.doc}))
+        .collect();
+    Json(list).into_response()
+}
+
+/// The API's routes (they need the store).
+pub fn routes(store: Arc<Store>) -> Router {
+    Router::new()
+        .route("/api/flows", get(flows))
+        .route("/api/conversations", get(conversations))
+        .route("/api/top", get(top))
+        .route("/api/series", get(series))
+        .route("/api/topology", get(topology))
+        .route("/api/export", get(export))
+        .with_state(store)
+        .route("/api/filter/validate", get(validate))
+        .route("/api/filter/complete", get(completions))
+        .route("/api/fields", get(fields))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        let now = 1_764_400_000_000;
+        assert_eq!(time_param("15m", now), Ok(now - 900_000));
+        assert_eq!(time_param("1764400000000", now), Ok(now));
+        assert_eq!(time_param("2025-11-29T07:06:40Z", now), Ok(now));
+        assert_eq!(time_param("2025-11-29T07:06:40.5Z", now), Ok(now + 500));
+        assert!(
+            time_param("yesterday", now)
+                .unwrap_err()
+                .contains("not a time")
+        );
+        assert!(time_param("2025-13-29T07:06:40Z", now).is_err());
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_it() {
+        let r = json!({"SrcAddr": "198.18.0.1", "DnsName": "a,b", "Interfaces": ["x", "y"], "Bytes": 3});
+        let csv = to_csv(&[r.as_object().unwrap().clone()]);
+        assert_eq!(
+            csv,
+            "SrcAddr,Bytes,Interfaces,DnsName\n198.18.0.1,3,x;y,\"a,b\"\n"
+        );
+    }
+}

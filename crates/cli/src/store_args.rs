@@ -1,0 +1,84 @@
+//! Where `up` and `collector` keep records: the data directory and its
+//! retention.
+
+use crate::capture_args::duration_arg;
+use anyhow::{Context, Result};
+use clap::Args;
+use flowlens_store::{Store, StoreOptions};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct StoreArgs {
+    /// Directory of the flow store (Parquet files by hour).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/flowlens")]
+    data_dir: PathBuf,
+    /// Records older than this are removed, e.g. 7d, 12h.
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg, default_value = "7d")]
+    retention: Duration,
+    /// The store's files take at most this much; the oldest go first, e.g.
+    /// 10GiB, 500MB.
+    #[arg(long, value_name = "SIZE", value_parser = size_arg, default_value = "10GiB")]
+    max_disk: u64,
+    /// Keep nothing on disk (no store, no query API).
+    #[arg(long, conflicts_with_all = ["data_dir", "retention", "max_disk"])]
+    no_store: bool,
+}
+
+/// `10GiB`, `500MB`, `1048576` as bytes.
+pub fn size_arg(text: &str) -> Result<u64, String> {
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: expected a size such as 10GiB or 500MB"))?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0f64.powi(3),
+        "tib" => 1024.0f64.powi(4),
+        other => {
+            return Err(format!(
+                "`{text}`: unknown unit `{other}` (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
+            ));
+        }
+    };
+    Ok((value * factor) as u64)
+}
+
+impl StoreArgs {
+    /// The store, unless `--no-store`.
+    pub fn open(&self) -> Result<Option<Store>> {
+        if self.no_store {
+            return Ok(None);
+        }
+        let store = Store::open(StoreOptions {
+            retention: Some(self.retention),
+            max_disk_bytes: Some(self.max_disk),
+            ..StoreOptions::new(&self.data_dir)
+        })
+        .with_context(|| format!("opening the flow store in {}", self.data_dir.display()))?;
+        Ok(Some(store))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size_arg("10GiB"), Ok(10 * 1024 * 1024 * 1024));
+        assert_eq!(size_arg("500MB"), Ok(500_000_000));
+        assert_eq!(size_arg("4096"), Ok(4096));
+        assert!(size_arg("10 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(size_arg("GiB").is_err());
+    }
+}
