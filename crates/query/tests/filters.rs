@@ -2,72 +2,10 @@
 //! ask about: DNS NoError/NXDomain/ServFail, drops by policy and by other
 //! causes, retransmits, timed out, refused, and a clean flow.
 
+mod fixture;
+
+use fixture::{records, selected};
 use flowlens_query::Filter;
-use serde_json::{Map, Value, json};
-
-fn records() -> Vec<(&'static str, Map<String, Value>)> {
-    let base = json!({
-        "SrcAddr": "198.18.0.1", "DstAddr": "198.18.0.2", "SrcPort": 40000, "DstPort": 443,
-        "Proto": 6, "Bytes": 1000, "Packets": 10, "Flags": 0x12, "Interfaces": ["veth1", "br0"],
-        "SrcK8S_Namespace": "frontend", "DstK8S_Namespace": "backend", "FlowDirection": 2,
-        "TimeFlowRttNs": 2_000_000,
-    });
-    let with = |name: &'static str, extra: Value| {
-        let mut r = base.as_object().unwrap().clone();
-        for (k, v) in extra.as_object().unwrap() {
-            r.insert(k.clone(), v.clone());
-        }
-        (name, r)
-    };
-    vec![
-        with("clean", json!({})),
-        with(
-            "dns_ok",
-            json!({"Proto": 17, "DstPort": 53, "DnsId": 1, "DnsFlags": 0x8180, "DnsFlagsResponseCode": "NoError", "DnsName": "known.test", "DnsLatencyMs": 0.4}),
-        ),
-        with(
-            "dns_nx",
-            json!({"Proto": 17, "DstPort": 53, "DnsId": 2, "DnsFlags": 0x8183, "DnsFlagsResponseCode": "NXDomain", "DnsName": "missing.test", "DnsLatencyMs": 0.6}),
-        ),
-        with(
-            "dns_servfail",
-            json!({"Proto": 17, "DstPort": 53, "DnsId": 3, "DnsFlags": 0x8182, "DnsFlagsResponseCode": "ServFail", "DnsName": "broken.cluster.local", "DnsLatencyMs": 120.0}),
-        ),
-        with(
-            "drop_policy",
-            json!({"DstPort": 7100, "PktDropPackets": 3, "PktDropBytes": 180, "PktDropLatestDropCause": "SKB_DROP_REASON_NETFILTER_DROP", "PktDropCategory": "policy_denied", "PktDropLatestState": "TCP_SYN_SENT"}),
-        ),
-        with(
-            "drop_other",
-            json!({"DstPort": 7200, "PktDropPackets": 1, "PktDropBytes": 60, "PktDropLatestDropCause": "SKB_DROP_REASON_NO_SOCKET", "PktDropCategory": "no_socket"}),
-        ),
-        with(
-            "retransmits",
-            json!({"TcpRetransmits": 2, "TimeFlowRttNs": 80_000_000, "Bytes": 5_000_000}),
-        ),
-        with(
-            "timed_out",
-            json!({"DstPort": 7701, "ConnOutcome": "timed_out", "Flags": 0x02}),
-        ),
-        with(
-            "refused",
-            json!({"DstPort": 5998, "ConnOutcome": "refused", "Flags": 0x06, "SrcAddr": "fd00:198:18::1", "DstAddr": "fd00:198:18::2"}),
-        ),
-        with(
-            "conversation_timed_out",
-            json!({"_RecordType": "endConnection", "CloseCause": "timed_out", "Bytes": null, "Bytes_AB": 120, "Bytes_BA": 0}),
-        ),
-    ]
-}
-
-fn selected(filter: &str) -> Vec<&'static str> {
-    let filter = Filter::parse(filter).unwrap_or_else(|e| panic!("{}", e.render(filter)));
-    records()
-        .into_iter()
-        .filter(|(_, r)| filter.matches_json(r))
-        .map(|(name, _)| name)
-        .collect()
-}
 
 #[test]
 fn the_six_network_event_queries_work_as_written() {

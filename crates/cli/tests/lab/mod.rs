@@ -100,6 +100,8 @@ pub struct Lab {
     pub prefix: String,
     pub bridge: String,
     pub hosts: Vec<Host>,
+    /// The flow store of the `up`s this lab starts (removed with the lab).
+    pub data_dir: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +125,7 @@ impl Lab {
             prefix: prefix.clone(),
             bridge: bridge.clone(),
             hosts: Vec::new(),
+            data_dir: std::env::temp_dir().join(format!("flowlens-data-{prefix}")),
         };
         sh(&format!(
             "ip link add {bridge} type bridge && ip link set {bridge} up"
@@ -198,9 +201,11 @@ impl Lab {
     }
 
     /// Starts `flowlens up` watching this lab's interfaces, its HTTP
-    /// listener on `listen`, with `extra` flags.
+    /// listener on `listen`, its store in the lab's data directory, with
+    /// `extra` flags.
     pub fn start_up(&self, listen: &str, extra: &[&str]) -> Agent {
         let interfaces = self.host_ifs().join(",");
+        let data_dir = self.data_dir.display().to_string();
         let mut args = vec![
             "--interfaces",
             interfaces.as_str(),
@@ -208,6 +213,8 @@ impl Lab {
             listen,
             "--cache-active-timeout",
             "500ms",
+            "--data-dir",
+            data_dir.as_str(),
         ];
         args.extend_from_slice(extra);
         Agent::start_up(&args, &self.host_ifs())
@@ -291,6 +298,7 @@ impl Drop for Lab {
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge])
             .status();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
 
