@@ -540,6 +540,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_openapi_file_describes_every_route() {
+        let spec: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(include_str!("../../../docs/openapi.yaml")).unwrap();
+        let paths = spec["paths"].as_mapping().unwrap();
+        for route in [
+            "/api/flows",
+            "/api/conversations",
+            "/api/top",
+            "/api/series",
+            "/api/topology",
+            "/api/export",
+            "/api/filter/validate",
+            "/api/filter/complete",
+            "/api/fields",
+            "/api/status",
+            "/status",
+            "/metrics",
+        ] {
+            assert!(paths.contains_key(route), "docs/openapi.yaml lacks {route}");
+        }
+        assert_eq!(
+            paths.len(),
+            12,
+            "a route the API does not have is documented"
+        );
+    }
+
+    #[test]
     fn times() {
         let now = 1_764_400_000_000;
         assert_eq!(time_param("15m", now), Ok(now - 900_000));
