@@ -85,7 +85,11 @@ pub enum Source {
     Json(&'static str),
     /// The field of either end: `addr` is the source or the destination.
     Either(&'static str, &'static str),
-    Derived(for<'a> fn(&'a dyn RecordView) -> Vec<Scalar<'a>>),
+    /// Computed from other fields (named, so a store reads only those).
+    Derived(
+        for<'a> fn(&'a dyn RecordView) -> Vec<Scalar<'a>>,
+        &'static [&'static str],
+    ),
 }
 
 impl std::fmt::Debug for Source {
@@ -93,7 +97,7 @@ impl std::fmt::Debug for Source {
         match self {
             Source::Json(n) => write!(f, "Json({n})"),
             Source::Either(a, b) => write!(f, "Either({a}, {b})"),
-            Source::Derived(_) => f.write_str("Derived"),
+            Source::Derived(_, inputs) => write!(f, "Derived({})", inputs.join(", ")),
         }
     }
 }
@@ -136,7 +140,7 @@ impl FieldDef {
                 record.values(a, &mut out);
                 record.values(b, &mut out);
             }
-            Source::Derived(f) => out = f(record),
+            Source::Derived(f, _) => out = f(record),
         }
         out
     }
@@ -150,6 +154,15 @@ impl FieldDef {
             Kind::Number(Unit::Nanos) if !netobserv_name => Unit::Millis,
             Kind::Number(u) => u,
             _ => Unit::None,
+        }
+    }
+
+    /// The record fields (JSON names) this field is read from.
+    pub fn inputs(&self) -> Vec<&'static str> {
+        match self.source {
+            Source::Json(name) => vec![name],
+            Source::Either(a, b) => vec![a, b],
+            Source::Derived(_, inputs) => inputs.to_vec(),
         }
     }
 
@@ -507,14 +520,14 @@ pub const FIELD_DEFS: &[FieldDef] = &[
         "bytes",
         &[],
         Number(Unit::Bytes),
-        Derived(bytes),
+        Derived(bytes, &["Bytes", "Bytes_AB", "Bytes_BA"]),
         "Bytes (a conversation: both directions)",
     ),
     field(
         "packets",
         &[],
         Number(Unit::None),
-        Derived(packets),
+        Derived(packets, &["Packets", "Packets_AB", "Packets_BA"]),
         "Packets (a conversation: both directions)",
     ),
     field(
@@ -584,7 +597,7 @@ pub const FIELD_DEFS: &[FieldDef] = &[
         "rtt",
         &["TimeFlowRttNs", "flow.rtt"],
         Number(Unit::Nanos),
-        Derived(rtt),
+        Derived(rtt, &["TimeFlowRttNs", "TimeFlowRttAvgNs"]),
         "TCP smoothed RTT (a conversation: its average); bare numbers are ms",
     ),
     field(
@@ -633,7 +646,18 @@ pub const FIELD_DEFS: &[FieldDef] = &[
         "flow.status",
         &["status"],
         vocab(statuses),
-        Derived(status),
+        Derived(
+            status,
+            &[
+                "PktDropPackets",
+                "NetworkEvents",
+                "ConnOutcome",
+                "CloseCause",
+                "DnsFlagsResponseCode",
+                "DnsUnanswered",
+                "TcpRetransmits",
+            ],
+        ),
         "What happened: ok, dropped, refused, timed_out, reset, dns_error, dns_unanswered, retransmitted, ...",
     ),
     field(
@@ -654,7 +678,7 @@ pub const FIELD_DEFS: &[FieldDef] = &[
         "drop.cause",
         &["PktDropLatestDropCause"],
         Text,
-        Derived(drop_cause),
+        Derived(drop_cause, &["PktDropLatestDropCause"]),
         "Kernel drop reason (NETFILTER_DROP or SKB_DROP_REASON_NETFILTER_DROP)",
     ),
     field(
@@ -675,7 +699,7 @@ pub const FIELD_DEFS: &[FieldDef] = &[
         "flow.drop_reason",
         &["drop.reason"],
         Text,
-        Derived(drop_reason),
+        Derived(drop_reason, &["PktDropCategory", "PktDropLatestDropCause"]),
         "A drop's category or kernel reason, any spelling",
     ),
     field(

@@ -44,6 +44,28 @@ pub enum Expr {
     All,
 }
 
+impl Expr {
+    /// The record fields (JSON names) evaluating this expression reads.
+    pub fn inputs(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        self.collect_inputs(&mut out);
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    fn collect_inputs(&self, out: &mut Vec<&'static str>) {
+        match self {
+            Expr::And(terms) | Expr::Or(terms) => terms.iter().for_each(|t| t.collect_inputs(out)),
+            Expr::Not(inner) => inner.collect_inputs(out),
+            Expr::Compare { field, .. } | Expr::In { field, .. } | Expr::Has { field, .. } => {
+                out.extend(field.inputs())
+            }
+            Expr::All => {}
+        }
+    }
+}
+
 struct Parser<'t> {
     tokens: Vec<Token>,
     at: usize,

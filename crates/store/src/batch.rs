@@ -13,117 +13,114 @@ use flowlens_query::{RecordView, Scalar};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
-fn u64_of(v: Option<&Value>) -> Option<u64> {
-    v.and_then(Value::as_u64)
+/// A builder for one column, fed JSON values.
+enum Builder {
+    Text(StringBuilder),
+    Json(StringBuilder),
+    U8(UInt8Builder),
+    U16(UInt16Builder),
+    U32(UInt32Builder),
+    U64(UInt64Builder),
+    I64(Int64Builder),
+    F64(Float64Builder),
+    Bool(BooleanBuilder),
+    TextList(ListBuilder<StringBuilder>),
+    U8List(ListBuilder<UInt8Builder>),
+}
+
+impl Builder {
+    fn new(ty: ColType) -> Builder {
+        match ty {
+            ColType::Text => Builder::Text(StringBuilder::new()),
+            ColType::Json => Builder::Json(StringBuilder::new()),
+            ColType::U8 => Builder::U8(UInt8Builder::new()),
+            ColType::U16 => Builder::U16(UInt16Builder::new()),
+            ColType::U32 => Builder::U32(UInt32Builder::new()),
+            ColType::U64 => Builder::U64(UInt64Builder::new()),
+            ColType::I64 => Builder::I64(Int64Builder::new()),
+            ColType::F64 => Builder::F64(Float64Builder::new()),
+            ColType::Bool => Builder::Bool(BooleanBuilder::new()),
+            ColType::TextList => Builder::TextList(ListBuilder::new(StringBuilder::new())),
+            ColType::U8List => Builder::U8List(ListBuilder::new(UInt8Builder::new())),
+        }
+    }
+
+    /// Appends `v`, or a null when it does not fit the column's type.
+    fn append(&mut self, v: &Value) {
+        let u = v.as_u64();
+        match self {
+            Builder::Text(b) => b.append_option(v.as_str()),
+            Builder::Json(b) => b.append_option((!v.is_null()).then(|| v.to_string())),
+            Builder::U8(b) => b.append_option(u.and_then(|u| u8::try_from(u).ok())),
+            Builder::U16(b) => b.append_option(u.and_then(|u| u16::try_from(u).ok())),
+            Builder::U32(b) => b.append_option(u.and_then(|u| u32::try_from(u).ok())),
+            Builder::U64(b) => b.append_option(u),
+            Builder::I64(b) => b.append_option(v.as_i64()),
+            Builder::F64(b) => b.append_option(v.as_f64()),
+            Builder::Bool(b) => b.append_option(v.as_bool()),
+            Builder::TextList(b) => match v.as_array() {
+                Some(items) => {
+                    for item in items {
+                        b.values().append_option(item.as_str());
+                    }
+                    b.append(true);
+                }
+                None => b.append(false),
+            },
+            Builder::U8List(b) => match v.as_array() {
+                Some(items) => {
+                    for item in items {
+                        b.values()
+                            .append_option(item.as_u64().and_then(|v| u8::try_from(v).ok()));
+                    }
+                    b.append(true);
+                }
+                None => b.append(false),
+            },
+        }
+    }
+
+    fn finish(self) -> ArrayRef {
+        match self {
+            Builder::Text(mut b) | Builder::Json(mut b) => Arc::new(b.finish()),
+            Builder::U8(mut b) => Arc::new(b.finish()),
+            Builder::U16(mut b) => Arc::new(b.finish()),
+            Builder::U32(mut b) => Arc::new(b.finish()),
+            Builder::U64(mut b) => Arc::new(b.finish()),
+            Builder::I64(mut b) => Arc::new(b.finish()),
+            Builder::F64(mut b) => Arc::new(b.finish()),
+            Builder::Bool(mut b) => Arc::new(b.finish()),
+            Builder::TextList(mut b) => Arc::new(b.finish()),
+            Builder::U8List(mut b) => Arc::new(b.finish()),
+        }
+    }
 }
 
 /// The records as one batch of the store's schema; fields the schema does
-/// not know are left out.
+/// not know are left out. Each record's entries are visited once and sent
+/// to their column (looking every column up in every record was most of
+/// the ingest time).
 pub fn to_batch(records: &[Map<String, Value>]) -> RecordBatch {
-    let arrays: Vec<ArrayRef> = columns()
-        .iter()
-        .map(|c| {
-            let get = |r: &'_ Map<String, Value>| r.get(c.name).filter(|v| !v.is_null()).cloned();
-            let array: ArrayRef = match c.ty {
-                ColType::Text => {
-                    let mut b = StringBuilder::new();
-                    for r in records {
-                        b.append_option(r.get(c.name).and_then(Value::as_str));
-                    }
-                    Arc::new(b.finish())
-                }
-                ColType::Json => {
-                    let mut b = StringBuilder::new();
-                    for r in records {
-                        b.append_option(get(r).map(|v| v.to_string()));
-                    }
-                    Arc::new(b.finish())
-                }
-                ColType::U8 => {
-                    let mut b = UInt8Builder::new();
-                    for r in records {
-                        b.append_option(u64_of(r.get(c.name)).and_then(|v| u8::try_from(v).ok()));
-                    }
-                    Arc::new(b.finish())
-                }
-                ColType::U16 => {
-                    let mut b = UInt16Builder::new();
-                    for r in records {
-                        b.append_option(u64_of(r.get(c.name)).and_then(|v| u16::try_from(v).ok()));
-                    }
-                    Arc::new(b.finish())
-                }
-                ColType::U32 => {
-                    let mut b = UInt32Builder::new();
-                    for r in records {
-                        b.append_option(u64_of(r.get(c.name)).and_then(|v| u32::try_from(v).ok()));
-                    }
-                    Arc::new(b.finish())
-                }
-                ColType::U64 => {
-                    let mut b = UInt64Builder::new();
-                    for r in records {
-                        b.append_option(u64_of(r.get(c.name)));
-                    }
-                    Arc::new(b.finish())
-                }
-                ColType::I64 => {
-                    let mut b = Int64Builder::new();
-                    for r in records {
-                        b.append_option(r.get(c.name).and_then(Value::as_i64));
-                    }
-                    Arc::new(b.finish())
-                }
-                ColType::F64 => {
-                    let mut b = Float64Builder::new();
-                    for r in records {
-                        b.append_option(r.get(c.name).and_then(Value::as_f64));
-                    }
-                    Arc::new(b.finish())
-                }
-                ColType::Bool => {
-                    let mut b = BooleanBuilder::new();
-                    for r in records {
-                        b.append_option(r.get(c.name).and_then(Value::as_bool));
-                    }
-                    Arc::new(b.finish())
-                }
-                ColType::TextList => {
-                    let mut b = ListBuilder::new(StringBuilder::new());
-                    for r in records {
-                        match r.get(c.name).and_then(Value::as_array) {
-                            Some(items) => {
-                                for item in items {
-                                    b.values().append_option(item.as_str());
-                                }
-                                b.append(true);
-                            }
-                            None => b.append(false),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                ColType::U8List => {
-                    let mut b = ListBuilder::new(UInt8Builder::new());
-                    for r in records {
-                        match r.get(c.name).and_then(Value::as_array) {
-                            Some(items) => {
-                                for item in items {
-                                    b.values().append_option(
-                                        item.as_u64().and_then(|v| u8::try_from(v).ok()),
-                                    );
-                                }
-                                b.append(true);
-                            }
-                            None => b.append(false),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-            };
-            array
-        })
-        .collect();
+    let columns = columns();
+    let mut builders: Vec<Builder> = columns.iter().map(|c| Builder::new(c.ty)).collect();
+    let mut filled = vec![false; columns.len()];
+    for record in records {
+        filled.iter_mut().for_each(|f| *f = false);
+        for (name, value) in record {
+            if let Some((i, _)) = crate::schema::column(name)
+                && !value.is_null()
+            {
+                builders[i].append(value);
+                filled[i] = true;
+            }
+        }
+        for (i, done) in filled.iter().enumerate() {
+            if !done {
+                builders[i].append(&Value::Null);
+            }
+        }
+    }
+    let arrays: Vec<ArrayRef> = builders.into_iter().map(Builder::finish).collect();
     RecordBatch::try_new(arrow_schema(), arrays).expect("arrays follow the schema")
 }
 
@@ -135,9 +132,32 @@ pub struct Row<'a> {
 
 impl Row<'_> {
     fn column(&self, name: &str) -> Option<(&ArrayRef, ColType)> {
-        let index = self.batch.schema().index_of(name).ok()?;
-        let ty = columns().iter().find(|c| c.name == name)?.ty;
+        let (index, ty) = crate::schema::column(name)?;
+        // A batch of the full schema has every column in place; a
+        // projected one is searched (it has a few).
+        let index = if self.batch.num_columns() == columns().len() {
+            index
+        } else {
+            self.batch.schema_ref().index_of(name).ok()?
+        };
         Some((self.batch.column(index), ty))
+    }
+
+    /// (end time, id) of the row, read straight from the columns.
+    pub fn end_and_id(&self) -> Option<(i64, u64)> {
+        let (time, _) = self.column("TimeFlowEndMs")?;
+        let (id, _) = self.column(crate::ID)?;
+        let id = id.as_primitive::<UInt64Type>();
+        if id.is_null(self.row) {
+            return None;
+        }
+        let time = time.as_primitive::<Int64Type>();
+        let t = if time.is_null(self.row) {
+            0
+        } else {
+            time.value(self.row)
+        };
+        Some((t, id.value(self.row)))
     }
 
     /// The row as a JSON object (nulls left out).

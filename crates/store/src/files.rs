@@ -6,8 +6,8 @@
 
 use crate::batch::to_batch;
 use arrow_array::RecordBatch;
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use serde_json::{Map, Value};
@@ -197,12 +197,24 @@ pub fn write(
     })
 }
 
-/// The batches of a file; an unreadable (truncated, corrupt) file is an
-/// error naming the file and what is wrong.
-pub fn read(path: &Path) -> Result<Vec<RecordBatch>, String> {
+/// The batches of a file, with only the columns named in `only` when
+/// given; an unreadable (truncated, corrupt) file is an error naming the
+/// file and what is wrong.
+pub fn read(path: &Path, only: Option<&[&str]>) -> Result<Vec<RecordBatch>, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.with_batch_size(8192).build())
+        .and_then(|b| {
+            let b = b.with_batch_size(8192);
+            match only {
+                None => b.build(),
+                Some(names) => {
+                    let schema = b.schema().clone();
+                    let roots = names.iter().filter_map(|n| schema.index_of(n).ok());
+                    let mask = ProjectionMask::roots(b.parquet_schema(), roots);
+                    b.with_projection(mask).build()
+                }
+            }
+        })
         .map_err(|e| format!("{}: {e}", path.display()))?;
     reader
         .collect::<Result<Vec<_>, _>>()

@@ -79,16 +79,28 @@ fn key_of(view: &dyn RecordView) -> Option<Cursor> {
 
 /// Every matching record of the snapshot, through `visit`; `stop` ends the
 /// walk early once no file older than the given time can matter.
+/// `needs`: the fields the caller reads besides the filter's (None: all,
+/// to return whole records).
+#[allow(clippy::too_many_arguments)]
 fn scan(
     store: &Store,
     table: Table,
     since: i64,
     until: i64,
     filter: Option<&Filter>,
+    needs: Option<&[&'static str]>,
     mut visit: impl FnMut(Cursor, &dyn RecordView, &dyn Fn() -> Map<String, Value>),
     stop: impl Fn(&DataFile) -> bool,
 ) -> u64 {
     let (files, buffered) = store.snapshot(table, since, until);
+    let projection: Option<Vec<&str>> = needs.map(|needs| {
+        let mut names: Vec<&str> = vec!["TimeFlowEndMs", crate::ID];
+        names.extend(needs);
+        if let Some(f) = filter {
+            names.extend(f.expr().inputs());
+        }
+        names
+    });
     let mut scanned = 0;
     let in_range = |k: &Cursor| k.time_ms >= since && k.time_ms < until;
     for record in &buffered {
@@ -104,7 +116,7 @@ fn scan(
         if stop(file) {
             break;
         }
-        let batches = match files::read(&file.path) {
+        let batches = match files::read(&file.path, projection.as_deref()) {
             Ok(b) => b,
             Err(why) => {
                 // Removed by retention meanwhile, or unreadable.
@@ -118,7 +130,8 @@ fn scan(
             for row in 0..batch.num_rows() {
                 scanned += 1;
                 let view = Row { batch, row };
-                if let Some(k) = key_of(&view)
+                if let Some((time_ms, id)) = view.end_and_id()
+                    && let k = (Cursor { time_ms, id })
                     && in_range(&k)
                     && filter.is_none_or(|f| f.matches_view(&view))
                 {
@@ -144,6 +157,7 @@ impl Store {
             q.since_ms,
             q.until_ms,
             q.filter,
+            None,
             |k, _, json| {
                 let beyond = match (q.order, q.after) {
                     (Order::Desc, Some(after)) => k < after,
@@ -292,21 +306,49 @@ struct Agg {
     values: Vec<f64>,
 }
 
+/// A metric resolved once per query: the field it reads and its factor.
+struct Measure {
+    field: Option<&'static FieldDef>,
+    factor: f64,
+    keep_values: bool,
+}
+
+impl Metric {
+    fn measure(self) -> Measure {
+        let (field, factor) = match self.field() {
+            Some((name, factor)) => (
+                Some(flowlens_query::fields::lookup(name).expect("metric field")),
+                factor,
+            ),
+            None => (None, 1.0),
+        };
+        Measure {
+            field,
+            factor,
+            keep_values: self.stat().is_some(),
+        }
+    }
+
+    /// The record fields the metric reads.
+    fn inputs(self) -> Vec<&'static str> {
+        self.measure().field.map(|f| f.inputs()).unwrap_or_default()
+    }
+}
+
 impl Agg {
-    fn add(&mut self, metric: Metric, view: &dyn RecordView) {
-        match metric.field() {
+    fn add(&mut self, measure: &Measure, view: &dyn RecordView) {
+        match measure.field {
             None => {
                 self.sum += 1.0;
                 self.count += 1;
             }
-            Some((name, factor)) => {
-                let field = flowlens_query::fields::lookup(name).expect("metric field");
+            Some(field) => {
                 for v in field.values(view) {
                     if let Scalar::Num(n) = v {
-                        let n = n * factor;
+                        let n = n * measure.factor;
                         self.sum += n;
                         self.count += 1;
-                        if metric.stat().is_some() {
+                        if measure.keep_values {
                             self.values.push(n);
                         }
                     }
@@ -340,20 +382,42 @@ impl Agg {
     }
 }
 
-fn group_keys(field: &FieldDef, view: &dyn RecordView) -> Vec<String> {
+/// Calls `f` with each group key of a record (`""` when it has none);
+/// text is lent, numbers are written into `scratch`.
+fn for_each_key(
+    field: &FieldDef,
+    view: &dyn RecordView,
+    scratch: &mut String,
+    mut f: impl FnMut(&str),
+) {
+    use std::fmt::Write;
     let values = field.values(view);
     if values.is_empty() {
-        return vec![String::new()];
+        return f("");
     }
-    values
-        .into_iter()
-        .map(|v| match v {
-            Scalar::Num(n) if n.fract() == 0.0 => format!("{}", n as i64),
-            Scalar::Num(n) => n.to_string(),
-            Scalar::Bool(b) => b.to_string(),
-            other => other.as_text().unwrap_or_default().to_string(),
-        })
-        .collect()
+    for v in values {
+        scratch.clear();
+        let _ = match v {
+            Scalar::Num(n) if n.fract() == 0.0 => write!(scratch, "{}", n as i64),
+            Scalar::Num(n) => write!(scratch, "{n}"),
+            Scalar::Bool(b) => write!(scratch, "{b}"),
+            ref other => {
+                f(other.as_text().unwrap_or_default());
+                continue;
+            }
+        };
+        f(scratch);
+    }
+}
+
+/// The first group key of a record.
+fn first_key(field: &FieldDef, view: &dyn RecordView) -> String {
+    let mut scratch = String::new();
+    let mut key = None;
+    for_each_key(field, view, &mut scratch, |k| {
+        key.get_or_insert_with(|| k.to_string());
+    });
+    key.unwrap_or_default()
 }
 
 #[derive(Debug, Serialize)]
@@ -398,18 +462,26 @@ impl Store {
         k: usize,
     ) -> Vec<TopEntry> {
         let mut groups: HashMap<String, (Agg, u64)> = HashMap::new();
+        let measure = metric.measure();
+        let mut needs = by.inputs();
+        needs.extend(metric.inputs());
+        let mut scratch = String::new();
         scan(
             self,
             table,
             since,
             until,
             filter,
+            Some(&needs),
             |_, view, _| {
-                for key in group_keys(by, view) {
-                    let (agg, n) = groups.entry(key).or_default();
-                    agg.add(metric, view);
+                for_each_key(by, view, &mut scratch, |key| {
+                    let (agg, n) = match groups.get_mut(key) {
+                        Some(group) => group,
+                        None => groups.entry(key.to_string()).or_default(),
+                    };
+                    agg.add(&measure, view);
                     *n += 1;
-                }
+                });
             },
             |_| false,
         );
@@ -444,15 +516,17 @@ impl Store {
             buckets.insert(t, Agg::default());
             t += step;
         }
+        let measure = metric.measure();
         scan(
             self,
             table,
             since,
             until,
             filter,
+            Some(&metric.inputs()),
             |k, view, _| {
                 let bucket = k.time_ms.div_euclid(step) * step;
-                buckets.entry(bucket).or_default().add(metric, view);
+                buckets.entry(bucket).or_default().add(&measure, view);
             },
             |_| false,
         );
@@ -478,21 +552,30 @@ impl Store {
     ) -> Vec<Edge> {
         let mut edges: HashMap<(String, String), EdgeAgg> = HashMap::new();
         let rcode = flowlens_query::fields::lookup("dns.rcode").expect("field");
+        let (m_bytes, m_drops, m_rtt) = (
+            Metric::Bytes.measure(),
+            Metric::Drops.measure(),
+            Metric::Rtt(Stat::Avg).measure(),
+        );
+        let mut needs = src.inputs();
+        needs.extend(dst.inputs());
+        needs.extend(rcode.inputs());
+        for m in [Metric::Bytes, Metric::Drops, Metric::Rtt(Stat::Avg)] {
+            needs.extend(m.inputs());
+        }
         scan(
             self,
             table,
             since,
             until,
             filter,
+            Some(&needs),
             |_, view, _| {
-                let key = (
-                    group_keys(src, view).remove(0),
-                    group_keys(dst, view).remove(0),
-                );
+                let key = (first_key(src, view), first_key(dst, view));
                 let (bytes, drops, rtt, dns_errors, n) = edges.entry(key).or_default();
-                bytes.add(Metric::Bytes, view);
-                drops.add(Metric::Drops, view);
-                rtt.add(Metric::Rtt(Stat::Avg), view);
+                bytes.add(&m_bytes, view);
+                drops.add(&m_drops, view);
+                rtt.add(&m_rtt, view);
                 if rcode
                     .values(view)
                     .iter()

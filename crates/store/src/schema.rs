@@ -83,6 +83,21 @@ pub fn columns() -> &'static [Column] {
     })
 }
 
+/// Position and type of column `name` in the full schema.
+pub fn column(name: &str) -> Option<(usize, ColType)> {
+    static INDEX: OnceLock<foldhash::HashMap<&'static str, (usize, ColType)>> = OnceLock::new();
+    INDEX
+        .get_or_init(|| {
+            columns()
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.name, (i, c.ty)))
+                .collect()
+        })
+        .get(name)
+        .copied()
+}
+
 fn data_type(ty: ColType) -> DataType {
     match ty {
         ColType::Text | ColType::Json => DataType::Utf8,
