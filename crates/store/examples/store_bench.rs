@@ -22,7 +22,7 @@ use std::time::Instant;
 
 fn record(i: usize, now: i64, n: usize) -> Map<String, Value> {
     let c = i % 2000;
-    let dns = i % 10 == 0;
+    let dns = i.is_multiple_of(10);
     let mut r = json!({
         "SrcAddr": format!("198.18.{}.{}", c / 250, c % 250 + 1),
         "DstAddr": format!("198.19.{}.{}", (c * 7) % 200, (c * 13) % 250 + 1),
@@ -42,11 +42,11 @@ fn record(i: usize, now: i64, n: usize) -> Map<String, Value> {
         m.insert("DnsId".into(), json!(i % 65536));
         m.insert(
             "DnsFlags".into(),
-            json!(if i % 50 == 0 { 0x8183 } else { 0x8180 }),
+            json!(if i.is_multiple_of(50) { 0x8183 } else { 0x8180 }),
         );
         m.insert(
             "DnsFlagsResponseCode".into(),
-            json!(if i % 50 == 0 { "NXDomain" } else { "NoError" }),
+            json!(if i.is_multiple_of(50) { "NXDomain" } else { "NoError" }),
         );
         m.insert("DnsLatencyMs".into(), json!(0.3 + (i % 7) as f64 / 10.0));
     } else {
