@@ -46,7 +46,11 @@ fn record(i: usize, now: i64, n: usize) -> Map<String, Value> {
         );
         m.insert(
             "DnsFlagsResponseCode".into(),
-            json!(if i.is_multiple_of(50) { "NXDomain" } else { "NoError" }),
+            json!(if i.is_multiple_of(50) {
+                "NXDomain"
+            } else {
+                "NoError"
+            }),
         );
         m.insert("DnsLatencyMs".into(), json!(0.3 + (i % 7) as f64 / 10.0));
     } else {

@@ -124,23 +124,43 @@ pub fn to_batch(records: &[Map<String, Value>]) -> RecordBatch {
     RecordBatch::try_new(arrow_schema(), arrays).expect("arrays follow the schema")
 }
 
+/// Where each column of the full schema is in a (possibly projected)
+/// batch: resolved once per batch, not per value.
+pub struct Columns<'a> {
+    batch: &'a RecordBatch,
+    at: Vec<Option<usize>>,
+}
+
+impl<'a> Columns<'a> {
+    pub fn of(batch: &'a RecordBatch) -> Columns<'a> {
+        let schema = batch.schema_ref();
+        let at = columns()
+            .iter()
+            .map(|c| schema.index_of(c.name).ok())
+            .collect();
+        Columns { batch, at }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.batch.num_rows()
+    }
+
+    fn get(&self, name: &str) -> Option<(&'a ArrayRef, ColType)> {
+        let (index, ty) = crate::schema::column(name)?;
+        let at = (*self.at.get(index)?)?;
+        Some((self.batch.column(at), ty))
+    }
+}
+
 /// One row of a batch read through the store's schema.
 pub struct Row<'a> {
-    pub batch: &'a RecordBatch,
+    pub columns: &'a Columns<'a>,
     pub row: usize,
 }
 
 impl Row<'_> {
     fn column(&self, name: &str) -> Option<(&ArrayRef, ColType)> {
-        let (index, ty) = crate::schema::column(name)?;
-        // A batch of the full schema has every column in place; a
-        // projected one is searched (it has a few).
-        let index = if self.batch.num_columns() == columns().len() {
-            index
-        } else {
-            self.batch.schema_ref().index_of(name).ok()?
-        };
-        Some((self.batch.column(index), ty))
+        self.columns.get(name)
     }
 
     /// (end time, id) of the row, read straight from the columns.
@@ -164,10 +184,9 @@ impl Row<'_> {
     pub fn to_json(&self) -> Map<String, Value> {
         let mut out = Map::new();
         for c in columns() {
-            let Ok(index) = self.batch.schema().index_of(c.name) else {
-                continue;
-            };
-            if let Some(v) = value_at(self.batch.column(index), c.ty, self.row) {
+            if let Some((array, ty)) = self.columns.get(c.name)
+                && let Some(v) = value_at(array, ty, self.row)
+            {
                 out.insert(c.name.to_string(), v);
             }
         }
@@ -291,10 +310,11 @@ mod tests {
         .collect();
         let batch = to_batch(&records);
         assert_eq!(batch.num_rows(), 2);
+        let columns = Columns::of(&batch);
         for (i, r) in records.iter().enumerate() {
             assert_eq!(
                 &Row {
-                    batch: &batch,
+                    columns: &columns,
                     row: i
                 }
                 .to_json(),
@@ -314,7 +334,7 @@ mod tests {
             for (i, r) in records.iter().enumerate() {
                 assert_eq!(
                     filter.matches_view(&Row {
-                        batch: &batch,
+                        columns: &columns,
                         row: i
                     }),
                     filter.matches_json(r),

@@ -8,7 +8,7 @@ mod read;
 mod schema;
 mod store;
 
-pub use batch::{Row, to_batch};
+pub use batch::{Columns, Row, to_batch};
 pub use files::Table;
 pub use read::{Cursor, Edge, Metric, Order, Page, RecordQuery, SeriesPoint, Stat, TopEntry};
 pub use schema::{ID, arrow_schema, columns};

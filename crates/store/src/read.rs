@@ -3,13 +3,14 @@
 //! filter language. Files are read newest first and skipped by their time
 //! span; a page stops reading once no older file can enter it.
 
-use crate::batch::Row;
+use crate::batch::{Columns, Row};
 use crate::files::{self, DataFile, Table};
 use crate::store::Store;
 use flowlens_query::{FieldDef, Filter, RecordView, Scalar};
+use foldhash::{HashMap, HashMapExt};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap};
 
 /// Where a page ends: the end time and id of its last record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -127,9 +128,13 @@ fn scan(
             }
         };
         for batch in &batches {
-            for row in 0..batch.num_rows() {
+            let columns = Columns::of(batch);
+            for row in 0..columns.rows() {
                 scanned += 1;
-                let view = Row { batch, row };
+                let view = Row {
+                    columns: &columns,
+                    row,
+                };
                 if let Some((time_ms, id)) = view.end_and_id()
                     && let k = (Cursor { time_ms, id })
                     && in_range(&k)
