@@ -156,3 +156,35 @@ fn status_without_a_server_says_so() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected http://HOST:PORT"));
 }
+
+fn run(args: &[&str]) -> (i32, String) {
+    let out = flowlens().args(args).output().expect("running flowlens");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn query_commands_say_what_is_wrong() {
+    let (code, err) = run(&["flows", "--server", "http://127.0.0.1:1"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("is `flowlens up` or a collector running?"),
+        "{err}"
+    );
+    let (code, err) = run(&["flows", "--server", "https://x:1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("expected http://HOST:PORT"), "{err}");
+    let (code, err) = run(&["top", "--output", "yaml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("invalid value 'yaml'"), "{err}");
+    let (code, err) = run(&["up", "--max-disk", "10 parsecs", "--no-store"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, err) = run(&["up", "--max-disk", "10parsecs"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown unit `parsecs`"), "{err}");
+    let (code, err) = run(&["collector", "--grpc-listen", "nowhere"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--grpc-listen"), "{err}");
+}

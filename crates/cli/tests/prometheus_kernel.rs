@@ -5,7 +5,7 @@
 
 mod lab;
 
-use lab::{Dnsmasq, Lab, free_local_addr, nft, nft_counter, sh, wait_for_port};
+use lab::{Lab, free_local_addr, nft_counter, sh, wait_for_port};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -88,19 +88,7 @@ impl Drop for Prometheus {
 #[test]
 fn promql_over_scraped_metrics_returns_what_the_kernel_saw() {
     let _serial = lab::serial();
-    let lab = Lab::new(2, false);
-    let (client, server) = (lab.hosts[0].clone(), lab.hosts[1].clone());
-    let _dns = Dnsmasq::start(&server);
-    nft(
-        &server.netns,
-        "table inet t {
- chain input {
-  type filter hook input priority 0;
-  tcp dport 7702 counter drop comment \"deny-7702\"
- }
-}
-",
-    );
+    let (lab, client, server, _dns) = lab::dns_lab(7702);
     let listen = free_local_addr();
     let metrics = "namespace_egress_bytes_total,namespace_ingress_bytes_total,namespace_drop_packets_total,namespace_rtt_seconds,namespace_dns_latency_seconds";
     let up = lab.start_up(

@@ -5,7 +5,7 @@
 
 mod lab;
 
-use lab::{Dnsmasq, Lab, free_local_addr, nft, sh, wait_for_port};
+use lab::{Lab, free_local_addr, sh, wait_for_port};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -44,13 +44,7 @@ fn flowlens_cli(args: &[&str]) -> (bool, String, String) {
 #[test]
 fn flushed_records_survive_kill_9_and_queries_answer_from_the_store() {
     let _serial = lab::serial();
-    let lab = Lab::new(2, false);
-    let (client, server) = (lab.hosts[0].clone(), lab.hosts[1].clone());
-    let _dns = Dnsmasq::start(&server);
-    nft(
-        &server.netns,
-        "table inet t {\n chain input {\n  type filter hook input priority 0;\n  tcp dport 7703 counter drop\n }\n}\n",
-    );
+    let (lab, client, server, _dns) = lab::dns_lab(7703);
     let listen = free_local_addr();
     let features = ["--features", "DNSTracking,PacketDrop,ConnectionTracking"];
     let up = lab.start_up(&listen, &features);

@@ -3,7 +3,7 @@
 
 mod lab;
 
-use lab::{Dnsmasq, Lab, nft, sh};
+use lab::{Lab, sh};
 use std::time::Duration;
 
 fn conversations<'a>(
@@ -154,20 +154,7 @@ fn an_iperf3_transfer_is_one_conversation_matching_the_interface_counters() {
 #[test]
 fn conversations_carry_dns_errors_and_timed_out_connects() {
     let _serial = lab::serial();
-    let lab = Lab::new(2, false);
-    let (client, server) = (lab.hosts[0].clone(), lab.hosts[1].clone());
-    let _dns = Dnsmasq::start(&server);
-    // SYNs to 7701 vanish; the client gives up after one retry (about 3 s).
-    nft(
-        &server.netns,
-        "table inet t {
- chain input {
-  type filter hook input priority 0;
-  tcp dport 7701 drop
- }
-}
-",
-    );
+    let (lab, client, _server, _dns) = lab::dns_lab(7701);
     sh(&format!(
         "ip netns exec {} sysctl -qw net.ipv4.tcp_syn_retries=1",
         client.netns

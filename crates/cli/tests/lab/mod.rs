@@ -544,6 +544,21 @@ pub fn status_json(listen: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("status JSON")
 }
 
+/// Two hosts, dnsmasq serving DNS on the second, and TCP `port` of the
+/// second dropped by nftables (counted, rule comment `deny-<port>`).
+pub fn dns_lab(port: u16) -> (Lab, Host, Host, Dnsmasq) {
+    let lab = Lab::new(2, false);
+    let (client, server) = (lab.hosts[0].clone(), lab.hosts[1].clone());
+    let dns = Dnsmasq::start(&server);
+    nft(
+        &server.netns,
+        &format!(
+            "table inet t {{\n chain input {{\n  type filter hook input priority 0;\n  tcp dport {port} counter drop comment \"deny-{port}\"\n }}\n}}\n"
+        ),
+    );
+    (lab, client, server, dns)
+}
+
 /// Sum of (bytes, packets) over records.
 pub fn totals<'a>(records: impl IntoIterator<Item = &'a FlowRecord>) -> (u64, u64) {
     records
