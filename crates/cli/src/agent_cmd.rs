@@ -10,9 +10,12 @@ use crate::up_cmd::agent_section;
 use anyhow::{Context, Result};
 use clap::Args;
 use flowlens_agent::FlowAgent;
+use flowlens_model::FlowRecord;
+use flowlens_query::Filter;
 use flowlens_wire::exporter::{Exporter, ExporterConfig, ExporterStats};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Args, Debug)]
@@ -43,6 +46,11 @@ pub struct AgentArgs {
     /// double).
     #[arg(long, value_name = "DURATION", value_parser = duration_arg, default_value = "5s", requires = "collector")]
     collector_max_backoff: Duration,
+    /// Keep only the flows this filter selects (the filter language of
+    /// docs/query.md), e.g. 'not dst.port in (22, 443)'. The rest are
+    /// counted and dropped here, before printing or sending.
+    #[arg(long, value_name = "FILTER")]
+    filter: Option<String>,
     /// Serve the agent's counters on this address (/metrics, /status), for
     /// Prometheus and `flowlens status`.
     #[arg(long, value_name = "ADDR")]
@@ -52,8 +60,42 @@ pub struct AgentArgs {
     stats: bool,
 }
 
+/// What agent-side filtering let through.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+struct FilterCounters {
+    records_in: u64,
+    records_kept: u64,
+    records_filtered_out: u64,
+}
+
+/// The records `filter` keeps (all without one), counted.
+fn keep(
+    filter: Option<&Filter>,
+    counters: &Mutex<FilterCounters>,
+    records: &[FlowRecord],
+) -> Vec<FlowRecord> {
+    let kept: Vec<FlowRecord> = match filter {
+        Some(f) => records.iter().filter(|r| f.matches(r)).cloned().collect(),
+        None => records.to_vec(),
+    };
+    if let Ok(mut c) = counters.lock() {
+        c.records_in += records.len() as u64;
+        c.records_kept += kept.len() as u64;
+        c.records_filtered_out += (records.len() - kept.len()) as u64;
+    }
+    kept
+}
+
 pub fn run(args: AgentArgs) -> Result<()> {
+    let filter = match args.filter.as_deref() {
+        Some(text) => {
+            Some(Filter::parse(text).map_err(|e| anyhow::anyhow!("--filter: {}", e.render(text)))?)
+        }
+        None => None,
+    };
+    let filtered = Arc::new(Mutex::new(FilterCounters::default()));
     let (settings, _) = args.capture.resolve(false)?;
+    let filtered_seen = filtered.clone();
     let format = args.output.unwrap_or_else(OutputFormat::default_for_stdout);
     let runtime = crate::shutdown::runtime(if args.collector.is_some() { 2 } else { 1 })?;
     let (stats, exported) = runtime.block_on(async move {
@@ -80,6 +122,12 @@ pub fn run(args: AgentArgs) -> Result<()> {
         };
         if let Some(listener) = listener {
             let mut sections = vec![agent_section(&agent)];
+            if filter.is_some() {
+                let counters = filtered.clone();
+                sections.push(CounterSection::new("filter", &[], move || {
+                    counters.lock().map(|c| c.clone()).unwrap_or_default()
+                }));
+            }
             if let Some(e) = &exporter {
                 sections.push(CounterSection::new(
                     "exporter",
@@ -93,13 +141,19 @@ pub fn run(args: AgentArgs) -> Result<()> {
         let stats = match &exporter {
             Some(exporter) => {
                 agent
-                    .run(|records| exporter.enqueue(records), shutdown_signal())
+                    .run(
+                        |records| exporter.enqueue(&keep(filter.as_ref(), &filtered, records)),
+                        shutdown_signal(),
+                    )
                     .await
             }
             None => {
                 let mut writer = RecordWriter::new(format);
                 agent
-                    .run(|records| writer.write(records), shutdown_signal())
+                    .run(
+                        |records| writer.write(&keep(filter.as_ref(), &filtered, records)),
+                        shutdown_signal(),
+                    )
                     .await
             }
         }?;
@@ -116,6 +170,11 @@ pub fn run(args: AgentArgs) -> Result<()> {
         );
         if let Some(e) = exported {
             eprint!("exporter:\n{}", crate::output::counters_text(&e));
+        }
+        if args.filter.is_some()
+            && let Ok(c) = filtered_seen.lock()
+        {
+            eprint!("filter:\n{}", crate::output::counters_text(&*c));
         }
     }
     Ok(())

@@ -378,3 +378,35 @@ fn full_flow_map_still_accounts_every_packet() {
     assert_eq!(bytes + lost_b, after.tx_bytes - before.tx_bytes);
     assert_eq!(packets, 2000, "every packet accounted, none lost");
 }
+
+#[test]
+fn agent_side_filter_keeps_only_what_it_selects_and_counts_the_rest() {
+    let _serial = lab::serial();
+    let lab = Lab::new(2, false);
+    let agent = lab.start_agent(&[
+        "--cache-active-timeout",
+        "100ms",
+        "--filter",
+        "dst.port in (4100, 4101) and bytes > 1KB",
+    ]);
+    // 10 ports, 20 datagrams of 100 B each: only ports 4100-4101 pass the
+    // port test, and only when their flow carries more than 1 KB.
+    send_udp(&lab, 0, 1, 200, 100, |i| {
+        (5100 + (i % 10) as u16, 4100 + (i % 10) as u16)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let run = agent.stop();
+    assert!(!run.records.is_empty());
+    assert!(
+        run.records
+            .iter()
+            .all(|r| (r.dst_port == 4100 || r.dst_port == 4101) && r.bytes > 1000),
+        "{:?}",
+        run.records
+    );
+    let kept: u64 = run.stat("records_kept");
+    let filtered: u64 = run.stat("records_filtered_out");
+    assert_eq!(kept, run.records.len() as u64);
+    assert_eq!(run.stat("records_in"), kept + filtered);
+    assert!(filtered > 0);
+}

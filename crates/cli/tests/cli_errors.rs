@@ -184,6 +184,12 @@ fn query_commands_say_what_is_wrong() {
     let (code, err) = run(&["up", "--max-disk", "10parsecs"]);
     assert_eq!(code, 2);
     assert!(err.contains("unknown unit `parsecs`"), "{err}");
+    let (code, err) = run(&["agent", "--filter", "dns.rcod = 3"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("did you mean `dns.rcode`?") && err.contains("  ^"),
+        "{err}"
+    );
     let (code, err) = run(&["collector", "--grpc-listen", "nowhere"]);
     assert_eq!(code, 2);
     assert!(err.contains("--grpc-listen"), "{err}");
