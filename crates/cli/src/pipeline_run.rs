@@ -176,6 +176,7 @@ impl PipelineRun {
                         let c = &m.counters;
                         serde_json::json!({
                             "flows_received": c.flows_received,
+                            "flows_not_selected": c.flows_not_selected,
                             "series_dropped": c.series_dropped,
                             "series_expired": c.series_expired,
                         })

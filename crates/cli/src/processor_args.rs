@@ -26,6 +26,10 @@ pub struct ProcessorArgs {
     /// the config, else netobserv's defaults).
     #[arg(long = "metrics", value_name = "LIST", value_delimiter = ',')]
     include_list: Option<Vec<String>>,
+    /// Count only the flows this filter selects in the metrics (the filter
+    /// language of docs/query.md), e.g. 'src.namespace = shop'.
+    #[arg(long, value_name = "FILTER")]
+    metrics_filter: Option<String>,
     /// Series per metric at most; updates beyond are counted and refused.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_series_per_metric: usize,
@@ -67,7 +71,7 @@ impl ProcessorArgs {
             SERIES_TTL_MS,
         )
         .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
-        let processor = Processor::new(
+        let mut processor = Processor::new(
             HostEnricher {
                 inventory: HostInventory::default(),
                 subnets,
@@ -75,6 +79,11 @@ impl ProcessorArgs {
             flow_metrics,
             ConversationTracker::new(tracker_config),
         );
+        if let Some(text) = &self.metrics_filter {
+            let filter = flowlens_query::Filter::parse(text)
+                .map_err(|e| anyhow::anyhow!("--metrics-filter: {}", e.render(text)))?;
+            processor = processor.with_metrics_filter(filter);
+        }
         Ok((processor, log_types))
     }
 }

@@ -11,6 +11,8 @@ use std::sync::{Mutex, RwLock};
 
 pub struct Processor {
     enricher: RwLock<HostEnricher>,
+    /// Only flows this filter selects feed the metrics (all without one).
+    metrics_filter: Option<flowlens_query::Filter>,
     pub metrics: Mutex<FlowMetrics>,
     pub tracker: Mutex<ConversationTracker>,
 }
@@ -23,9 +25,16 @@ impl Processor {
     ) -> Processor {
         Processor {
             enricher: RwLock::new(enricher),
+            metrics_filter: None,
             metrics: Mutex::new(metrics),
             tracker: Mutex::new(tracker),
         }
+    }
+
+    /// Metrics count only the flows `filter` selects.
+    pub fn with_metrics_filter(mut self, filter: flowlens_query::Filter) -> Processor {
+        self.metrics_filter = Some(filter);
+        self
     }
 
     /// Takes flows (enriching them in place); returns the records they
@@ -35,7 +44,12 @@ impl Processor {
             flows.iter_mut().for_each(|f| e.enrich(f));
         }
         if let Ok(mut m) = self.metrics.lock() {
-            flows.iter().for_each(|f| m.observe(f, now_ms));
+            for f in flows.iter() {
+                match &self.metrics_filter {
+                    Some(filter) if !filter.matches(f) => m.counters.flows_not_selected += 1,
+                    _ => m.observe(f, now_ms),
+                }
+            }
         }
         let mut records = Vec::new();
         if let Ok(mut t) = self.tracker.lock() {
@@ -70,5 +84,44 @@ impl Processor {
         if let Ok(mut e) = self.enricher.write() {
             e.inventory = inventory;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversations::TrackerConfig;
+    use crate::enrich::SubnetLabels;
+    use crate::metrics::DEFAULT_INCLUDE_LIST;
+
+    #[test]
+    fn metrics_count_only_what_the_metrics_filter_selects() {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let include: Vec<String> = DEFAULT_INCLUDE_LIST.iter().map(|s| s.to_string()).collect();
+        let processor = Processor::new(
+            HostEnricher {
+                inventory: HostInventory::default(),
+                subnets: SubnetLabels::parse(&[]).unwrap(),
+            },
+            FlowMetrics::new(&mut registry, &include, 100, 60_000).unwrap(),
+            ConversationTracker::new(TrackerConfig::default()),
+        )
+        .with_metrics_filter(flowlens_query::Filter::parse("proto = udp").unwrap());
+        let flow = |proto: u8| FlowRecord {
+            src_addr: "198.18.0.1".into(),
+            dst_addr: "198.18.0.2".into(),
+            proto,
+            ..Default::default()
+        };
+        let mut flows = vec![flow(6), flow(17), flow(17)];
+        processor.ingest(&mut flows, 0);
+        let m = processor.metrics.lock().unwrap();
+        assert_eq!(m.counters.flows_received, 2);
+        assert_eq!(m.counters.flows_not_selected, 1);
+        assert_eq!(
+            processor.tracker.lock().unwrap().counters.flows_received,
+            3,
+            "conversations see every flow"
+        );
     }
 }

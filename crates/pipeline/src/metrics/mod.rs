@@ -146,6 +146,8 @@ struct Metric {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetricsCounters {
     pub flows_received: u64,
+    /// Flows left out by the metrics filter (`--metrics-filter`).
+    pub flows_not_selected: u64,
     /// Updates refused because their metric already had `max_series` series.
     pub series_dropped: u64,
     /// Series removed after `series_ttl_ms` without an update.
