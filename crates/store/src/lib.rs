@@ -3,6 +3,7 @@
 //! tool), kept by age and size, and queried with the filter language.
 
 mod batch;
+mod columnar;
 mod files;
 mod read;
 mod schema;

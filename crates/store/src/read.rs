@@ -4,13 +4,14 @@
 //! span; a page stops reading once no older file can enter it.
 
 use crate::batch::{Columns, Row};
+use crate::columnar::ColumnQuery;
 use crate::files::{self, DataFile, Table};
 use crate::store::Store;
 use flowlens_query::{FieldDef, Filter, RecordView, Scalar};
 use foldhash::{HashMap, HashMapExt};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BinaryHeap;
 
 /// Where a page ends: the end time and id of its last record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -450,6 +451,17 @@ pub struct Edge {
     pub records: u64,
 }
 
+/// Aggregates and record counts by group key.
+type Groups = HashMap<String, (Agg, u64)>;
+
+/// The group of `key`, made on first use (copying the key only then).
+fn group<'g>(groups: &'g mut Groups, key: &str) -> &'g mut (Agg, u64) {
+    if !groups.contains_key(key) {
+        groups.insert(key.to_string(), Default::default());
+    }
+    groups.get_mut(key).expect("just inserted")
+}
+
 /// Bytes, drops, RTT, DNS errors and records of one edge so far.
 type EdgeAgg = (Agg, Agg, Agg, u64, u64);
 
@@ -466,7 +478,80 @@ impl Store {
         metric: Metric,
         k: usize,
     ) -> Vec<TopEntry> {
-        let mut groups: HashMap<String, (Agg, u64)> = HashMap::new();
+        let mut groups = match self.top_by_columns(table, filter, since, until, by, metric) {
+            Some(groups) => groups,
+            None => self.top_by_rows(table, filter, since, until, by, metric),
+        };
+        let mut entries: Vec<TopEntry> = groups
+            .drain()
+            .map(|(key, (mut agg, records))| TopEntry {
+                value: agg.value(metric),
+                key,
+                records,
+            })
+            .collect();
+        entries.sort_by(|a, b| b.value.total_cmp(&a.value).then(a.key.cmp(&b.key)));
+        entries.truncate(k);
+        entries
+    }
+
+    /// Top-K groups by reading whole columns, when the query allows it
+    /// (see `columnar`): no filter, a text key, a summed or averaged metric.
+    fn top_by_columns(
+        &self,
+        table: Table,
+        filter: Option<&Filter>,
+        since: i64,
+        until: i64,
+        by: &FieldDef,
+        metric: Metric,
+    ) -> Option<Groups> {
+        if filter.is_some() || metric.stat().is_some_and(|s| s != Stat::Avg) {
+            return None;
+        }
+        let key = ColumnQuery::key_column(by)?;
+        let measure = metric.measure();
+        let value = match measure.field {
+            None => None,
+            Some(f) => Some(ColumnQuery::value_column(f, table)?),
+        };
+        let (files, buffered) = self.snapshot(table, since, until);
+        let mut groups = Groups::new();
+        let mut scratch = String::new();
+        for record in &buffered {
+            if key_of(record).is_some_and(|k| k.time_ms >= since && k.time_ms < until) {
+                for_each_key(by, record, &mut scratch, |key| {
+                    let (agg, n) = group(&mut groups, key);
+                    agg.add(&measure, record);
+                    *n += 1;
+                });
+            }
+        }
+        let query = ColumnQuery {
+            key: Some(key),
+            value,
+        };
+        let read = self.for_each_column_row(&files, since, until, &query, |_, key, v| {
+            let (agg, n) = group(&mut groups, key);
+            *n += 1;
+            if let Some(v) = v {
+                agg.sum += v * measure.factor;
+                agg.count += 1;
+            }
+        });
+        read.then_some(groups)
+    }
+
+    fn top_by_rows(
+        &self,
+        table: Table,
+        filter: Option<&Filter>,
+        since: i64,
+        until: i64,
+        by: &FieldDef,
+        metric: Metric,
+    ) -> Groups {
+        let mut groups = Groups::new();
         let measure = metric.measure();
         let mut needs = by.inputs();
         needs.extend(metric.inputs());
@@ -480,27 +565,14 @@ impl Store {
             Some(&needs),
             |_, view, _| {
                 for_each_key(by, view, &mut scratch, |key| {
-                    let (agg, n) = match groups.get_mut(key) {
-                        Some(group) => group,
-                        None => groups.entry(key.to_string()).or_default(),
-                    };
+                    let (agg, n) = group(&mut groups, key);
                     agg.add(&measure, view);
                     *n += 1;
                 });
             },
             |_| false,
         );
-        let mut entries: Vec<TopEntry> = groups
-            .into_iter()
-            .map(|(key, (mut agg, records))| TopEntry {
-                value: agg.value(metric),
-                key,
-                records,
-            })
-            .collect();
-        entries.sort_by(|a, b| b.value.total_cmp(&a.value).then(a.key.cmp(&b.key)));
-        entries.truncate(k);
-        entries
+        groups
     }
 
     /// `metric` per `step_ms` bucket of end time.
@@ -514,31 +586,58 @@ impl Store {
         metric: Metric,
     ) -> Vec<SeriesPoint> {
         let step = step_ms.max(1);
-        let mut buckets: BTreeMap<i64, Agg> = BTreeMap::new();
         let start = since.div_euclid(step) * step;
-        let mut t = start;
-        while t < until && buckets.len() < 100_000 {
-            buckets.insert(t, Agg::default());
-            t += step;
-        }
+        let count = ((until - start + step - 1) / step).clamp(0, 100_000) as usize;
+        let mut buckets: Vec<Agg> = vec![Agg::default(); count];
+        let slot = |t: i64| ((t - start) / step) as usize;
         let measure = metric.measure();
-        scan(
-            self,
-            table,
-            since,
-            until,
-            filter,
-            Some(&metric.inputs()),
-            |k, view, _| {
-                let bucket = k.time_ms.div_euclid(step) * step;
-                buckets.entry(bucket).or_default().add(&measure, view);
-            },
-            |_| false,
-        );
+        let value_column = match measure.field {
+            None => Some(None),
+            Some(f) => ColumnQuery::value_column(f, table).map(Some),
+        };
+        let by_columns = filter.is_none() && metric.stat().is_none_or(|s| s == Stat::Avg);
+        let mut done = false;
+        if by_columns && let Some(value) = value_column {
+            let (files, buffered) = self.snapshot(table, since, until);
+            for record in &buffered {
+                if let Some(k) = key_of(record)
+                    && k.time_ms >= since
+                    && k.time_ms < until
+                    && let Some(b) = buckets.get_mut(slot(k.time_ms))
+                {
+                    b.add(&measure, record);
+                }
+            }
+            let query = ColumnQuery { key: None, value };
+            done = self.for_each_column_row(&files, since, until, &query, |t, _, v| {
+                if let (Some(b), Some(v)) = (buckets.get_mut(slot(t)), v) {
+                    b.sum += v * measure.factor;
+                    b.count += 1;
+                }
+            });
+        }
+        if !done {
+            buckets.iter_mut().for_each(|b| *b = Agg::default());
+            scan(
+                self,
+                table,
+                since,
+                until,
+                filter,
+                Some(&metric.inputs()),
+                |k, view, _| {
+                    if let Some(b) = buckets.get_mut(slot(k.time_ms)) {
+                        b.add(&measure, view);
+                    }
+                },
+                |_| false,
+            );
+        }
         buckets
             .into_iter()
-            .map(|(time_ms, mut agg)| SeriesPoint {
-                time_ms,
+            .enumerate()
+            .map(|(i, mut agg)| SeriesPoint {
+                time_ms: start + i as i64 * step,
                 value: agg.value(metric),
             })
             .collect()

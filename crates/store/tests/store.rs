@@ -264,3 +264,49 @@ fn top_series_and_topology_add_up() {
     assert_eq!(edges.iter().map(|e| e.records).sum::<u64>(), 90);
     assert_eq!(edges.iter().map(|e| e.dns_errors).sum::<u64>(), 5);
 }
+
+#[test]
+fn whole_column_and_row_paths_agree() {
+    let dir = TempDir::new("paths");
+    let store = Store::open(options(&dir)).unwrap();
+    store.append(Table::Flows, (0..130).map(flow).collect());
+    // A filter every record passes forces the row path.
+    let everything = Filter::parse("packets >= 0").unwrap();
+    let by = flowlens_query::fields::lookup("dst.namespace").unwrap();
+    for metric in [
+        Metric::Bytes,
+        Metric::Packets,
+        Metric::Flows,
+        Metric::Rtt(Stat::Avg),
+    ] {
+        let columns = store.top(Table::Flows, None, T0, T0 + 1_000_000, by, metric, 10);
+        let rows = store.top(
+            Table::Flows,
+            Some(&everything),
+            T0,
+            T0 + 1_000_000,
+            by,
+            metric,
+            10,
+        );
+        let pairs = |e: &[flowlens_store::TopEntry]| {
+            e.iter()
+                .map(|e| (e.key.clone(), e.value, e.records))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pairs(&columns), pairs(&rows), "{metric:?}");
+        let a = store.series(Table::Flows, None, T0, T0 + 200_000, 30_000, metric);
+        let b = store.series(
+            Table::Flows,
+            Some(&everything),
+            T0,
+            T0 + 200_000,
+            30_000,
+            metric,
+        );
+        let points = |p: &[flowlens_store::SeriesPoint]| {
+            p.iter().map(|p| (p.time_ms, p.value)).collect::<Vec<_>>()
+        };
+        assert_eq!(points(&a), points(&b), "{metric:?}");
+    }
+}
