@@ -110,7 +110,92 @@ fn typed<'b>(batch: &'b RecordBatch, name: &str) -> Option<(&'b ArrayRef, ColTyp
     Some((batch.column(at), ty))
 }
 
+/// Per group key: sum and count of the measured values, and records.
+pub(crate) type KeySums = foldhash::HashMap<String, (f64, u64, u64)>;
+
 impl Store {
+    /// Sums `value` (or counts records) per value of text column `key`,
+    /// reading the key dictionary-encoded: rows are summed by dictionary
+    /// index, and each distinct text is hashed once per batch. None when a
+    /// file's columns are not as expected (the caller takes the row path).
+    pub(crate) fn sums_by_key(
+        &self,
+        files: &[DataFile],
+        since: i64,
+        until: i64,
+        key: &str,
+        value: Option<&str>,
+    ) -> Option<KeySums> {
+        let mut names = vec!["TimeFlowEndMs", key];
+        names.extend(value);
+        let mut sums = KeySums::default();
+        for file in files {
+            let batches = match files::read_with(&file.path, Some(&names), Some(key)) {
+                Ok(b) => b,
+                Err(why) => {
+                    if file.path.exists() {
+                        self.report_corrupt(file, &why);
+                    }
+                    continue;
+                }
+            };
+            for batch in &batches {
+                let times = typed(batch, "TimeFlowEndMs")?.0.as_primitive::<Int64Type>();
+                let at = batch.schema_ref().index_of(key).ok()?;
+                let keys = batch
+                    .column(at)
+                    .as_dictionary_opt::<arrow_array::types::Int32Type>()?;
+                let texts = keys.values().as_string_opt::<i32>()?;
+                let values = match value {
+                    Some(v) => Some(typed(batch, v).and_then(|(a, ty)| Numbers::of(a, ty))?),
+                    None => None,
+                };
+                // Slot per dictionary entry, and one for rows without a key.
+                let mut slots = vec![(0.0f64, 0u64, 0u64); texts.len() + 1];
+                let indexes = keys.keys();
+                for i in 0..batch.num_rows() {
+                    let t = if times.is_null(i) { 0 } else { times.value(i) };
+                    if t < since || t >= until {
+                        continue;
+                    }
+                    let slot = if indexes.is_null(i) {
+                        texts.len()
+                    } else {
+                        indexes.value(i) as usize
+                    };
+                    let s = &mut slots[slot];
+                    s.2 += 1;
+                    let v = match &values {
+                        Some(v) => v.get(i),
+                        None => Some(1.0),
+                    };
+                    if let Some(v) = v {
+                        s.0 += v;
+                        s.1 += 1;
+                    }
+                }
+                for (slot, (sum, count, records)) in slots.into_iter().enumerate() {
+                    if records == 0 {
+                        continue;
+                    }
+                    let text = if slot == texts.len() || texts.is_null(slot) {
+                        ""
+                    } else {
+                        texts.value(slot)
+                    };
+                    let entry = match sums.get_mut(text) {
+                        Some(e) => e,
+                        None => sums.entry(text.to_string()).or_default(),
+                    };
+                    entry.0 += sum;
+                    entry.1 += count;
+                    entry.2 += records;
+                }
+            }
+        }
+        Some(sums)
+    }
+
     /// Calls `visit(end_ms, key, value)` for every stored record of the
     /// range (files only; the caller adds what is still buffered). Returns
     /// false if the records could not be read this way.

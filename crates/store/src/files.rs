@@ -6,7 +6,7 @@
 
 use crate::batch::to_batch;
 use arrow_array::RecordBatch;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -201,8 +201,44 @@ pub fn write(
 /// given; an unreadable (truncated, corrupt) file is an error naming the
 /// file and what is wrong.
 pub fn read(path: &Path, only: Option<&[&str]>) -> Result<Vec<RecordBatch>, String> {
+    read_with(path, only, None)
+}
+
+/// As `read`, with text column `dictionary` kept dictionary-encoded (as
+/// Parquet stores it): each distinct value once, rows as indexes.
+pub fn read_with(
+    path: &Path,
+    only: Option<&[&str]>,
+    dictionary: Option<&str>,
+) -> Result<Vec<RecordBatch>, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+    let options = match dictionary {
+        None => ArrowReaderOptions::new(),
+        Some(name) => {
+            let schema = crate::schema::arrow_schema();
+            let fields: Vec<_> = schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    if f.name() == name {
+                        std::sync::Arc::new(arrow_schema::Field::new(
+                            name,
+                            arrow_schema::DataType::Dictionary(
+                                Box::new(arrow_schema::DataType::Int32),
+                                Box::new(arrow_schema::DataType::Utf8),
+                            ),
+                            true,
+                        ))
+                    } else {
+                        f.clone()
+                    }
+                })
+                .collect();
+            ArrowReaderOptions::new()
+                .with_schema(std::sync::Arc::new(arrow_schema::Schema::new(fields)))
+        }
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
         .and_then(|b| {
             let b = b.with_batch_size(8192);
             match only {

@@ -527,19 +527,14 @@ impl Store {
                 });
             }
         }
-        let query = ColumnQuery {
-            key: Some(key),
-            value,
-        };
-        let read = self.for_each_column_row(&files, since, until, &query, |_, key, v| {
-            let (agg, n) = group(&mut groups, key);
-            *n += 1;
-            if let Some(v) = v {
-                agg.sum += v * measure.factor;
-                agg.count += 1;
-            }
-        });
-        read.then_some(groups)
+        let sums = self.sums_by_key(&files, since, until, key, value)?;
+        for (key, (sum, count, records)) in sums {
+            let (agg, n) = group(&mut groups, &key);
+            agg.sum += sum * measure.factor;
+            agg.count += count;
+            *n += records;
+        }
+        Some(groups)
     }
 
     fn top_by_rows(
