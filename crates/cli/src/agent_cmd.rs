@@ -99,6 +99,7 @@ pub fn run(args: AgentArgs) -> Result<()> {
     let format = args.output.unwrap_or_else(OutputFormat::default_for_stdout);
     let runtime = crate::shutdown::runtime(if args.collector.is_some() { 2 } else { 1 })?;
     let (stats, exported) = runtime.block_on(async move {
+        let stop = shutdown_signal();
         let listener = match args.listen {
             Some(addr) => Some(
                 tokio::net::TcpListener::bind(addr)
@@ -143,7 +144,7 @@ pub fn run(args: AgentArgs) -> Result<()> {
                 agent
                     .run(
                         |records| exporter.enqueue(&keep(filter.as_ref(), &filtered, records)),
-                        shutdown_signal(),
+                        stop,
                     )
                     .await
             }
@@ -152,7 +153,7 @@ pub fn run(args: AgentArgs) -> Result<()> {
                 agent
                     .run(
                         |records| writer.write(&keep(filter.as_ref(), &filtered, records)),
-                        shutdown_signal(),
+                        stop,
                     )
                     .await
             }

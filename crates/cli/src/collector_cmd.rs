@@ -49,6 +49,7 @@ pub fn run(args: CollectorArgs) -> Result<()> {
         .build(file.as_ref(), &mut registry, store.is_some())?;
     let runtime = crate::shutdown::runtime(2)?;
     runtime.block_on(async move {
+        let stop = shutdown_signal();
         let http = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
@@ -86,7 +87,7 @@ pub fn run(args: CollectorArgs) -> Result<()> {
             max_message_bytes: args.max_message_bytes,
             ..ReceiverLimits::default()
         };
-        let served = serve(grpc, receiver, limits, shutdown_signal()).await;
+        let served = serve(grpc, receiver, limits, stop).await;
         // The receiver is gone with the server: the worker drains the queue
         // and stops.
         tokio::task::spawn_blocking(move || worker.join())

@@ -50,6 +50,7 @@ pub fn run(args: UpArgs) -> Result<()> {
         .build(file.as_ref(), &mut registry, store.is_some())?;
     let runtime = crate::shutdown::runtime(2)?;
     let stats: AgentStats = runtime.block_on(async move {
+        let stop = shutdown_signal();
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
@@ -66,10 +67,7 @@ pub fn run(args: UpArgs) -> Result<()> {
         tracing::info!(listen = %args.listen, "serving /metrics, /status and /api");
         let feeding = pipeline.clone();
         let stats = agent
-            .run(
-                move |flows| feeding.ingest(flows.to_vec()),
-                shutdown_signal(),
-            )
+            .run(move |flows| feeding.ingest(flows.to_vec()), stop)
             .await;
         timers.iter().for_each(|t| t.abort());
         pipeline.finish();
