@@ -250,6 +250,7 @@ impl FlowAgent {
         s.feature_events_lost = k.extras_full;
         s.dns_pending_full = k.dns_pending_full;
         s.in_flight_duplicates = self.merger.counters.in_flight_duplicates;
+        s.loopback_extras_skipped = self.merger.counters.loopback_extras_skipped;
         s.primary_changes = self.merger.counters.primary_changes;
         s.interfaces_attached = self.attachments.attached_indexes().len() as u64;
         s.interfaces_attached_total = self.attachments.attached_total;

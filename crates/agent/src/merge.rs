@@ -64,6 +64,17 @@ pub struct MergeCounters {
     /// Times a flow's primary interface changed (the primary disappeared or
     /// stopped carrying the flow).
     pub primary_changes: u64,
+    /// Feature data of loopback sockets (127.0.0.0/8, ::1) left out because
+    /// `lo` is not watched: their traffic is not captured either, and they
+    /// are mostly the host talking to itself (scrapes, API queries).
+    pub loopback_extras_skipped: u64,
+}
+
+/// The interface index of `lo` in every network namespace.
+const LOOPBACK_IF_INDEX: u32 = 1;
+
+fn is_loopback(ip: &[u8; 16]) -> bool {
+    ip_from_kernel(*ip).is_loopback()
 }
 
 #[derive(Default)]
@@ -124,7 +135,12 @@ impl FlowMerger {
             }
             records.push((crossings[0].1.start_mono_ns, record));
         }
+        let loopback_watched = names.is_watched(LOOPBACK_IF_INDEX);
         for (identity, x) in extras {
+            if !loopback_watched && is_loopback(&identity.src_ip) && is_loopback(&identity.dst_ip) {
+                self.counters.loopback_extras_skipped += 1;
+                continue;
+            }
             let at = x.last_mono_ns();
             let mut record = build_record(
                 &identity,

@@ -27,6 +27,8 @@ pub struct AgentStats {
     /// Packets seen on a secondary interface after an eviction, already
     /// counted on the flow's primary interface.
     pub in_flight_duplicates: u64,
+    /// Feature data of loopback sockets left out while `lo` is not watched.
+    pub loopback_extras_skipped: u64,
     /// Times a flow's reporting interface changed.
     pub primary_changes: u64,
     /// Interfaces attached now, attached and forgotten over the run.

@@ -69,7 +69,7 @@ fn flushed_records_survive_kill_9_and_queries_answer_from_the_store() {
     wait_until("the flows to reach the disk", || {
         let status = api(&listen, "/status");
         before = ids(&api(&listen, &format!("/api/flows?{lab_filter}")));
-        status["store"]["buffered_records"] == 0 && before.len() >= 4
+        status["store"]["buffered_flows"] == 0 && before.len() >= 4
     });
     // The same records a second later: the set is stable.
     std::thread::sleep(Duration::from_millis(1200));

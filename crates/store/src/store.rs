@@ -60,10 +60,19 @@ pub struct StoreCounters {
     pub files: u64,
     pub disk_bytes: u64,
     pub buffered_records: u64,
+    /// Of those, flows and conversation records.
+    pub buffered_flows: u64,
+    pub buffered_conversations: u64,
 }
 
 impl StoreCounters {
-    pub const GAUGES: &'static [&'static str] = &["files", "disk_bytes", "buffered_records"];
+    pub const GAUGES: &'static [&'static str] = &[
+        "files",
+        "disk_bytes",
+        "buffered_records",
+        "buffered_flows",
+        "buffered_conversations",
+    ];
 }
 
 struct Buffer {
@@ -156,9 +165,12 @@ impl Store {
         if let Ok(mut inner) = self.inner.lock() {
             let files = inner.files.iter().flatten();
             let (n, bytes) = files.fold((0, 0), |(n, b), f| (n + 1, b + f.bytes));
-            let buffered = inner.buffers.iter().map(|b| b.records.len() as u64).sum();
+            let flows = inner.buffers[slot(Table::Flows)].records.len() as u64;
+            let conversations = inner.buffers[slot(Table::Conversations)].records.len() as u64;
             let c = &mut inner.counters;
-            (c.files, c.disk_bytes, c.buffered_records) = (n, bytes, buffered);
+            (c.files, c.disk_bytes) = (n, bytes);
+            c.buffered_records = flows + conversations;
+            (c.buffered_flows, c.buffered_conversations) = (flows, conversations);
         }
     }
 
