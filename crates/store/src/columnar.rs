@@ -5,7 +5,7 @@
 //! a top-K or a series over millions of flows fast. Anything else takes the
 //! general row path.
 
-use crate::files::{self, DataFile, Table};
+use crate::files::{DataFile, Table};
 use crate::schema::{ColType, column};
 use crate::store::Store;
 use arrow_array::cast::AsArray;
@@ -130,14 +130,8 @@ impl Store {
         names.extend(value);
         let mut sums = KeySums::default();
         for file in files {
-            let batches = match files::read_with(&file.path, Some(&names), Some(key)) {
-                Ok(b) => b,
-                Err(why) => {
-                    if file.path.exists() {
-                        self.report_corrupt(file, &why);
-                    }
-                    continue;
-                }
+            let Some(batches) = self.read_file(file, Some(&names), Some(key)) else {
+                continue;
             };
             for batch in &batches {
                 let times = typed(batch, "TimeFlowEndMs")?.0.as_primitive::<Int64Type>();
@@ -211,14 +205,8 @@ impl Store {
         names.extend(q.key);
         names.extend(q.value);
         for file in files {
-            let batches = match files::read(&file.path, Some(&names)) {
-                Ok(b) => b,
-                Err(why) => {
-                    if file.path.exists() {
-                        self.report_corrupt(file, &why);
-                    }
-                    continue;
-                }
+            let Some(batches) = self.read_file(file, Some(&names), None) else {
+                continue;
             };
             for batch in &batches {
                 let Some((times, _)) = typed(batch, "TimeFlowEndMs") else {

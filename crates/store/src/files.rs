@@ -198,14 +198,9 @@ pub fn write(
 }
 
 /// The batches of a file, with only the columns named in `only` when
-/// given; an unreadable (truncated, corrupt) file is an error naming the
-/// file and what is wrong.
-pub fn read(path: &Path, only: Option<&[&str]>) -> Result<Vec<RecordBatch>, String> {
-    read_with(path, only, None)
-}
-
-/// As `read`, with text column `dictionary` kept dictionary-encoded (as
-/// Parquet stores it): each distinct value once, rows as indexes.
+/// given, and text column `dictionary` kept dictionary-encoded (as Parquet
+/// stores it: each distinct value once, rows as indexes); an unreadable
+/// (truncated, corrupt) file is an error naming the file and what is wrong.
 pub fn read_with(
     path: &Path,
     only: Option<&[&str]>,

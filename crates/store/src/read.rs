@@ -5,7 +5,7 @@
 
 use crate::batch::{Columns, Row};
 use crate::columnar::ColumnQuery;
-use crate::files::{self, DataFile, Table};
+use crate::files::{DataFile, Table};
 use crate::store::Store;
 use flowlens_query::{FieldDef, Filter, RecordView, Scalar};
 use foldhash::{HashMap, HashMapExt};
@@ -118,15 +118,8 @@ fn scan(
         if stop(file) {
             break;
         }
-        let batches = match files::read(&file.path, projection.as_deref()) {
-            Ok(b) => b,
-            Err(why) => {
-                // Removed by retention meanwhile, or unreadable.
-                if file.path.exists() {
-                    store.report_corrupt(file, &why);
-                }
-                continue;
-            }
+        let Some(batches) = store.read_file(file, projection.as_deref(), None) else {
+            continue;
         };
         for batch in &batches {
             let columns = Columns::of(batch);

@@ -335,6 +335,25 @@ impl Store {
         (files, inner.buffers[slot(table)].records.clone())
     }
 
+    /// A file's batches for a query (see `files::read_with`); None when it
+    /// is gone (retention) or unreadable — the latter reported and counted.
+    pub(crate) fn read_file(
+        &self,
+        file: &DataFile,
+        only: Option<&[&str]>,
+        dictionary: Option<&str>,
+    ) -> Option<Vec<arrow_array::RecordBatch>> {
+        match files::read_with(&file.path, only, dictionary) {
+            Ok(batches) => Some(batches),
+            Err(why) => {
+                if file.path.exists() {
+                    self.report_corrupt(file, &why);
+                }
+                None
+            }
+        }
+    }
+
     /// Counts a file found unreadable while querying.
     pub(crate) fn report_corrupt(&self, file: &DataFile, why: &str) {
         if let Ok(mut inner) = self.inner.lock() {
