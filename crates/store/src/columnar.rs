@@ -63,8 +63,8 @@ fn plain_column(field: &FieldDef) -> Option<(&'static str, ColType)> {
     }
 }
 
-/// Sum (and count of values) of the metric column per key: the measured
-/// `value` column name, or None to count records.
+/// The columns a whole-column read takes: an optional text `key` and the
+/// numeric `value` to sum (None: count records).
 pub(crate) struct ColumnQuery<'q> {
     pub key: Option<&'q str>,
     pub value: Option<&'q str>,
