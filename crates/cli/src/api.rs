@@ -183,6 +183,18 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// `desc` (newest first, the default) or `asc`.
+    fn order(&self) -> Result<Order, ApiError> {
+        match self.get("order") {
+            None | Some("desc") => Ok(Order::Desc),
+            Some("asc") => Ok(Order::Asc),
+            Some(o) => Err(bad_request(
+                format!("order: `{o}` is not asc or desc"),
+                None,
+            )),
+        }
+    }
+
     fn metric(&self) -> Result<Metric, ApiError> {
         let text = self.get("metric").unwrap_or("bytes");
         Metric::parse(text).ok_or_else(|| {
@@ -203,60 +215,53 @@ fn allowed(extra: &[&'static str]) -> Vec<&'static str> {
 fn records_query(
     store: &Store,
     params: &HashMap<String, String>,
-    default_table: Table,
-    with_table: bool,
-) -> Response {
-    let mut names = allowed(&["limit", "order", "cursor"]);
-    if with_table {
-        names.push("table");
-    }
-    let run = || -> Result<Response, ApiError> {
-        let req = Request::new(params, &names)?;
-        let filter = req.filter()?;
-        let (since, until) = req.range()?;
-        let order = match req.get("order") {
-            None | Some("desc") => Order::Desc,
-            Some("asc") => Order::Asc,
-            Some(o) => {
-                return Err(bad_request(
-                    format!("order: `{o}` is not asc or desc"),
-                    None,
-                ));
-            }
-        };
-        let after = match req.get("cursor") {
-            None => None,
-            Some(c) => Some(Cursor::parse(c).ok_or_else(|| {
-                bad_request(
-                    format!("cursor: `{c}` is not a cursor this API returned"),
-                    None,
-                )
-            })?),
-        };
-        let page = store.records(&RecordQuery {
-            table: req.table(default_table)?,
-            filter: filter.as_ref(),
-            since_ms: since,
-            until_ms: until,
-            limit: req.number("limit", 100, 100_000)?,
-            order,
-            after,
-        });
-        Ok(Json(page).into_response())
+    table: Table,
+) -> Result<Response, ApiError> {
+    let req = Request::new(params, &allowed(&["limit", "order", "cursor"]))?;
+    let filter = req.filter()?;
+    let (since, until) = req.range()?;
+    let order = req.order()?;
+    let after = match req.get("cursor") {
+        None => None,
+        Some(c) => Some(Cursor::parse(c).ok_or_else(|| {
+            bad_request(
+                format!("cursor: `{c}` is not a cursor this API returned"),
+                None,
+            )
+        })?),
     };
-    run().unwrap_or_else(IntoResponse::into_response)
+    let page = store.records(&RecordQuery {
+        table,
+        filter: filter.as_ref(),
+        since_ms: since,
+        until_ms: until,
+        limit: req.number("limit", 100, 100_000)?,
+        order,
+        after,
+    });
+    Ok(Json(page).into_response())
+}
+
+/// Runs a store query on a blocking thread (queries read files), its
+/// error as a 400.
+async fn on_store(
+    store: Arc<Store>,
+    params: HashMap<String, String>,
+    query: impl FnOnce(&Store, &HashMap<String, String>) -> Result<Response, ApiError> + Send + 'static,
+) -> Response {
+    tokio::task::spawn_blocking(move || {
+        query(&store, &params).unwrap_or_else(IntoResponse::into_response)
+    })
+    .await
+    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 async fn flows(State(store): State<Arc<Store>>, Query(p): Params) -> Response {
-    tokio::task::spawn_blocking(move || records_query(&store, &p, Table::Flows, false))
-        .await
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    on_store(store, p, |s, p| records_query(s, p, Table::Flows)).await
 }
 
 async fn conversations(State(store): State<Arc<Store>>, Query(p): Params) -> Response {
-    tokio::task::spawn_blocking(move || records_query(&store, &p, Table::Conversations, false))
-        .await
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    on_store(store, p, |s, p| records_query(s, p, Table::Conversations)).await
 }
 
 fn field_param(
@@ -293,11 +298,7 @@ fn top_query(store: &Store, params: &HashMap<String, String>) -> Result<Response
 }
 
 async fn top(State(store): State<Arc<Store>>, Query(p): Params) -> Response {
-    tokio::task::spawn_blocking(move || {
-        top_query(&store, &p).unwrap_or_else(IntoResponse::into_response)
-    })
-    .await
-    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    on_store(store, p, top_query).await
 }
 
 fn series_query(store: &Store, params: &HashMap<String, String>) -> Result<Response, ApiError> {
@@ -336,11 +337,7 @@ fn series_query(store: &Store, params: &HashMap<String, String>) -> Result<Respo
 }
 
 async fn series(State(store): State<Arc<Store>>, Query(p): Params) -> Response {
-    tokio::task::spawn_blocking(move || {
-        series_query(&store, &p).unwrap_or_else(IntoResponse::into_response)
-    })
-    .await
-    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    on_store(store, p, series_query).await
 }
 
 /// The endpoint fields of each topology scope.
@@ -392,11 +389,7 @@ fn topology_query(store: &Store, params: &HashMap<String, String>) -> Result<Res
 }
 
 async fn topology(State(store): State<Arc<Store>>, Query(p): Params) -> Response {
-    tokio::task::spawn_blocking(move || {
-        topology_query(&store, &p).unwrap_or_else(IntoResponse::into_response)
-    })
-    .await
-    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    on_store(store, p, topology_query).await
 }
 
 /// One CSV cell: text as is (quoted when needed), lists joined by `;`.
@@ -456,11 +449,7 @@ fn export_query(store: &Store, params: &HashMap<String, String>) -> Result<Respo
         since_ms: since,
         until_ms: until,
         limit: req.number("limit", 10_000, 1_000_000)?,
-        order: if req.get("order") == Some("asc") {
-            Order::Asc
-        } else {
-            Order::Desc
-        },
+        order: req.order()?,
         after: None,
     });
     let (body, content_type) = if format == "csv" {
@@ -477,11 +466,7 @@ fn export_query(store: &Store, params: &HashMap<String, String>) -> Result<Respo
 }
 
 async fn export(State(store): State<Arc<Store>>, Query(p): Params) -> Response {
-    tokio::task::spawn_blocking(move || {
-        export_query(&store, &p).unwrap_or_else(IntoResponse::into_response)
-    })
-    .await
-    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    on_store(store, p, export_query).await
 }
 
 async fn validate(Query(p): Params) -> Response {
