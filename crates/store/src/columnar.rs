@@ -63,36 +63,27 @@ fn plain_column(field: &FieldDef) -> Option<(&'static str, ColType)> {
     }
 }
 
-/// The columns a whole-column read takes: an optional text `key` and the
-/// numeric `value` to sum (None: count records).
-pub(crate) struct ColumnQuery<'q> {
-    pub key: Option<&'q str>,
-    pub value: Option<&'q str>,
+/// The text column a field is read from, if it can be a whole-column
+/// group key.
+pub(crate) fn key_column(field: &FieldDef) -> Option<&'static str> {
+    plain_column(field)
+        .filter(|(_, ty)| *ty == ColType::Text)
+        .map(|(name, _)| name)
 }
 
-impl ColumnQuery<'_> {
-    /// Whether a field can be a key (a text column) or a summed value (a
-    /// numeric column) of a column query.
-    pub fn key_column(field: &FieldDef) -> Option<&'static str> {
-        plain_column(field)
-            .filter(|(_, ty)| *ty == ColType::Text)
-            .map(|(name, _)| name)
-    }
-
-    /// A derived field (bytes, packets, rtt) reads, on flow records, only
-    /// its first input: the conversation splits it falls back to are null
-    /// there.
-    pub fn value_column(field: &FieldDef, table: Table) -> Option<&'static str> {
-        let plain = match field.source {
-            Source::Derived(_, inputs) if table == Table::Flows => inputs
-                .first()
-                .and_then(|name| column(name).map(|(_, ty)| (*name, ty))),
-            _ => plain_column(field),
-        };
-        plain
-            .filter(|(_, ty)| Numbers::can_read(*ty))
-            .map(|(name, _)| name)
-    }
+/// The numeric column a field is read from, if it can be summed whole. A
+/// derived field (bytes, packets, rtt) reads, on flow records, only its
+/// first input: the conversation splits it falls back to are null there.
+pub(crate) fn value_column(field: &FieldDef, table: Table) -> Option<&'static str> {
+    let plain = match field.source {
+        Source::Derived(_, inputs) if table == Table::Flows => inputs
+            .first()
+            .and_then(|name| column(name).map(|(_, ty)| (*name, ty))),
+        _ => plain_column(field),
+    };
+    plain
+        .filter(|(_, ty)| Numbers::can_read(*ty))
+        .map(|(name, _)| name)
 }
 
 impl Numbers<'_> {
@@ -190,20 +181,20 @@ impl Store {
         Some(sums)
     }
 
-    /// Calls `visit(end_ms, key, value)` for every stored record of the
-    /// range (files only; the caller adds what is still buffered). Returns
-    /// false if the records could not be read this way.
-    pub(crate) fn for_each_column_row(
+    /// Calls `visit(end_ms, value)` for every stored record of the range:
+    /// the record's value of numeric column `value`, or 1 to count records
+    /// (files only; the caller adds what is still buffered). Returns false
+    /// if the records could not be read this way.
+    pub(crate) fn for_each_column_value(
         &self,
         files: &[DataFile],
         since: i64,
         until: i64,
-        q: &ColumnQuery,
-        mut visit: impl FnMut(i64, &str, Option<f64>),
+        value: Option<&str>,
+        mut visit: impl FnMut(i64, Option<f64>),
     ) -> bool {
         let mut names = vec!["TimeFlowEndMs"];
-        names.extend(q.key);
-        names.extend(q.value);
+        names.extend(value);
         for file in files {
             let Some(batches) = self.read_file(file, Some(&names), None) else {
                 continue;
@@ -213,11 +204,7 @@ impl Store {
                     continue;
                 };
                 let times = times.as_primitive::<Int64Type>();
-                let keys = q
-                    .key
-                    .and_then(|k| typed(batch, k))
-                    .map(|(a, _)| a.as_string::<i32>());
-                let values = match q.value {
+                let values = match value {
                     Some(v) => match typed(batch, v).and_then(|(a, ty)| Numbers::of(a, ty)) {
                         Some(n) => Some(n),
                         None => return false,
@@ -229,15 +216,7 @@ impl Store {
                     if t < since || t >= until {
                         continue;
                     }
-                    let key = match keys {
-                        Some(k) if !k.is_null(i) => k.value(i),
-                        _ => "",
-                    };
-                    let value = match &values {
-                        Some(v) => v.get(i),
-                        None => Some(1.0),
-                    };
-                    visit(t, key, value);
+                    visit(t, values.as_ref().map_or(Some(1.0), |v| v.get(i)));
                 }
             }
         }

@@ -4,7 +4,7 @@
 //! span; a page stops reading once no older file can enter it.
 
 use crate::batch::{Columns, Row};
-use crate::columnar::ColumnQuery;
+use crate::columnar::{key_column, value_column};
 use crate::files::{DataFile, Table};
 use crate::store::Store;
 use flowlens_query::{FieldDef, Filter, RecordView, Scalar};
@@ -502,11 +502,11 @@ impl Store {
         if filter.is_some() || metric.stat().is_some_and(|s| s != Stat::Avg) {
             return None;
         }
-        let key = ColumnQuery::key_column(by)?;
+        let key = key_column(by)?;
         let measure = metric.measure();
         let value = match measure.field {
             None => None,
-            Some(f) => Some(ColumnQuery::value_column(f, table)?),
+            Some(f) => Some(value_column(f, table)?),
         };
         let (files, buffered) = self.snapshot(table, since, until);
         let mut groups = Groups::new();
@@ -581,7 +581,7 @@ impl Store {
         let measure = metric.measure();
         let value_column = match measure.field {
             None => Some(None),
-            Some(f) => ColumnQuery::value_column(f, table).map(Some),
+            Some(f) => value_column(f, table).map(Some),
         };
         let by_columns = filter.is_none() && metric.stat().is_none_or(|s| s == Stat::Avg);
         let mut done = false;
@@ -596,8 +596,7 @@ impl Store {
                     b.add(&measure, record);
                 }
             }
-            let query = ColumnQuery { key: None, value };
-            done = self.for_each_column_row(&files, since, until, &query, |t, _, v| {
+            done = self.for_each_column_value(&files, since, until, value, |t, v| {
                 if let (Some(b), Some(v)) = (buckets.get_mut(slot(t)), v) {
                     b.sum += v * measure.factor;
                     b.count += 1;
