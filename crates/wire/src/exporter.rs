@@ -132,11 +132,11 @@ impl Exporter {
             }
             buffer.len()
         };
-        if let Ok(mut s) = self.shared.stats.lock() {
+        self.shared.update(|s| {
             s.records_received += records.len() as u64;
             s.records_dropped_buffer_full += dropped;
             s.buffered_records = buffered as u64;
-        }
+        });
         if dropped > 0 {
             tracing::warn!(dropped, "collector buffer full: records dropped");
         }
@@ -144,17 +144,13 @@ impl Exporter {
     }
 
     pub fn stats(&self) -> ExporterStats {
-        self.shared
-            .stats
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_default()
+        self.shared.snapshot()
     }
 
     /// A handle that reads the counters while the exporter runs.
     pub fn stats_reader(&self) -> impl Fn() -> ExporterStats + Send + Sync + 'static {
         let shared = self.shared.clone();
-        move || shared.stats.lock().map(|s| s.clone()).unwrap_or_default()
+        move || shared.snapshot()
     }
 
     /// Sends what is buffered (for at most the shutdown grace), then stops;
@@ -172,23 +168,23 @@ impl Exporter {
             task.abort();
         }
         let left = self.shared.buffer.lock().map(|b| b.len()).unwrap_or(0) as u64;
-        if let Ok(mut s) = self.shared.stats.lock() {
+        self.shared.update(|s| {
             s.records_dropped_shutdown += left;
             s.buffered_records = 0;
             s.connected = 0;
-        }
+        });
         if left > 0 {
             tracing::warn!(left, "stopped with records the collector did not take");
         }
-        self.shared
-            .stats
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_default()
+        self.shared.snapshot()
     }
 }
 
 impl Shared {
+    fn snapshot(&self) -> ExporterStats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
     fn update(&self, f: impl FnOnce(&mut ExporterStats)) {
         if let Ok(mut s) = self.stats.lock() {
             f(&mut s);
