@@ -406,13 +406,7 @@ impl Agent {
 
     /// The flow records printed so far (the process keeps running).
     pub fn records_so_far(&self) -> Vec<FlowRecord> {
-        self.records
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|v| v.get("_RecordType").is_none_or(|t| t == "flowLog"))
-            .map(|v| serde_json::from_value(v.clone()).expect("record shape"))
-            .collect()
+        flow_records(&self.records.lock().unwrap())
     }
 
     pub fn wait_for_attach(&self, name: &str) {
@@ -480,13 +474,7 @@ impl Agent {
             "agent exited with {status}: {stderr}"
         );
         let raw = self.records.lock().unwrap().clone();
-        // Flow records (plain, or flow logs of `up`); conversation records
-        // stay in `raw`.
-        let records = raw
-            .iter()
-            .filter(|v| v.get("_RecordType").is_none_or(|t| t == "flowLog"))
-            .map(|v| serde_json::from_value(v.clone()).expect("record shape"))
-            .collect();
+        let records = flow_records(&raw);
         let stats = stderr
             .lines()
             .skip_while(|l| !l.starts_with("flowlens agent stats:"))
@@ -513,6 +501,16 @@ impl Drop for Agent {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The flow records among printed JSON records (plain, or flow logs of
+/// `up`); conversation records are left out.
+fn flow_records(printed: &[serde_json::Value]) -> Vec<FlowRecord> {
+    printed
+        .iter()
+        .filter(|v| v.get("_RecordType").is_none_or(|t| t == "flowLog"))
+        .map(|v| serde_json::from_value(v.clone()).expect("record shape"))
+        .collect()
 }
 
 /// Waits until something listens on TCP `addr`.
