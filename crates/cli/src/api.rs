@@ -437,9 +437,9 @@ fn export_query(store: &Store, params: &HashMap<String, String>) -> Result<Respo
     let filter = req.filter()?;
     let (since, until) = req.range()?;
     let format = req.get("format").unwrap_or("jsonl");
-    if !matches!(format, "csv" | "jsonl") {
+    if !matches!(format, "csv" | "json" | "jsonl") {
         return Err(bad_request(
-            format!("format: `{format}` is not csv or jsonl"),
+            format!("format: `{format}` is not csv, json or jsonl"),
             None,
         ));
     }
@@ -454,6 +454,11 @@ fn export_query(store: &Store, params: &HashMap<String, String>) -> Result<Respo
     });
     let (body, content_type) = if format == "csv" {
         (to_csv(&page.records), "text/csv; charset=utf-8")
+    } else if format == "json" {
+        (
+            serde_json::to_string(&page.records).unwrap_or_default(),
+            "application/json",
+        )
     } else {
         let mut text = String::new();
         for r in &page.records {
@@ -518,6 +523,7 @@ pub fn routes(store: Arc<Store>) -> Router {
         .route("/api/filter/validate", get(validate))
         .route("/api/filter/complete", get(completions))
         .route("/api/fields", get(fields))
+        .fallback(crate::console_http::console_file)
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@ mod agent_cmd;
 mod api;
 mod capture_args;
 mod collector_cmd;
+mod console_http;
+mod demo;
 mod http_client;
 mod metrics;
 mod output;
@@ -52,6 +54,9 @@ enum Command {
     Conversations(query_cmd::RecordsArgs),
     /// The top groups by a metric (bytes, drops, RTT, ...).
     Top(query_cmd::TopArgs),
+    /// A lab of namespaces with traffic and failures, `up` watching it and
+    /// the console: every feature in a minute (root).
+    Demo(demo::DemoArgs),
     /// Show the counters of a running `flowlens up`, collector or agent
     /// (received, sent, dropped and why).
     Status(status_cmd::StatusArgs),
@@ -70,6 +75,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Agent(args) => agent_cmd::run(args),
         Command::Up(args) => up_cmd::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Collector(args) => collector_cmd::run(args),
         Command::Status(args) => status_cmd::run(args),
         Command::Flows(args) => query_cmd::run_records(args, false),

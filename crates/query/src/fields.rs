@@ -145,6 +145,18 @@ impl FieldDef {
         out
     }
 
+    /// The values a record is grouped by (top-K, topology): every end of an
+    /// either-end field, but one value of a derived field, whose further
+    /// values are other spellings or lesser readings of the first (a drop
+    /// cause with and without `SKB_DROP_REASON_`), so no record counts twice.
+    pub fn group_values<'a>(&self, record: &'a dyn RecordView) -> Vec<Scalar<'a>> {
+        let mut values = self.values(record);
+        if matches!(self.source, Source::Derived(..)) {
+            values.truncate(1);
+        }
+        values
+    }
+
     /// The unit of a bare number compared with this field when it was
     /// named `as_written`: netobserv's names keep their stored unit
     /// (`TimeFlowRttNs > 50000` is in ns), dotted names take ms.
@@ -294,10 +306,11 @@ fn drop_reason(record: &dyn RecordView) -> Vec<Scalar<'_>> {
     let mut out = Vec::new();
     out.extend(text(record, "PktDropCategory").map(Scalar::Text));
     if let Some(cause) = text(record, "PktDropLatestDropCause") {
-        out.push(Scalar::Text(cause));
+        // The short spelling first: it is the one shown when grouping.
         if let Some(short) = cause.strip_prefix("SKB_DROP_REASON_") {
             out.push(Scalar::Text(short));
         }
+        out.push(Scalar::Text(cause));
     }
     out
 }
@@ -306,10 +319,11 @@ fn drop_reason(record: &dyn RecordView) -> Vec<Scalar<'_>> {
 fn drop_cause(record: &dyn RecordView) -> Vec<Scalar<'_>> {
     let mut out = Vec::new();
     if let Some(cause) = text(record, "PktDropLatestDropCause") {
-        out.push(Scalar::Text(cause));
+        // The short spelling first: it is the one shown when grouping.
         if let Some(short) = cause.strip_prefix("SKB_DROP_REASON_") {
             out.push(Scalar::Text(short));
         }
+        out.push(Scalar::Text(cause));
     }
     out
 }

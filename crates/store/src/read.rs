@@ -390,7 +390,7 @@ fn for_each_key(
     mut f: impl FnMut(&str),
 ) {
     use std::fmt::Write;
-    let values = field.values(view);
+    let values = field.group_values(view);
     if values.is_empty() {
         return f("");
     }

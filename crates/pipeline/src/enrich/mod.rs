@@ -56,15 +56,28 @@ impl HostEnricher {
                 kind: Some("Node".into()),
                 subnet,
             },
-            Some(Some(netns)) => EndpointLabels {
-                host_name: Some(self.inventory.host_name.clone()),
-                namespace: Some(netns.clone()),
-                name: Some(netns.clone()),
-                kind: Some("NetworkNamespace".into()),
-                subnet,
-            },
+            Some(Some(netns)) => {
+                let (namespace, name) = namespace_and_name(netns);
+                EndpointLabels {
+                    host_name: Some(self.inventory.host_name.clone()),
+                    namespace: Some(namespace.to_string()),
+                    name: Some(name.to_string()),
+                    kind: Some("NetworkNamespace".into()),
+                    subnet,
+                }
+            }
         };
         (owner.is_some(), fields)
+    }
+}
+
+/// The namespace and workload a network namespace stands for: a name
+/// `<namespace>.<workload>` (as `shop.frontend`) groups workloads into
+/// namespaces on a plain host; any other name is both.
+fn namespace_and_name(netns: &str) -> (&str, &str) {
+    match netns.split_once('.') {
+        Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() => (namespace, name),
+        _ => (netns, netns),
     }
 }
 
@@ -91,6 +104,7 @@ mod tests {
         let owners = [
             ("198.18.0.1", Some("frontend")),
             ("198.18.0.2", Some("backend")),
+            ("198.18.0.3", Some("shop.cart")),
             ("198.18.9.1", None),
         ]
         .into_iter()
@@ -125,6 +139,11 @@ mod tests {
         assert_eq!(inner.dst_k8s_name.as_deref(), Some("backend"));
         assert_eq!(inner.dst_k8s_type.as_deref(), Some("NetworkNamespace"));
         assert_eq!(inner.src_k8s_host_name.as_deref(), Some("node-1"));
+        // `<namespace>.<workload>` names group workloads into a namespace.
+        let mut grouped = flow("198.18.0.3", "198.18.0.1");
+        e.enrich(&mut grouped);
+        assert_eq!(grouped.src_k8s_namespace.as_deref(), Some("shop"));
+        assert_eq!(grouped.src_k8s_name.as_deref(), Some("cart"));
         assert_eq!(inner.src_subnet_label.as_deref(), Some("lab"));
 
         let mut out = flow("198.18.9.1", "198.19.1.1");

@@ -1,0 +1,77 @@
+// How numbers, times and record values are shown.
+
+const PROTOCOLS: Record<number, string> = { 1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 132: "SCTP" };
+const DIRECTIONS: Record<number, string> = { 0: "ingress", 1: "egress", 2: "inner" };
+
+export function protocolName(n: unknown): string {
+  return typeof n === "number" ? (PROTOCOLS[n] ?? String(n)) : "";
+}
+
+export function directionName(n: unknown): string {
+  return typeof n === "number" ? (DIRECTIONS[n] ?? String(n)) : "";
+}
+
+/** 1536 -> "1.5 KiB". */
+export function bytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (Math.abs(n) >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${i === 0 ? n.toFixed(0) : n.toFixed(1)} ${units[i]}`;
+}
+
+export function count(n: number): string {
+  if (Math.abs(n) >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
+  if (Math.abs(n) >= 1e4) return `${(n / 1e3).toFixed(1)}k`;
+  return Number.isInteger(n) ? String(n) : n.toFixed(2);
+}
+
+export function millis(ms: number): string {
+  if (ms >= 1000) return `${(ms / 1000).toFixed(2)} s`;
+  if (ms >= 1) return `${ms.toFixed(1)} ms`;
+  return `${(ms * 1000).toFixed(0)} µs`;
+}
+
+export function time(ms: unknown): string {
+  if (typeof ms !== "number") return "";
+  const d = new Date(ms);
+  const pad = (n: number, w = 2) => String(n).padStart(w, "0");
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+}
+
+export function dateTime(ms: number): string {
+  const d = new Date(ms);
+  return `${d.toLocaleDateString()} ${time(ms)}`;
+}
+
+/** TCP flag bits in netobserv's encoding (low 8 bits as on the wire, then its extras). */
+const FLAG_NAMES: [number, string][] = [
+  [0x001, "FIN"],
+  [0x002, "SYN"],
+  [0x004, "RST"],
+  [0x008, "PSH"],
+  [0x010, "ACK"],
+  [0x020, "URG"],
+  [0x040, "ECE"],
+  [0x080, "CWR"],
+  [0x100, "SYN_ACK"],
+  [0x200, "FIN_ACK"],
+  [0x400, "RST_ACK"],
+];
+
+export function tcpFlags(n: unknown): string {
+  if (typeof n !== "number" || n === 0) return "";
+  return FLAG_NAMES.filter(([bit]) => n & bit)
+    .map(([, name]) => name)
+    .join(" ");
+}
+
+/** Any record value as text, for cells the table has no special way to show. */
+export function plain(v: unknown): string {
+  if (v === undefined || v === null) return "";
+  if (Array.isArray(v)) return v.map(plain).join(", ");
+  if (typeof v === "object") return JSON.stringify(v);
+  return String(v);
+}
