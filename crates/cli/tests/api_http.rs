@@ -125,12 +125,31 @@ fn the_api_answers_and_refuses_clearly() {
     assert_eq!(code, 200);
     assert_eq!(csv.lines().count(), 4, "{csv}");
     assert!(csv.starts_with("_Id,SrcAddr,DstAddr,SrcPort"), "{csv}");
+    let as_json = json(&listen, "/api/export?since=1h&format=json&limit=3");
+    assert_eq!(as_json.as_array().unwrap().len(), 3);
     let valid = json(&listen, "/api/filter/validate?filter=dns.rcod%20%3D%203");
     assert_eq!(valid["valid"], false);
     assert_eq!(valid["error"]["suggestion"], "dns.rcode");
     let done = json(&listen, "/api/filter/complete?filter=dns.rcode%20%3D%20NX");
     assert_eq!(done["items"][0]["text"], "NXDomain");
     assert!(json(&listen, "/api/fields").as_array().unwrap().len() > 40);
+
+    // The console: its page at / and at any view's URL, its hashed files,
+    // and no page in place of an API route that does not exist.
+    for path in ["/", "/?view=flows&quick=dns_errors"] {
+        let (code, page) = get(&listen, path);
+        assert_eq!(code, 200);
+        assert!(page.contains("<div id=\"app\">"), "{path}: {page}");
+    }
+    let (_, page) = get(&listen, "/");
+    let script = page.split("src=\"").nth(1).and_then(|s| s.split('"').next()).unwrap();
+    let (code, body) = get(&listen, script);
+    assert_eq!(code, 200);
+    assert!(body.len() > 10_000, "{script} is {} bytes", body.len());
+    assert_eq!(get(&listen, "/assets/gone-1234.js").0, 404);
+    let (code, body) = get(&listen, "/api/nothing");
+    assert_eq!(code, 404);
+    assert!(body.contains("no API route /api/nothing"), "{body}");
 
     for (path, says) in [
         ("/api/flows?bogus=1", "unknown parameter `bogus`"),
