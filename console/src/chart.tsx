@@ -82,9 +82,11 @@ export function MiniChart({ kind, labels, values, format, onPick, label, colour 
     // Colours are read once: the overview is re-mounted when the theme changes.
   }, [kind, colour]);
 
+  // New data after the first: update in place (the chart was made with the first).
+  const updates = useRef(0);
   useEffect(() => {
     const c = chart.current;
-    if (!c) return;
+    if (!c || updates.current++ === 0) return;
     c.data.labels = labels;
     c.data.datasets[0].data = values;
     c.update("none");

@@ -43,14 +43,6 @@ const PANELS: Panel[] = [
 
 const TOP = 6;
 
-/** Panels that have shown their first data; when all have, the overview's
- * first meaningful paint is marked for the benchmark (docs/benchmarks.md). */
-let loaded = 0;
-function markLoaded() {
-  loaded += 1;
-  if (loaded === PANELS.length) requestAnimationFrame(() => performance.mark("flowlens:overview-data"));
-}
-
 /** Seconds covered by the range, for rates. */
 function rangeSeconds(since: string, until: string): number {
   const at = (t: string, now: number) => {
@@ -64,29 +56,44 @@ function rangeSeconds(since: string, until: string): number {
   return Math.max(1, (at(until, now) - at(since, now)) / 1000);
 }
 
-function PanelView({ panel, scope, tick, onOpen }: { panel: Panel; scope: Scope; tick: number; onOpen: (filter: string) => void }) {
-  const [entries, setEntries] = useState<TopEntry[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
+/** A panel's entries as shown: without unknown keys where asked, lowest
+ * first where asked, the top few. */
+function shownEntries(panel: Panel, all: TopEntry[]): TopEntry[] {
+  let list = panel.known ? all.filter((e) => e.key !== "") : all;
+  list = list.filter((e) => e.value > 0 || panel.metric === "flows");
+  if (panel.ascending) list = [...list].sort((a, b) => a.value - b.value);
+  return list.slice(0, TOP);
+}
 
+/** Every panel's top-K, asked at once and shown in one render, so the
+ * overview lays out once rather than once per answer. */
+function usePanels(scope: Scope, tick: number): Map<string, TopEntry[] | Error> | null {
+  const [results, setResults] = useState<Map<string, TopEntry[] | Error> | null>(null);
   useEffect(() => {
     const ctl = new AbortController();
-    const k = panel.ascending ? 1000 : TOP * 2;
-    api
-      .top(scope, panel.by, panel.metric, k, ctl.signal)
-      .then((all) => {
-        let list = panel.known ? all.filter((e) => e.key !== "") : all;
-        list = list.filter((e) => e.value > 0 || panel.metric === "flows");
-        if (panel.ascending) list = [...list].sort((a, b) => a.value - b.value);
-        setEntries(list.slice(0, TOP));
-        setError(null);
-        markLoaded();
-      })
-      .catch((e) => {
-        if (!ctl.signal.aborted) setError(String(e.message ?? e));
+    Promise.all(
+      PANELS.map((panel) =>
+        api
+          .top(scope, panel.by, panel.metric, panel.ascending ? 1000 : TOP * 2, ctl.signal)
+          .then((all): [string, TopEntry[] | Error] => [panel.id, shownEntries(panel, all)])
+          .catch((e): [string, TopEntry[] | Error] => [panel.id, e instanceof Error ? e : new Error(String(e))]),
+      ),
+    ).then((all) => {
+      if (ctl.signal.aborted) return;
+      setResults(new Map(all));
+      // The overview's first meaningful paint, for the benchmark (docs/benchmarks.md).
+      requestAnimationFrame(() => {
+        if (!performance.getEntriesByName("flowlens:overview-data").length) performance.mark("flowlens:overview-data");
       });
+    });
     return () => ctl.abort();
   }, [scope.filter, scope.since, scope.until, tick]);
+  return results;
+}
 
+function PanelView({ panel, scope, result, onOpen }: { panel: Panel; scope: Scope; result: TopEntry[] | Error | undefined; onOpen: (filter: string) => void }) {
+  const entries = Array.isArray(result) ? result : null;
+  const error = result instanceof Error ? result.message : null;
   const seconds = rangeSeconds(scope.since, scope.until);
   const values = (entries ?? []).map((e) => (panel.rate ? e.value / seconds : e.value));
   const labels = (entries ?? []).map((e) => e.key || "(unknown)");
@@ -167,11 +174,12 @@ function TrafficPanel({ scope, tick, onOpen }: { scope: Scope; tick: number; onO
 }
 
 export function Overview({ scope, tick, onOpen }: { scope: Scope; tick: number; onOpen: (filter: string) => void }) {
+  const results = usePanels(scope, tick);
   return (
     <div class="overview">
       <TrafficPanel scope={scope} tick={tick} onOpen={onOpen} />
       {PANELS.map((p) => (
-        <PanelView key={p.id} panel={p} scope={scope} tick={tick} onOpen={onOpen} />
+        <PanelView key={p.id} panel={p} scope={scope} result={results?.get(p.id)} onOpen={onOpen} />
       ))}
     </div>
   );

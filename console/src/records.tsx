@@ -73,6 +73,7 @@ export function Records({ table, scope, state, tick, fields, onState, onShowFlow
   // Time from data to the table on screen, for the benchmark (docs/benchmarks.md).
   useLayoutEffect(() => {
     if (records && tableEl.current && renderStart.current) {
+      void tableEl.current.offsetHeight; // include the layout of the rows
       tableEl.current.dataset.renderMs = (performance.now() - renderStart.current).toFixed(1);
       tableEl.current.dataset.rows = String(records.length);
     }

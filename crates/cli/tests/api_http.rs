@@ -142,7 +142,11 @@ fn the_api_answers_and_refuses_clearly() {
         assert!(page.contains("<div id=\"app\">"), "{path}: {page}");
     }
     let (_, page) = get(&listen, "/");
-    let script = page.split("src=\"").nth(1).and_then(|s| s.split('"').next()).unwrap();
+    let script = page
+        .split("src=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap();
     let (code, body) = get(&listen, script);
     assert_eq!(code, 200);
     assert!(body.len() > 10_000, "{script} is {} bytes", body.len());
