@@ -7,6 +7,7 @@ import { FilterBar } from "./filterbar";
 import { Overview } from "./overview";
 import { Records } from "./records";
 import {
+  boundMs,
   effectiveFilter,
   parseState,
   QUICK_FILTERS,
@@ -44,13 +45,6 @@ function localInput(ms: number): string {
   return d.toISOString().slice(0, 16);
 }
 
-function rangeToMs(text: string): number | null {
-  if (!text) return null;
-  if (/^\d+$/.test(text)) return Number(text);
-  const parsed = Date.parse(text);
-  return Number.isFinite(parsed) ? parsed : null;
-}
-
 function TimePicker({ state, onState }: { state: ViewState; onState: (p: Partial<ViewState>) => void }) {
   const custom = !TIME_RANGES.includes(state.since) || state.until !== "";
   return (
@@ -81,7 +75,7 @@ function TimePicker({ state, onState }: { state: ViewState; onState: (p: Partial
             From
             <input
               type="datetime-local"
-              value={localInput(rangeToMs(state.since) ?? Date.now() - 3600_000)}
+              value={localInput(boundMs(state.since) ?? Date.now() - 3600_000)}
               onChange={(e) => onState({ since: String(new Date(e.currentTarget.value).getTime()) })}
             />
           </label>
@@ -89,7 +83,7 @@ function TimePicker({ state, onState }: { state: ViewState; onState: (p: Partial
             To
             <input
               type="datetime-local"
-              value={localInput(rangeToMs(state.until) ?? Date.now())}
+              value={localInput(boundMs(state.until) ?? Date.now())}
               onChange={(e) => onState({ until: String(new Date(e.currentTarget.value).getTime()) })}
             />
           </label>

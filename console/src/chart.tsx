@@ -15,18 +15,9 @@ import {
   type ChartConfiguration,
 } from "chart.js";
 import { useEffect, useRef } from "preact/hooks";
+import { colourOf, cssVar } from "./theme";
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, LineController, LineElement, PointElement, Filler, Tooltip);
-
-function cssVar(name: string): string {
-  return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-}
-
-/** A canvas needs a real colour: `var(--x)` is looked up. */
-function colourOf(spec: string): string {
-  const m = /^var\((--[\w-]+)\)$/.exec(spec);
-  return m ? cssVar(m[1]) : spec;
-}
 
 interface Props {
   kind: "bar" | "line";

@@ -7,7 +7,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, type Scope, type SeriesPoint, type TopEntry } from "./api";
 import { MiniChart } from "./chart";
 import * as fmt from "./format";
-import { equals } from "./state";
+import { boundMs, equals } from "./state";
 
 interface Panel {
   id: string;
@@ -45,15 +45,8 @@ const TOP = 6;
 
 /** Seconds covered by the range, for rates. */
 function rangeSeconds(since: string, until: string): number {
-  const at = (t: string, now: number) => {
-    if (!t) return now;
-    const m = /^(\d+)(s|m|h|d)$/.exec(t);
-    if (m) return now - Number(m[1]) * { s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 }[m[2] as "s"];
-    const n = Number(t);
-    return Number.isFinite(n) ? n : Date.parse(t);
-  };
   const now = Date.now();
-  return Math.max(1, (at(until, now) - at(since, now)) / 1000);
+  return Math.max(1, ((boundMs(until, now) ?? now) - (boundMs(since, now) ?? now)) / 1000);
 }
 
 /** A panel's entries as shown: without unknown keys where asked, lowest

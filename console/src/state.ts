@@ -128,3 +128,14 @@ export function equals(field: string, value: string): string {
 export function narrow(filter: string, extra: string): string {
   return filter.trim() ? `(${filter.trim()}) and ${extra}` : extra;
 }
+
+/** Epoch ms of a range bound as the API reads it: a duration ago (`15m`),
+ * epoch milliseconds or an RFC 3339 time; empty is now. */
+export function boundMs(text: string, now = Date.now()): number | null {
+  if (!text) return now;
+  const ago = /^(\d+)(s|m|h|d)$/.exec(text);
+  if (ago) return now - Number(ago[1]) * { s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 }[ago[2] as "s"];
+  if (/^\d+$/.test(text)) return Number(text);
+  const parsed = Date.parse(text);
+  return Number.isFinite(parsed) ? parsed : null;
+}

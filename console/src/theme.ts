@@ -19,3 +19,14 @@ export function useTheme(): [Theme, (t: Theme) => void] {
   useEffect(() => localStorage.setItem(KEY, theme), [theme]);
   return [theme, setTheme];
 }
+
+/** A colour (or any custom property) of the current theme. */
+export function cssVar(name: string): string {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+}
+
+/** A canvas needs a real colour: `var(--x)` is looked up. */
+export function colourOf(spec: string): string {
+  const m = /^var\((--[\w-]+)\)$/.exec(spec);
+  return m ? cssVar(m[1]) : spec;
+}

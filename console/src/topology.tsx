@@ -8,6 +8,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type Edge, type Scope, type TopologyNode } from "./api";
 import * as fmt from "./format";
 import { COLOURINGS, equals, SCOPES, type ViewState } from "./state";
+import { cssVar } from "./theme";
 
 /** The filter fields of each scope's two ends (as /api/topology groups). */
 const SCOPE_FIELDS: Record<string, [string, string]> = {
@@ -19,10 +20,6 @@ const SCOPE_FIELDS: Record<string, [string, string]> = {
 
 /** RTT above this (ms) marks an edge as slow. */
 const SLOW_RTT_MS = 50;
-
-function cssVar(name: string): string {
-  return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-}
 
 function flagged(e: Edge, colour: string): boolean {
   if (colour === "drops") return e.drops > 0;

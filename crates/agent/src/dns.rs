@@ -95,6 +95,20 @@ fn escape(label: &[u8]) -> String {
         .collect()
 }
 
+/// A standard query (recursion desired) for the A record of `name` with
+/// id `id`, in wire format: what the demo's workloads and the tests send.
+pub fn a_query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = Vec::with_capacity(18 + name.len());
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +123,13 @@ mod tests {
         out.extend_from_slice(&qtype.to_be_bytes());
         out.extend_from_slice(&1u16.to_be_bytes());
         out
+    }
+
+    #[test]
+    fn a_query_is_a_header_and_the_question() {
+        let q = a_query(0x1234, "a.demo");
+        assert_eq!(&q[..4], &[0x12, 0x34, 0x01, 0x00]);
+        assert_eq!(&q[12..], wire("a.demo", 1));
     }
 
     #[test]

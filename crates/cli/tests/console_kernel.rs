@@ -23,30 +23,25 @@ const DEMO_NETNS: &[&str] = &[
 ];
 
 fn api_count(listen: &str, filter: &str, limit: usize) -> usize {
-    let out = lab::flowlens()
-        .args([
-            "flows",
-            "--server",
-            &format!("http://{listen}"),
-            "--since",
-            "30m",
-        ])
-        .args([
-            "--limit",
-            &limit.to_string(),
-            "--output",
-            "json",
-            "--filter",
-            filter,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = lab::stdout_of(
+        lab::flowlens()
+            .args([
+                "flows",
+                "--server",
+                &format!("http://{listen}"),
+                "--since",
+                "30m",
+            ])
+            .args([
+                "--limit",
+                &limit.to_string(),
+                "--output",
+                "json",
+                "--filter",
+                filter,
+            ]),
     );
-    String::from_utf8_lossy(&out.stdout).lines().count()
+    String::from_utf8_lossy(&out).lines().count()
 }
 
 #[test]

@@ -320,19 +320,6 @@ fn connection_outcomes_tell_refused_from_timed_out_and_reset() {
     );
 }
 
-/// A DNS query for `name` (type A) with id `id`.
-fn dns_query(id: u16, name: &str) -> Vec<u8> {
-    let mut q = Vec::new();
-    q.extend_from_slice(&id.to_be_bytes());
-    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.split('.') {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.extend_from_slice(&[0, 0, 1, 0, 1]);
-    q
-}
-
 /// Sends a query from host 0 and returns (rcode, client-measured latency),
 /// or None when no answer came within `wait`.
 fn ask(
@@ -348,7 +335,7 @@ fn ask(
         let sock = UdpSocket::bind(("198.18.0.1", src_port)).unwrap();
         sock.set_read_timeout(Some(wait)).unwrap();
         let started = Instant::now();
-        sock.send_to(&dns_query(id, &name), server.as_str())
+        sock.send_to(&flowlens_agent::dns::a_query(id, &name), server.as_str())
             .unwrap();
         let mut buf = [0u8; 512];
         let n = sock.recv(&mut buf).ok()?;
@@ -365,7 +352,7 @@ fn ask_tcp(lab: &Lab, id: u16, name: &str) -> (u8, Duration, u16) {
     Lab::in_netns(&lab.hosts[0], move || {
         let mut conn = TcpStream::connect("198.18.0.2:53").unwrap();
         conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let query = dns_query(id, &name);
+        let query = flowlens_agent::dns::a_query(id, &name);
         let mut message = (query.len() as u16).to_be_bytes().to_vec();
         message.extend_from_slice(&query);
         let started = Instant::now();

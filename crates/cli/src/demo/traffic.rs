@@ -178,7 +178,7 @@ fn resolve(name: &str) -> Result<Ipv4Addr, u8> {
             .map(|d| d.subsec_nanos())
             .unwrap_or(0) as u16);
     let server = SocketAddr::new(DNS.addr.parse().expect("address"), 53);
-    sock.send_to(&dns_query(id, name), server)
+    sock.send_to(&flowlens_agent::dns::a_query(id, name), server)
         .map_err(|_| 0xff)?;
     let mut buf = [0u8; 512];
     let n = sock.recv(&mut buf).map_err(|_| 0xff)?;
@@ -191,30 +191,5 @@ fn resolve(name: &str) -> Result<Ipv4Addr, u8> {
     match answer.len().checked_sub(4).map(|at| &answer[at..]) {
         Some([a, b, c, d]) => Ok(Ipv4Addr::new(*a, *b, *c, *d)),
         _ => Err(0xff),
-    }
-}
-
-/// A standard query (recursion desired) for the A record of `name`.
-fn dns_query(id: u16, name: &str) -> Vec<u8> {
-    let mut q = Vec::with_capacity(32 + name.len());
-    q.extend_from_slice(&id.to_be_bytes());
-    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.split('.') {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.extend_from_slice(&[0, 0, 1, 0, 1]);
-    q
-}
-
-#[cfg(test)]
-mod tests {
-    use super::dns_query;
-
-    #[test]
-    fn a_query_in_wire_format() {
-        let q = dns_query(0x1234, "a.demo");
-        assert_eq!(&q[..4], &[0x12, 0x34, 0x01, 0x00]);
-        assert_eq!(&q[12..], b"\x01a\x04demo\x00\x00\x01\x00\x01");
     }
 }

@@ -530,16 +530,20 @@ pub fn free_local_addr() -> String {
 
 /// `flowlens status --json` of the process listening on `listen`.
 pub fn status_json(listen: &str) -> serde_json::Value {
-    let out = flowlens()
-        .args(["status", "--json", "--server", &format!("http://{listen}")])
-        .output()
-        .unwrap();
+    let out =
+        stdout_of(flowlens().args(["status", "--json", "--server", &format!("http://{listen}")]));
+    serde_json::from_slice(&out).expect("status JSON")
+}
+
+/// What a command that must succeed printed on stdout.
+pub fn stdout_of(command: &mut Command) -> Vec<u8> {
+    let out = command.output().expect("running a command");
     assert!(
         out.status.success(),
-        "{}",
+        "{command:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("status JSON")
+    out.stdout
 }
 
 /// Two hosts, dnsmasq serving DNS on the second, and TCP `port` of the
