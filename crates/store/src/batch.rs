@@ -163,6 +163,13 @@ impl Row<'_> {
         self.columns.get(name)
     }
 
+    /// The row's end time, if it has one.
+    pub fn end_ms(&self) -> Option<i64> {
+        let (time, _) = self.column("TimeFlowEndMs")?;
+        let time = time.as_primitive::<Int64Type>();
+        (!time.is_null(self.row)).then(|| time.value(self.row))
+    }
+
     /// (end time, id) of the row, read straight from the columns.
     pub fn end_and_id(&self) -> Option<(i64, u64)> {
         let (time, _) = self.column("TimeFlowEndMs")?;

@@ -105,7 +105,8 @@ fn typed<'b>(batch: &'b RecordBatch, name: &str) -> Option<(&'b ArrayRef, ColTyp
 pub(crate) type KeySums = foldhash::HashMap<String, (f64, u64, u64)>;
 
 impl Store {
-    /// Sums `value` (or counts records) per value of text column `key`,
+    /// Sums `value` (or counts records) per value of text column `key`
+    /// (rows of rollup files count as their `weight` column says),
     /// reading the key dictionary-encoded: rows are summed by dictionary
     /// index, and each distinct text is hashed once per batch. None when a
     /// file's columns are not as expected (the caller takes the row path).
@@ -116,9 +117,11 @@ impl Store {
         until: i64,
         key: &str,
         value: Option<&str>,
+        weight: Option<&str>,
     ) -> Option<KeySums> {
         let mut names = vec!["TimeFlowEndMs", key];
         names.extend(value);
+        names.extend(weight);
         let mut sums = KeySums::default();
         for file in files {
             let Some(batches) = self.read_file(file, Some(&names), Some(key)) else {
@@ -131,10 +134,13 @@ impl Store {
                     .column(at)
                     .as_dictionary_opt::<arrow_array::types::Int32Type>()?;
                 let texts = keys.values().as_string_opt::<i32>()?;
-                let values = match value {
-                    Some(v) => Some(typed(batch, v).and_then(|(a, ty)| Numbers::of(a, ty))?),
-                    None => None,
+                let numbers = |name: Option<&str>| match name {
+                    Some(n) => typed(batch, n)
+                        .and_then(|(a, ty)| Numbers::of(a, ty))
+                        .map(Some),
+                    None => Some(None),
                 };
+                let (values, weights) = (numbers(value)?, numbers(weight)?);
                 // Slot per dictionary entry, and one for rows without a key.
                 let mut slots = vec![(0.0f64, 0u64, 0u64); texts.len() + 1];
                 let indexes = keys.keys();
@@ -148,11 +154,13 @@ impl Store {
                     } else {
                         indexes.value(i) as usize
                     };
+                    // A rollup row stands for `weight` records.
+                    let w = weights.as_ref().and_then(|w| w.get(i)).unwrap_or(1.0);
                     let s = &mut slots[slot];
-                    s.2 += 1;
+                    s.2 += w as u64;
                     let v = match &values {
                         Some(v) => v.get(i),
-                        None => Some(1.0),
+                        None => Some(w),
                     };
                     if let Some(v) = v {
                         s.0 += v;

@@ -98,9 +98,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-pub fn list(root: &Path, table: Table) -> Listing {
+/// The files under `root/<dir>` (a table's or a rollup's folder).
+pub fn list(root: &Path, dir: &str) -> Listing {
     let mut paths = Vec::new();
-    walk(&root.join(table.dir()), &mut paths);
+    walk(&root.join(dir), &mut paths);
     let mut listing = Listing::default();
     for path in paths {
         let name = path
@@ -153,11 +154,31 @@ fn properties() -> WriterProperties {
         .build()
 }
 
-/// Writes `records` (with ids and end times) as one file; returns it.
-pub fn write(
+/// Writes `records` (with ids and end times) as one file of `dir` (a
+/// table's or a rollup's folder) in the partition of their latest end
+/// time; returns it.
+pub fn write(root: &Path, dir: &str, records: &[Map<String, Value>]) -> std::io::Result<DataFile> {
+    let last_ms = records
+        .iter()
+        .filter_map(|r| r.get("TimeFlowEndMs").and_then(Value::as_i64))
+        .max()
+        .unwrap_or(0);
+    let first_id = records
+        .iter()
+        .filter_map(|r| r.get(crate::ID).and_then(Value::as_u64))
+        .min()
+        .unwrap_or(0);
+    write_in(root, dir, &partition(last_ms), records, first_id)
+}
+
+/// Writes `records` as one file of `dir/partition`, named by their end
+/// times and `id` (written under a temporary name, synced, renamed).
+pub fn write_in(
     root: &Path,
-    table: Table,
+    dir: &str,
+    partition: &str,
     records: &[Map<String, Value>],
+    id: u64,
 ) -> std::io::Result<DataFile> {
     let times = || {
         records
@@ -166,14 +187,9 @@ pub fn write(
     };
     let first_ms = times().min().unwrap_or(0);
     let last_ms = times().max().unwrap_or(0);
-    let first_id = records
-        .iter()
-        .filter_map(|r| r.get(crate::ID).and_then(Value::as_u64))
-        .min()
-        .unwrap_or(0);
-    let dir = root.join(table.dir()).join(partition(last_ms));
+    let dir = root.join(dir).join(partition);
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("{first_ms}_{last_ms}_{first_id}.parquet"));
+    let path = dir.join(format!("{first_ms}_{last_ms}_{id}.parquet"));
     let tmp = path.with_extension("parquet.tmp");
     let batch: RecordBatch = to_batch(records);
     let file = std::fs::File::create(&tmp)?;
@@ -191,10 +207,21 @@ pub fn write(
         path,
         first_ms,
         last_ms,
-        first_id,
+        first_id: id,
         rows: records.len() as u64,
         bytes,
     })
+}
+
+/// The partition (`YYYY-MM-DD/HH`) a file is in, from its path.
+pub fn partition_of(path: &Path) -> Option<String> {
+    let hour = path.parent()?;
+    let day = hour.parent()?;
+    Some(format!(
+        "{}/{}",
+        day.file_name()?.to_string_lossy(),
+        hour.file_name()?.to_string_lossy()
+    ))
 }
 
 /// The batches of a file, with only the columns named in `only` when

@@ -6,6 +6,7 @@ mod batch;
 mod columnar;
 mod files;
 mod read;
+mod rollup;
 mod schema;
 mod store;
 

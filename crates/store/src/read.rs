@@ -6,6 +6,8 @@
 use crate::batch::{Columns, Row};
 use crate::columnar::{key_column, value_column};
 use crate::files::{DataFile, Table};
+use crate::rollup;
+use crate::schema::WEIGHT;
 use crate::store::Store;
 use flowlens_query::{FieldDef, Filter, RecordView, Scalar};
 use foldhash::{HashMap, HashMapExt};
@@ -508,7 +510,12 @@ impl Store {
             None => None,
             Some(f) => Some(value_column(f, table)?),
         };
-        let (files, buffered) = self.snapshot(table, since, until);
+        let level = (metric.stat().is_none()
+            && rollup::covers(&[key])
+            && value.is_none_or(|v| rollup::SUMS.contains(&v)))
+        .then(|| rollup::level_for(until - since, None))
+        .flatten();
+        let (parts, buffered) = self.plan(table, since, until, level);
         let mut groups = Groups::new();
         let mut scratch = String::new();
         for record in &buffered {
@@ -520,12 +527,18 @@ impl Store {
                 });
             }
         }
-        let sums = self.sums_by_key(&files, since, until, key, value)?;
-        for (key, (sum, count, records)) in sums {
-            let (agg, n) = group(&mut groups, &key);
-            agg.sum += sum * measure.factor;
-            agg.count += count;
-            *n += records;
+        for part in &parts {
+            let (value, weight) = match part.rolled {
+                true => (value.or(Some(WEIGHT)), Some(WEIGHT)),
+                false => (value, None),
+            };
+            let sums = self.sums_by_key(&part.files, part.since, part.until, key, value, weight)?;
+            for (key, (sum, count, records)) in sums {
+                let (agg, n) = group(&mut groups, &key);
+                agg.sum += sum * measure.factor;
+                agg.count += count;
+                *n += records;
+            }
         }
         Some(groups)
     }
@@ -586,7 +599,11 @@ impl Store {
         let by_columns = filter.is_none() && metric.stat().is_none_or(|s| s == Stat::Avg);
         let mut done = false;
         if by_columns && let Some(value) = value_column {
-            let (files, buffered) = self.snapshot(table, since, until);
+            let summed = metric.stat().is_none() && value.is_none_or(|v| rollup::SUMS.contains(&v));
+            let level = summed
+                .then(|| rollup::level_for(until - since, Some(step)))
+                .flatten();
+            let (parts, buffered) = self.plan(table, since, until, level);
             for record in &buffered {
                 if let Some(k) = key_of(record)
                     && k.time_ms >= since
@@ -596,11 +613,18 @@ impl Store {
                     b.add(&measure, record);
                 }
             }
-            done = self.for_each_column_value(&files, since, until, value, |t, v| {
-                if let (Some(b), Some(v)) = (buckets.get_mut(slot(t)), v) {
-                    b.sum += v * measure.factor;
-                    b.count += 1;
-                }
+            done = parts.iter().all(|part| {
+                let value = if part.rolled {
+                    value.or(Some(WEIGHT))
+                } else {
+                    value
+                };
+                self.for_each_column_value(&part.files, part.since, part.until, value, |t, v| {
+                    if let (Some(b), Some(v)) = (buckets.get_mut(slot(t)), v) {
+                        b.sum += v * measure.factor;
+                        b.count += 1;
+                    }
+                })
             });
         }
         if !done {

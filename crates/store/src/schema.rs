@@ -47,6 +47,9 @@ const CONVERSATION_COLUMNS: &[(&str, ColType)] = &[
     ("CloseCause", ColType::Text),
 ];
 
+/// Rows of rollup files: how many flow records a row sums (see `rollup`).
+pub const WEIGHT: &str = "_Flows";
+
 fn col_type(ty: FieldType) -> ColType {
     match ty {
         FieldType::Address | FieldType::Mac | FieldType::Text => ColType::Text,
@@ -79,6 +82,10 @@ pub fn columns() -> &'static [Column] {
                 .iter()
                 .map(|(name, ty)| Column { name, ty: *ty }),
         );
+        columns.push(Column {
+            name: WEIGHT,
+            ty: ColType::U64,
+        });
         columns
     })
 }

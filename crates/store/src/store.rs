@@ -3,6 +3,7 @@
 //! counted.
 
 use crate::files::{self, DataFile, Table};
+use crate::rollup;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
@@ -23,6 +24,12 @@ pub struct StoreOptions {
     /// Records held in memory at most while writes fail; beyond, new
     /// records are dropped and counted.
     pub max_buffered: usize,
+    /// Roll closed hours of flows up per minute, 5 minutes and hour (see
+    /// `rollup`), and answer unfiltered sums from them.
+    pub rollups: bool,
+    /// An hour is closed (rolled up) this long after its end: records of it
+    /// that arrive later make it be rolled up again.
+    pub rollup_grace: Duration,
 }
 
 impl StoreOptions {
@@ -34,6 +41,8 @@ impl StoreOptions {
             flush_rows: 64 * 1024,
             flush_interval: Duration::from_secs(5),
             max_buffered: 1_000_000,
+            rollups: true,
+            rollup_grace: Duration::from_secs(120),
         }
     }
 }
@@ -56,6 +65,14 @@ pub struct StoreCounters {
     pub corrupt_files: u64,
     /// `.tmp` leftovers of writes a crash interrupted (removed at start).
     pub leftovers_removed: u64,
+    /// Rollup files written, and rollups that failed (retried later).
+    pub rollups_written: u64,
+    /// Sums answered (partly) from rollups.
+    pub rollup_queries: u64,
+    pub rollup_errors: u64,
+    /// Now: rollup files and their bytes (not counted in `files`).
+    pub rollup_files: u64,
+    pub rollup_bytes: u64,
     /// Now: files, their bytes, records waiting in memory.
     pub files: u64,
     pub disk_bytes: u64,
@@ -72,6 +89,8 @@ impl StoreCounters {
         "buffered_records",
         "buffered_flows",
         "buffered_conversations",
+        "rollup_files",
+        "rollup_bytes",
     ];
 }
 
@@ -83,6 +102,8 @@ struct Buffer {
 struct Inner {
     buffers: [Buffer; 2],
     files: [Vec<DataFile>; 2],
+    /// Rollup files per resolution of `rollup::RESOLUTIONS`.
+    rollups: [Vec<DataFile>; 3],
     next_id: u64,
     counters: StoreCounters,
 }
@@ -116,7 +137,7 @@ impl Store {
         let mut files: [Vec<DataFile>; 2] = Default::default();
         let mut next_id = 0;
         for table in Table::ALL {
-            let listing = files::list(&options.dir, table);
+            let listing = files::list(&options.dir, table.dir());
             counters.leftovers_removed += listing.leftovers_removed;
             counters.corrupt_files += listing.corrupt.len() as u64;
             for (path, why) in &listing.corrupt {
@@ -132,6 +153,16 @@ impl Store {
                 .fold(next_id, u64::max);
             files[slot(table)] = listing.files;
         }
+        let mut rollups: [Vec<DataFile>; 3] = Default::default();
+        for (level, (dir, _)) in rollup::RESOLUTIONS.iter().enumerate() {
+            let listing = files::list(&options.dir, dir);
+            counters.leftovers_removed += listing.leftovers_removed;
+            counters.corrupt_files += listing.corrupt.len() as u64;
+            for (path, why) in &listing.corrupt {
+                tracing::warn!("skipping unreadable rollup file {}: {why}", path.display());
+            }
+            rollups[level] = listing.files;
+        }
         let store = Store {
             options,
             inner: Mutex::new(Inner {
@@ -146,6 +177,7 @@ impl Store {
                     },
                 ],
                 files,
+                rollups,
                 next_id,
                 counters,
             }),
@@ -167,8 +199,12 @@ impl Store {
             let (n, bytes) = files.fold((0, 0), |(n, b), f| (n + 1, b + f.bytes));
             let flows = inner.buffers[slot(Table::Flows)].records.len() as u64;
             let conversations = inner.buffers[slot(Table::Conversations)].records.len() as u64;
+            let rolled = inner.rollups.iter().flatten();
+            let (rollup_files, rollup_bytes) =
+                rolled.fold((0, 0), |(n, b), f| (n + 1, b + f.bytes));
             let c = &mut inner.counters;
             (c.files, c.disk_bytes) = (n, bytes);
+            (c.rollup_files, c.rollup_bytes) = (rollup_files, rollup_bytes);
             c.buffered_records = flows + conversations;
             (c.buffered_flows, c.buffered_conversations) = (flows, conversations);
         }
@@ -222,7 +258,7 @@ impl Store {
         if buffer.records.is_empty() {
             return;
         }
-        match files::write(&self.options.dir, table, &buffer.records) {
+        match files::write(&self.options.dir, table.dir(), &buffer.records) {
             Ok(file) => {
                 inner.counters.records_written += file.rows;
                 inner.counters.files_written += 1;
@@ -254,6 +290,9 @@ impl Store {
             }
         }
         self.apply_retention(now_ms());
+        if self.options.rollups {
+            self.roll_up_next(now_ms());
+        }
         self.update_gauges();
     }
 
@@ -300,6 +339,21 @@ impl Store {
                 total -= file.bytes;
                 doomed.push(file);
             }
+        }
+        // Rollups go with the flows they sum: by age, and when no flow file
+        // of their hour is left.
+        let live: std::collections::HashSet<String> = inner.files[slot(Table::Flows)]
+            .iter()
+            .map(|f| files::partition(f.last_ms))
+            .collect();
+        for level in inner.rollups.iter_mut() {
+            level.retain(|f| {
+                let keep = files::partition_of(&f.path).is_some_and(|p| live.contains(&p));
+                if !keep {
+                    let _ = std::fs::remove_file(&f.path);
+                }
+                keep
+            });
         }
         for file in doomed {
             if let Err(e) = std::fs::remove_file(&file.path)
@@ -366,5 +420,182 @@ impl Store {
                 tracing::warn!("skipping unreadable store file: {why}");
             }
         }
+    }
+}
+
+/// A part of a query over flows: `files` read over `[since, until)`;
+/// `rolled` files are rollups, whose rows sum `_Flows` records each.
+pub(crate) struct Part {
+    pub files: Vec<DataFile>,
+    pub since: i64,
+    pub until: i64,
+    pub rolled: bool,
+}
+
+/// Flow files by partition, with the records each partition holds.
+fn flow_partitions(inner: &Inner) -> std::collections::BTreeMap<String, (u64, Vec<DataFile>)> {
+    let mut parts: std::collections::BTreeMap<String, (u64, Vec<DataFile>)> = Default::default();
+    for f in &inner.files[slot(Table::Flows)] {
+        let (rows, files) = parts.entry(files::partition(f.last_ms)).or_default();
+        *rows += f.rows;
+        files.push(f.clone());
+    }
+    parts
+}
+
+/// The rollup file of `partition` at `level` that covers all of its
+/// `rows` flow records, if there is one.
+fn fresh_rollup<'a>(
+    inner: &'a Inner,
+    level: usize,
+    partition: &str,
+    rows: u64,
+) -> Option<&'a DataFile> {
+    inner.rollups[level]
+        .iter()
+        .find(|f| f.first_id == rows && files::partition_of(&f.path).as_deref() == Some(partition))
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+impl Store {
+    /// Rolls up the oldest closed hour of flows that has no rollup yet, or
+    /// whose rollup misses records that came late.
+    fn roll_up_next(&self, now_ms: i64) {
+        let grace = self.options.rollup_grace.as_millis() as i64;
+        let todo = {
+            let Ok(inner) = self.inner.lock() else { return };
+            flow_partitions(&inner)
+                .into_iter()
+                .find(|(partition, (rows, files))| {
+                    let hour_end = files[0].last_ms.div_euclid(HOUR_MS) * HOUR_MS + HOUR_MS;
+                    let closed = hour_end + grace <= now_ms;
+                    let fresh = (0..rollup::RESOLUTIONS.len())
+                        .all(|l| fresh_rollup(&inner, l, partition, *rows).is_some());
+                    closed && !fresh
+                })
+        };
+        let Some((partition, (rows, sources))) = todo else {
+            return;
+        };
+        let mut batches = Vec::new();
+        for file in &sources {
+            batches.extend(
+                self.read_file(file, Some(&rollup::inputs()), None)
+                    .unwrap_or_default(),
+            );
+        }
+        let mut written = Vec::new();
+        for ((dir, _), records) in rollup::RESOLUTIONS.iter().zip(rollup::roll_up(&batches)) {
+            match files::write_in(&self.options.dir, dir, &partition, &records, rows) {
+                Ok(file) => written.push(file),
+                Err(e) => {
+                    tracing::error!("writing the {dir} rollup of {partition}: {e} (retried later)");
+                    if let Ok(mut inner) = self.inner.lock() {
+                        inner.counters.rollup_errors += 1;
+                    }
+                    for f in written {
+                        let _ = std::fs::remove_file(f.path);
+                    }
+                    return;
+                }
+            }
+        }
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        for (level, file) in written.into_iter().enumerate() {
+            // The files this one replaces (unless it took the same name).
+            inner.rollups[level].retain(|old| {
+                let replaced =
+                    files::partition_of(&old.path).as_deref() == Some(partition.as_str());
+                if replaced && old.path != file.path {
+                    let _ = std::fs::remove_file(&old.path);
+                }
+                !replaced
+            });
+            inner.rollups[level].push(file);
+            inner.counters.rollups_written += 1;
+        }
+    }
+
+    /// How a sum over flows in `[since, until)` is read: from the rollups
+    /// at `level` for every hour that has a complete one (its buckets that
+    /// lie wholly in the range), from flow files for the rest — hours not
+    /// rolled up yet, and the partial buckets at the two ends. Without a
+    /// level (or rollups off), all from flow files. Also the buffered
+    /// records, which the caller adds.
+    pub(crate) fn plan(
+        &self,
+        table: Table,
+        since: i64,
+        until: i64,
+        level: Option<usize>,
+    ) -> (Vec<Part>, Vec<Map<String, Value>>) {
+        let (files, buffered) = self.snapshot(table, since, until);
+        let raw = |files| Part {
+            files,
+            since,
+            until,
+            rolled: false,
+        };
+        let Some(level) = level.filter(|_| table == Table::Flows && self.options.rollups) else {
+            return (vec![raw(files)], buffered);
+        };
+        let bucket = rollup::RESOLUTIONS[level].1;
+        let inner_start = (since + bucket - 1).div_euclid(bucket) * bucket;
+        let inner_end = until.div_euclid(bucket) * bucket;
+        if inner_start >= inner_end {
+            return (vec![raw(files)], buffered);
+        }
+        let Ok(mut inner) = self.inner.lock() else {
+            return (vec![raw(files)], buffered);
+        };
+        let partitions = flow_partitions(&inner);
+        let (mut unrolled, mut rolled, mut head, mut tail) = (vec![], vec![], vec![], vec![]);
+        let mut seen = std::collections::HashSet::new();
+        for file in files {
+            let partition = files::partition(file.last_ms);
+            let rows = partitions.get(&partition).map_or(0, |(rows, _)| *rows);
+            match fresh_rollup(&inner, level, &partition, rows) {
+                None => unrolled.push(file),
+                Some(rollup) => {
+                    if seen.insert(partition) {
+                        rolled.push(rollup.clone());
+                    }
+                    if file.first_ms < inner_start {
+                        head.push(file.clone());
+                    }
+                    if file.last_ms >= inner_end {
+                        tail.push(file);
+                    }
+                }
+            }
+        }
+        if !rolled.is_empty() {
+            inner.counters.rollup_queries += 1;
+        }
+        let parts = vec![
+            raw(unrolled),
+            Part {
+                files: rolled,
+                since: inner_start,
+                until: inner_end,
+                rolled: true,
+            },
+            Part {
+                files: head,
+                since,
+                until: inner_start,
+                rolled: false,
+            },
+            Part {
+                files: tail,
+                since: inner_end,
+                until,
+                rolled: false,
+            },
+        ];
+        (parts, buffered)
     }
 }
