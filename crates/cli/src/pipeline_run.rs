@@ -14,6 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How often conversations are checked for heartbeats and ends.
+/// How often closed hours are looked for to roll up.
+const ROLLUP_TICK: Duration = Duration::from_secs(30);
+
 const TRACKER_TICK: Duration = Duration::from_secs(1);
 /// How often the host's addresses and network namespaces are listed again.
 const INVENTORY_REFRESH: Duration = Duration::from_secs(5);
@@ -81,7 +84,19 @@ impl PipelineRun {
                 }
             }
         });
-        (run, vec![inventory, ticker])
+        // Rollups read an hour of flows: on their own timer, so conversation
+        // ticks and flushes never wait for one.
+        let rolling = run.store();
+        let roller = tokio::spawn(async move {
+            let Some(store) = rolling else { return };
+            let mut timer = tokio::time::interval(ROLLUP_TICK);
+            loop {
+                timer.tick().await;
+                let store = store.clone();
+                let _ = tokio::task::spawn_blocking(move || while store.roll_up() {}).await;
+            }
+        });
+        (run, vec![inventory, ticker, roller])
     }
 
     /// Prints the records the log types ask for; stores the conversation

@@ -3,16 +3,19 @@
 //!
 //!   store_bench [RECORDS] [DIR]
 //!
-//! RECORDS flows (default 10,000,000) ending within the last hour, 2,000
+//! RECORDS flows (default 10,000,000) ending within the last closed hour
+//! (the hour before the current one), 2,000
 //! conversations' worth of endpoints in 50 namespaces, DNS on a tenth of
 //! them (a fifth of those NXDOMAIN), drops on one in a hundred.
 //! 1. Ingest on one core: Store::append (buffer, Arrow batches, zstd
 //!    Parquet files) vs writing the same records as JSON lines (baseline);
 //!    bytes on disk per record for both.
-//! 2. Queries, median of 5 runs: a filtered flow-table page (limit 100), a
+//! 2. Rolling the hour up (1m, 5m, 1h), timed.
+//! 3. Queries, median of 5 runs: a filtered flow-table page (limit 100), a
 //!    top-10 by bytes over the full hour, a time series over 7 days (1h
-//!    steps); next to the time to read every stored record's end time
-//!    (baseline: the cheapest full pass).
+//!    steps), with rollups and from the flow files alone; next to the time
+//!    to read every stored record's end time (baseline: the cheapest full
+//!    pass).
 
 use flowlens_query::Filter;
 use flowlens_store::{Metric, Order, RecordQuery, Store, StoreOptions, Table};
@@ -20,7 +23,7 @@ use serde_json::{Map, Value, json};
 use std::io::Write;
 use std::time::Instant;
 
-fn record(i: usize, now: i64, n: usize) -> Map<String, Value> {
+fn record(i: usize, hour_end: i64, n: usize) -> Map<String, Value> {
     let c = i % 2000;
     let dns = i.is_multiple_of(10);
     let mut r = json!({
@@ -30,8 +33,8 @@ fn record(i: usize, now: i64, n: usize) -> Map<String, Value> {
         "Proto": if dns { 17 } else { 6 }, "Etype": 2048,
         "SrcMac": "0a:58:0a:00:00:01", "DstMac": "0a:58:0a:00:00:02", "Dscp": 0,
         "Bytes": 1500 + (i * 7919) % 90000, "Packets": 3 + i % 60, "Flags": 0x10,
-        "TimeFlowStartMs": now - 3_600_000 + (i as i64 * 3_600_000 / n as i64) - 400,
-        "TimeFlowEndMs": now - 3_600_000 + (i as i64 * 3_600_000 / n as i64),
+        "TimeFlowStartMs": hour_end - 3_600_000 + (i as i64 * 3_600_000 / n as i64) - 400,
+        "TimeFlowEndMs": hour_end - 3_600_000 + (i as i64 * 3_600_000 / n as i64),
         "Interfaces": [format!("veth{}", c % 64)], "IfDirections": [1],
         "AgentIP": "198.18.255.1", "Sampling": 1,
         "SrcK8S_Namespace": format!("ns-{}", c % 50), "DstK8S_Namespace": format!("ns-{}", (c * 3) % 50),
@@ -113,13 +116,15 @@ fn main() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
+    // The records fill the last closed hour, so it can be rolled up.
+    let hour_end = now / 3_600_000 * 3_600_000;
     const CHUNK: usize = 10_000;
 
     // Only the writers are timed, not making up the records.
     let chunks = || {
         (0..n).step_by(CHUNK).map(move |i| {
             (i..(i + CHUNK).min(n))
-                .map(|j| record(j, now, n))
+                .map(|j| record(j, hour_end, n))
                 .collect::<Vec<_>>()
         })
     };
@@ -179,10 +184,36 @@ fn main() {
     if std::env::var_os("STORE_BENCH_INGEST_ONLY").is_some() {
         return;
     }
-    let store = Store::open(StoreOptions::new(&dir)).unwrap();
-    let hour = (now - 3_600_000, now + 1);
+    let options = StoreOptions {
+        rollup_grace: std::time::Duration::ZERO,
+        ..StoreOptions::new(&dir)
+    };
+    let store = Store::open(options.clone()).unwrap();
+    let start = Instant::now();
+    while store.roll_up() {}
+    let rollup_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let raw = Store::open(StoreOptions {
+        rollups: false,
+        ..options
+    })
+    .unwrap();
+    let c = store.counters();
+    println!(
+        "## Rollups of the hour ({n} flow records)
+"
+    );
+    println!(
+        "rolled up in {rollup_ms:.0} ms ({:.0} records/s), {} files, {} bytes ({:.4} bytes per flow record)\n",
+        n as f64 / (rollup_ms / 1000.0),
+        c.rollup_files,
+        c.rollup_bytes,
+        c.rollup_bytes as f64 / n as f64
+    );
+
+    let hour = (hour_end - 3_600_000, hour_end);
+    let week = (hour_end - 7 * 86_400_000, hour_end);
     let (scan_ms, _) =
-        timed(|| store.series(Table::Flows, None, hour.0, hour.1, 3_600_000, Metric::Flows));
+        timed(|| raw.series(Table::Flows, None, hour.0, hour.1, 3_600_000, Metric::Flows));
     let nx = Filter::parse("dns.rcode = NXDomain and src.namespace = ns-0").unwrap();
     let (page_ms, page) = timed(|| {
         store.records(&RecordQuery {
@@ -196,18 +227,22 @@ fn main() {
         })
     });
     let by = flowlens_query::fields::lookup("dst.namespace").unwrap();
-    let (top_ms, top) =
-        timed(|| store.top(Table::Flows, None, hour.0, hour.1, by, Metric::Bytes, 10));
-    let (series_ms, series) = timed(|| {
-        store.series(
-            Table::Flows,
-            None,
-            now - 7 * 86_400_000,
-            now + 1,
-            3_600_000,
-            Metric::Bytes,
-        )
-    });
+    let top = |s: &Store| s.top(Table::Flows, None, hour.0, hour.1, by, Metric::Bytes, 10);
+    let (top_ms, top_rolled) = timed(|| top(&store));
+    let (top_raw_ms, top_raw) = timed(|| top(&raw));
+    assert_eq!(
+        format!("{top_rolled:?}"),
+        format!("{top_raw:?}"),
+        "rollups disagree"
+    );
+    let series = |s: &Store| s.series(Table::Flows, None, week.0, week.1, 3_600_000, Metric::Bytes);
+    let (series_ms, series_rolled) = timed(|| series(&store));
+    let (series_raw_ms, series_raw) = timed(|| series(&raw));
+    assert_eq!(
+        format!("{series_rolled:?}"),
+        format!("{series_raw:?}"),
+        "rollups disagree"
+    );
     println!("## Store queries ({n} stored flows, median of 5)\n");
     println!("| query | ms | ratio to a full pass |");
     println!("|---|---|---|");
@@ -217,15 +252,25 @@ fn main() {
         page.records.len(),
         page_ms / scan_ms
     );
-    println!(
-        "| top-10 dst.namespace by bytes, full hour ({} groups) | {top_ms:.1} | {:.3} |",
-        top.len(),
-        top_ms / scan_ms
-    );
-    println!(
-        "| bytes per hour over 7 days ({} points) | {series_ms:.1} | {:.3} |",
-        series.len(),
-        series_ms / scan_ms
-    );
+    for (what, ms) in [
+        ("from rollups", top_ms),
+        ("from flow files alone", top_raw_ms),
+    ] {
+        println!(
+            "| top-10 dst.namespace by bytes, full hour ({} groups), {what} | {ms:.1} | {:.3} |",
+            top_rolled.len(),
+            ms / scan_ms
+        );
+    }
+    for (what, ms) in [
+        ("from rollups", series_ms),
+        ("from flow files alone", series_raw_ms),
+    ] {
+        println!(
+            "| bytes per hour over 7 days ({} points), {what} | {ms:.1} | {:.3} |",
+            series_rolled.len(),
+            ms / scan_ms
+        );
+    }
     let _ = std::fs::remove_dir_all(&root);
 }

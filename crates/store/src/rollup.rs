@@ -155,13 +155,18 @@ fn json_of(v: &Scalar) -> Value {
     }
 }
 
-/// The rollup records of flow batches, one list per resolution of
-/// `RESOLUTIONS`.
-pub fn roll_up(batches: &[RecordBatch]) -> Vec<Vec<Map<String, Value>>> {
-    let (_, finest) = RESOLUTIONS[0];
-    let mut minutes = Groups::default();
-    let mut key = String::new();
-    for batch in batches {
+/// A rollup being made: flow batches are added one at a time (an hour of
+/// flows need not fit in memory), then `finish` gives the records of each
+/// resolution of `RESOLUTIONS`.
+#[derive(Default)]
+pub struct Rollup {
+    minutes: Groups,
+}
+
+impl Rollup {
+    pub fn add(&mut self, batch: &RecordBatch) {
+        let (_, finest) = RESOLUTIONS[0];
+        let mut key = String::new();
         let columns = Columns::of(batch);
         for row in 0..columns.rows() {
             let view = Row {
@@ -195,7 +200,7 @@ pub fn roll_up(batches: &[RecordBatch]) -> Vec<Vec<Map<String, Value>>> {
                     .map(|(k, v)| (k.to_string(), v.clone()))
                     .collect()
             };
-            minutes.add(
+            self.minutes.add(
                 end.div_euclid(finest) * finest,
                 key.clone(),
                 dims_map,
@@ -204,12 +209,15 @@ pub fn roll_up(batches: &[RecordBatch]) -> Vec<Vec<Map<String, Value>>> {
             );
         }
     }
-    let mut out: Vec<Vec<Map<String, Value>>> = RESOLUTIONS[1..]
-        .iter()
-        .map(|(_, ms)| minutes.coarser(*ms).into_records())
-        .collect();
-    out.insert(0, minutes.into_records());
-    out
+
+    pub fn finish(self) -> Vec<Vec<Map<String, Value>>> {
+        let mut out: Vec<Vec<Map<String, Value>>> = RESOLUTIONS[1..]
+            .iter()
+            .map(|(_, ms)| self.minutes.coarser(*ms).into_records())
+            .collect();
+        out.insert(0, self.minutes.into_records());
+        out
+    }
 }
 
 #[cfg(test)]
@@ -239,14 +247,17 @@ mod tests {
     #[test]
     fn sums_per_bucket_and_dimensions() {
         let hour = 1_764_400_000_000 / 3_600_000 * 3_600_000;
-        let records = vec![
+        let records = [
             flow(hour + 1_000, "a", 10),
             flow(hour + 2_000, "a", 20),
             flow(hour + 61_000, "a", 5),
             flow(hour + 62_000, "b", 7),
             flow(hour + 400_000, "a", 1),
         ];
-        let levels = roll_up(&[to_batch(&records)]);
+        let mut rollup = Rollup::default();
+        rollup.add(&to_batch(&records[..2]));
+        rollup.add(&to_batch(&records[2..]));
+        let levels = rollup.finish();
         let minute: Vec<(i64, &str, u64, u64)> = levels[0]
             .iter()
             .map(|r| {

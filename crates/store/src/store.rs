@@ -290,9 +290,6 @@ impl Store {
             }
         }
         self.apply_retention(now_ms());
-        if self.options.rollups {
-            self.roll_up_next(now_ms());
-        }
         self.update_gauges();
     }
 
@@ -460,11 +457,19 @@ const HOUR_MS: i64 = 3_600_000;
 
 impl Store {
     /// Rolls up the oldest closed hour of flows that has no rollup yet, or
-    /// whose rollup misses records that came late.
-    fn roll_up_next(&self, now_ms: i64) {
+    /// whose rollup misses records that came late; false when there was
+    /// none. Slow (it reads an hour of flows): call it off the paths that
+    /// must stay quick; queries and appends go on meanwhile.
+    pub fn roll_up(&self) -> bool {
+        if !self.options.rollups {
+            return false;
+        }
+        let now_ms = now_ms();
         let grace = self.options.rollup_grace.as_millis() as i64;
         let todo = {
-            let Ok(inner) = self.inner.lock() else { return };
+            let Ok(inner) = self.inner.lock() else {
+                return false;
+            };
             flow_partitions(&inner)
                 .into_iter()
                 .find(|(partition, (rows, files))| {
@@ -476,17 +481,17 @@ impl Store {
                 })
         };
         let Some((partition, (rows, sources))) = todo else {
-            return;
+            return false;
         };
-        let mut batches = Vec::new();
+        let mut rollup = rollup::Rollup::default();
         for file in &sources {
-            batches.extend(
-                self.read_file(file, Some(&rollup::inputs()), None)
-                    .unwrap_or_default(),
-            );
+            let batches = self.read_file(file, Some(&rollup::inputs()), None);
+            for batch in batches.unwrap_or_default() {
+                rollup.add(&batch);
+            }
         }
         let mut written = Vec::new();
-        for ((dir, _), records) in rollup::RESOLUTIONS.iter().zip(rollup::roll_up(&batches)) {
+        for ((dir, _), records) in rollup::RESOLUTIONS.iter().zip(rollup.finish()) {
             match files::write_in(&self.options.dir, dir, &partition, &records, rows) {
                 Ok(file) => written.push(file),
                 Err(e) => {
@@ -497,12 +502,12 @@ impl Store {
                     for f in written {
                         let _ = std::fs::remove_file(f.path);
                     }
-                    return;
+                    return false;
                 }
             }
         }
         let Ok(mut inner) = self.inner.lock() else {
-            return;
+            return false;
         };
         for (level, file) in written.into_iter().enumerate() {
             // The files this one replaces (unless it took the same name).
@@ -517,6 +522,9 @@ impl Store {
             inner.rollups[level].push(file);
             inner.counters.rollups_written += 1;
         }
+        drop(inner);
+        self.update_gauges();
+        true
     }
 
     /// How a sum over flows in `[since, until)` is read: from the rollups
