@@ -135,14 +135,7 @@ impl PipelineRun {
     pub fn ingest(&self, mut flows: Vec<FlowRecord>) {
         let records = self.processor.ingest(&mut flows, now_ms());
         if let Some(store) = &self.store {
-            let maps = flows
-                .iter()
-                .filter_map(|f| match serde_json::to_value(f) {
-                    Ok(serde_json::Value::Object(map)) => Some(map),
-                    _ => None,
-                })
-                .collect();
-            store.append(Table::Flows, maps);
+            store.append_flows(&flows);
         }
         self.write(records);
     }

@@ -4,13 +4,11 @@
 //! `.tmp` name, synced and renamed, so a crash leaves either a whole file or
 //! a `.tmp` leftover that the next start removes.
 
-use crate::batch::to_batch;
 use arrow_array::RecordBatch;
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -154,48 +152,58 @@ fn properties() -> WriterProperties {
         .build()
 }
 
-/// Writes `records` (with ids and end times) as one file of `dir` (a
-/// table's or a rollup's folder) in the partition of their latest end
-/// time; returns it.
-pub fn write(root: &Path, dir: &str, records: &[Map<String, Value>]) -> std::io::Result<DataFile> {
-    let last_ms = records
-        .iter()
-        .filter_map(|r| r.get("TimeFlowEndMs").and_then(Value::as_i64))
-        .max()
-        .unwrap_or(0);
-    let first_id = records
-        .iter()
-        .filter_map(|r| r.get(crate::ID).and_then(Value::as_u64))
-        .min()
-        .unwrap_or(0);
-    write_in(root, dir, &partition(last_ms), records, first_id)
+/// (earliest end time, latest end time, smallest id) of batches.
+fn span(batches: &[RecordBatch]) -> (i64, i64, u64) {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int64Type, UInt64Type};
+    let (mut first, mut last, mut id) = (i64::MAX, i64::MIN, u64::MAX);
+    for batch in batches {
+        let schema = batch.schema_ref();
+        if let Ok(at) = schema.index_of("TimeFlowEndMs") {
+            let times = batch.column(at).as_primitive::<Int64Type>();
+            for t in times.iter().flatten() {
+                (first, last) = (first.min(t), last.max(t));
+            }
+        }
+        if let Ok(at) = schema.index_of(crate::ID) {
+            let ids = batch.column(at).as_primitive::<UInt64Type>();
+            id = ids.iter().flatten().fold(id, u64::min);
+        }
+    }
+    if first > last {
+        (first, last) = (0, 0);
+    }
+    (first, last, if id == u64::MAX { 0 } else { id })
 }
 
-/// Writes `records` as one file of `dir/partition`, named by their end
+/// Writes batches of records (with ids and end times) as one file of
+/// `dir` (a table's or a rollup's folder) in the partition of their latest
+/// end time; returns it.
+pub fn write(root: &Path, dir: &str, batches: &[RecordBatch]) -> std::io::Result<DataFile> {
+    let (_, last_ms, first_id) = span(batches);
+    write_in(root, dir, &partition(last_ms), batches, first_id)
+}
+
+/// Writes batches as one file of `dir/partition`, named by their end
 /// times and `id` (written under a temporary name, synced, renamed).
 pub fn write_in(
     root: &Path,
     dir: &str,
     partition: &str,
-    records: &[Map<String, Value>],
+    batches: &[RecordBatch],
     id: u64,
 ) -> std::io::Result<DataFile> {
-    let times = || {
-        records
-            .iter()
-            .filter_map(|r| r.get("TimeFlowEndMs").and_then(Value::as_i64))
-    };
-    let first_ms = times().min().unwrap_or(0);
-    let last_ms = times().max().unwrap_or(0);
+    let (first_ms, last_ms, _) = span(batches);
     let dir = root.join(dir).join(partition);
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("{first_ms}_{last_ms}_{id}.parquet"));
     let tmp = path.with_extension("parquet.tmp");
-    let batch: RecordBatch = to_batch(records);
     let file = std::fs::File::create(&tmp)?;
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties()))
+    let mut writer = ArrowWriter::try_new(file, crate::schema::arrow_schema(), Some(properties()))
         .map_err(std::io::Error::other)?;
-    writer.write(&batch).map_err(std::io::Error::other)?;
+    for batch in batches {
+        writer.write(batch).map_err(std::io::Error::other)?;
+    }
     let file = writer.into_inner().map_err(std::io::Error::other)?;
     file.sync_all()?;
     std::fs::rename(&tmp, &path)?;
@@ -208,7 +216,7 @@ pub fn write_in(
         first_ms,
         last_ms,
         first_id: id,
-        rows: records.len() as u64,
+        rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
         bytes,
     })
 }

@@ -5,6 +5,7 @@
 mod batch;
 mod columnar;
 mod files;
+mod flow_batch;
 mod read;
 mod rollup;
 mod schema;

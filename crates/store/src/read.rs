@@ -9,6 +9,7 @@ use crate::files::{DataFile, Table};
 use crate::rollup;
 use crate::schema::WEIGHT;
 use crate::store::Store;
+use arrow_array::RecordBatch;
 use flowlens_query::{FieldDef, Filter, RecordView, Scalar};
 use foldhash::{HashMap, HashMapExt};
 use serde::Serialize;
@@ -64,21 +65,29 @@ pub struct Page {
     pub scanned: u64,
 }
 
-/// A record's place in the order: (end time, id).
-fn key_of(view: &dyn RecordView) -> Option<Cursor> {
-    let mut out = Vec::new();
-    view.values("TimeFlowEndMs", &mut out);
-    let time = match out.first() {
-        Some(Scalar::Num(n)) => *n as i64,
-        _ => 0,
-    };
-    out.clear();
-    view.values(crate::ID, &mut out);
-    let id = match out.first() {
-        Some(Scalar::Num(n)) => *n as u64,
-        _ => return None,
-    };
-    Some(Cursor { time_ms: time, id })
+/// Calls `f` with each row of a batch.
+fn for_each_row(batch: &RecordBatch, mut f: impl FnMut(&Row)) {
+    let columns = Columns::of(batch);
+    for row in 0..columns.rows() {
+        f(&Row {
+            columns: &columns,
+            row,
+        });
+    }
+}
+
+/// Calls `f` with each buffered row whose end time is in `[since, until)`.
+fn in_range_rows(buffered: &[RecordBatch], since: i64, until: i64, mut f: impl FnMut(i64, &Row)) {
+    for batch in buffered {
+        for_each_row(batch, |row| {
+            if let Some(t) = row.end_ms()
+                && t >= since
+                && t < until
+            {
+                f(t, row);
+            }
+        });
+    }
 }
 
 /// Every matching record of the snapshot, through `visit`; `stop` ends the
@@ -106,39 +115,29 @@ fn scan(
         names
     });
     let mut scanned = 0;
-    let in_range = |k: &Cursor| k.time_ms >= since && k.time_ms < until;
-    for record in &buffered {
-        scanned += 1;
-        if let Some(k) = key_of(record)
-            && in_range(&k)
-            && filter.is_none_or(|f| f.matches_json(record))
-        {
-            visit(k, record, &|| record.clone());
+    let mut visit_batches = |batches: &[RecordBatch]| {
+        for batch in batches {
+            for_each_row(batch, |view| {
+                scanned += 1;
+                if let Some((time_ms, id)) = view.end_and_id()
+                    && let k = (Cursor { time_ms, id })
+                    && k.time_ms >= since
+                    && k.time_ms < until
+                    && filter.is_none_or(|f| f.matches_view(view))
+                {
+                    visit(k, view, &|| view.to_json());
+                }
+            });
         }
-    }
+    };
+    // What is still buffered is the newest.
+    visit_batches(&buffered);
     for file in &files {
         if stop(file) {
             break;
         }
-        let Some(batches) = store.read_file(file, projection.as_deref(), None) else {
-            continue;
-        };
-        for batch in &batches {
-            let columns = Columns::of(batch);
-            for row in 0..columns.rows() {
-                scanned += 1;
-                let view = Row {
-                    columns: &columns,
-                    row,
-                };
-                if let Some((time_ms, id)) = view.end_and_id()
-                    && let k = (Cursor { time_ms, id })
-                    && in_range(&k)
-                    && filter.is_none_or(|f| f.matches_view(&view))
-                {
-                    visit(k, &view, &|| view.to_json());
-                }
-            }
+        if let Some(batches) = store.read_file(file, projection.as_deref(), None) {
+            visit_batches(&batches);
         }
     }
     scanned
@@ -518,15 +517,13 @@ impl Store {
         let (parts, buffered) = self.plan(table, since, until, level);
         let mut groups = Groups::new();
         let mut scratch = String::new();
-        for record in &buffered {
-            if key_of(record).is_some_and(|k| k.time_ms >= since && k.time_ms < until) {
-                for_each_key(by, record, &mut scratch, |key| {
-                    let (agg, n) = group(&mut groups, key);
-                    agg.add(&measure, record);
-                    *n += 1;
-                });
-            }
-        }
+        in_range_rows(&buffered, since, until, |_, row| {
+            for_each_key(by, row, &mut scratch, |key| {
+                let (agg, n) = group(&mut groups, key);
+                agg.add(&measure, row);
+                *n += 1;
+            });
+        });
         for part in &parts {
             let (value, weight) = match part.rolled {
                 true => (value.or(Some(WEIGHT)), Some(WEIGHT)),
@@ -604,15 +601,11 @@ impl Store {
                 .then(|| rollup::level_for(until - since, Some(step)))
                 .flatten();
             let (parts, buffered) = self.plan(table, since, until, level);
-            for record in &buffered {
-                if let Some(k) = key_of(record)
-                    && k.time_ms >= since
-                    && k.time_ms < until
-                    && let Some(b) = buckets.get_mut(slot(k.time_ms))
-                {
-                    b.add(&measure, record);
+            in_range_rows(&buffered, since, until, |t, row| {
+                if let Some(b) = buckets.get_mut(slot(t)) {
+                    b.add(&measure, row);
                 }
-            }
+            });
             done = parts.iter().all(|part| {
                 let value = if part.rolled {
                     value.or(Some(WEIGHT))

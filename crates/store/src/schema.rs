@@ -105,7 +105,7 @@ pub fn column(name: &str) -> Option<(usize, ColType)> {
         .copied()
 }
 
-fn data_type(ty: ColType) -> DataType {
+pub(crate) fn data_type(ty: ColType) -> DataType {
     match ty {
         ColType::Text | ColType::Json => DataType::Utf8,
         ColType::U8 => DataType::UInt8,

@@ -2,8 +2,12 @@
 //! by age and size, and every record it takes, writes, skips or removes
 //! counted.
 
+use crate::batch::to_batch;
 use crate::files::{self, DataFile, Table};
+use crate::flow_batch::flows_to_batch;
 use crate::rollup;
+use arrow_array::RecordBatch;
+use flowlens_model::FlowRecord;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
@@ -94,8 +98,12 @@ impl StoreCounters {
     ];
 }
 
+/// Records waiting for their file, as Arrow batches (compact, and shared
+/// with queries without copying).
+#[derive(Default)]
 struct Buffer {
-    records: Vec<Map<String, Value>>,
+    batches: Vec<RecordBatch>,
+    rows: usize,
     since: Option<Instant>,
 }
 
@@ -166,16 +174,7 @@ impl Store {
         let store = Store {
             options,
             inner: Mutex::new(Inner {
-                buffers: [
-                    Buffer {
-                        records: vec![],
-                        since: None,
-                    },
-                    Buffer {
-                        records: vec![],
-                        since: None,
-                    },
-                ],
+                buffers: Default::default(),
                 files,
                 rollups,
                 next_id,
@@ -197,8 +196,8 @@ impl Store {
         if let Ok(mut inner) = self.inner.lock() {
             let files = inner.files.iter().flatten();
             let (n, bytes) = files.fold((0, 0), |(n, b), f| (n + 1, b + f.bytes));
-            let flows = inner.buffers[slot(Table::Flows)].records.len() as u64;
-            let conversations = inner.buffers[slot(Table::Conversations)].records.len() as u64;
+            let flows = inner.buffers[slot(Table::Flows)].rows as u64;
+            let conversations = inner.buffers[slot(Table::Conversations)].rows as u64;
             let rolled = inner.rollups.iter().flatten();
             let (rollup_files, rollup_bytes) =
                 rolled.fold((0, 0), |(n, b), f| (n + 1, b + f.bytes));
@@ -212,29 +211,67 @@ impl Store {
 
     /// Takes records; each gets a store id (`_Id`, unique and increasing,
     /// also across restarts). Every `flush_rows` records make a file.
-    pub fn append(&self, table: Table, records: Vec<Map<String, Value>>) {
+    pub fn append(&self, table: Table, mut records: Vec<Map<String, Value>>) {
+        self.append_with(table, records.len(), |first_id, rows| {
+            for (i, record) in records[rows.clone()].iter_mut().enumerate() {
+                record.insert(crate::ID.into(), Value::from(first_id + i as u64));
+            }
+            to_batch(&records[rows])
+        });
+    }
+
+    /// Takes flow records, as `append` does, building their columns
+    /// straight from the typed fields.
+    pub fn append_flows(&self, flows: &[FlowRecord]) {
+        self.append_with(Table::Flows, flows.len(), |first_id, rows| {
+            flows_to_batch(&flows[rows], first_id)
+        });
+    }
+
+    /// Appends `offered` records in batches `make(first_id, rows)` builds
+    /// of a range of them, each filling the buffer at most up to a file;
+    /// records beyond the buffer's room are dropped and counted.
+    fn append_with(
+        &self,
+        table: Table,
+        offered: usize,
+        mut make: impl FnMut(u64, std::ops::Range<usize>) -> RecordBatch,
+    ) {
+        if offered == 0 {
+            return;
+        }
         if let Ok(mut inner) = self.inner.lock() {
             let inner = &mut *inner;
-            inner.counters.records_received += records.len() as u64;
-            // Ids follow the clock (ms << 16), so they keep increasing
-            // across restarts without reading old files.
-            let mut id = inner.next_id.max((now_ms() as u64) << 16);
-            let mut dropped = 0u64;
-            for mut record in records {
-                let buffer = &mut inner.buffers[slot(table)];
-                if buffer.records.len() >= self.options.max_buffered {
-                    dropped += 1;
-                    continue;
+            inner.counters.records_received += offered as u64;
+            let mut at = 0;
+            while at < offered {
+                let buffer = &inner.buffers[slot(table)];
+                let room = self.options.max_buffered.saturating_sub(buffer.rows);
+                // Up to a file's worth; past it (writes failing), all that fits,
+                // with one more write attempt.
+                let to_file = match self.options.flush_rows.checked_sub(buffer.rows) {
+                    Some(n) if n > 0 => n,
+                    _ => usize::MAX,
+                };
+                let take = (offered - at).min(room).min(to_file);
+                if take == 0 {
+                    break;
                 }
-                record.insert(crate::ID.into(), Value::from(id));
-                id += 1;
-                buffer.records.push(record);
+                // Ids follow the clock (ms << 16), so they keep increasing
+                // across restarts without reading old files.
+                let first_id = inner.next_id.max((now_ms() as u64) << 16);
+                inner.next_id = first_id + take as u64;
+                let batch = make(first_id, at..at + take);
+                let buffer = &mut inner.buffers[slot(table)];
+                buffer.batches.push(batch);
+                buffer.rows += take;
                 buffer.since.get_or_insert_with(Instant::now);
-                if buffer.records.len() >= self.options.flush_rows {
+                at += take;
+                if buffer.rows >= self.options.flush_rows {
                     self.flush_locked(inner, table);
                 }
             }
-            inner.next_id = id;
+            let dropped = (offered - at) as u64;
             if dropped > 0 {
                 inner.counters.records_dropped += dropped;
                 tracing::warn!(
@@ -255,15 +292,14 @@ impl Store {
 
     fn flush_locked(&self, inner: &mut Inner, table: Table) {
         let buffer = &mut inner.buffers[slot(table)];
-        if buffer.records.is_empty() {
+        if buffer.rows == 0 {
             return;
         }
-        match files::write(&self.options.dir, table.dir(), &buffer.records) {
+        match files::write(&self.options.dir, table.dir(), &buffer.batches) {
             Ok(file) => {
                 inner.counters.records_written += file.rows;
                 inner.counters.files_written += 1;
-                buffer.records.clear();
-                buffer.since = None;
+                *buffer = Buffer::default();
                 inner.files[slot(table)].push(file);
             }
             Err(e) => {
@@ -373,7 +409,7 @@ impl Store {
         table: Table,
         since: i64,
         until: i64,
-    ) -> (Vec<DataFile>, Vec<Map<String, Value>>) {
+    ) -> (Vec<DataFile>, Vec<RecordBatch>) {
         let Ok(inner) = self.inner.lock() else {
             return (vec![], vec![]);
         };
@@ -383,7 +419,7 @@ impl Store {
             .cloned()
             .collect();
         files.sort_by_key(|f| std::cmp::Reverse((f.last_ms, f.first_id)));
-        (files, inner.buffers[slot(table)].records.clone())
+        (files, inner.buffers[slot(table)].batches.clone())
     }
 
     /// A file's batches for a query (see `files::read_with`); None when it
@@ -492,7 +528,13 @@ impl Store {
         }
         let mut written = Vec::new();
         for ((dir, _), records) in rollup::RESOLUTIONS.iter().zip(rollup.finish()) {
-            match files::write_in(&self.options.dir, dir, &partition, &records, rows) {
+            match files::write_in(
+                &self.options.dir,
+                dir,
+                &partition,
+                &[to_batch(&records)],
+                rows,
+            ) {
                 Ok(file) => written.push(file),
                 Err(e) => {
                     tracing::error!("writing the {dir} rollup of {partition}: {e} (retried later)");
@@ -539,7 +581,7 @@ impl Store {
         since: i64,
         until: i64,
         level: Option<usize>,
-    ) -> (Vec<Part>, Vec<Map<String, Value>>) {
+    ) -> (Vec<Part>, Vec<RecordBatch>) {
         let (files, buffered) = self.snapshot(table, since, until);
         let raw = |files| Part {
             files,
