@@ -13,8 +13,10 @@
 //! A file's name carries (in the id's place) the number of flow records it
 //! covers, so a partition that got late files is rolled up again.
 
-use crate::batch::{Columns, Row};
+use crate::batch::{Columns, Row, to_batch};
+use crate::files::{self, DataFile, Table};
 use crate::schema::WEIGHT;
+use crate::store::{Inner, Store, now_ms, slot};
 use arrow_array::RecordBatch;
 use flowlens_query::{RecordView, Scalar};
 use serde_json::{Map, Value};
@@ -217,6 +219,200 @@ impl Rollup {
             .collect();
         out.insert(0, self.minutes.into_records());
         out
+    }
+}
+
+/// A part of a query over flows: `files` read over `[since, until)`;
+/// `rolled` files are rollups, whose rows sum `_Flows` records each.
+pub(crate) struct Part {
+    pub files: Vec<DataFile>,
+    pub since: i64,
+    pub until: i64,
+    pub rolled: bool,
+}
+
+/// Flow files by partition, with the records each partition holds.
+fn flow_partitions(inner: &Inner) -> std::collections::BTreeMap<String, (u64, Vec<DataFile>)> {
+    let mut parts: std::collections::BTreeMap<String, (u64, Vec<DataFile>)> = Default::default();
+    for f in &inner.files[slot(Table::Flows)] {
+        let (rows, files) = parts.entry(files::partition(f.last_ms)).or_default();
+        *rows += f.rows;
+        files.push(f.clone());
+    }
+    parts
+}
+
+/// The rollup file of `partition` at `level` that covers all of its
+/// `rows` flow records, if there is one.
+fn fresh_rollup<'a>(
+    inner: &'a Inner,
+    level: usize,
+    partition: &str,
+    rows: u64,
+) -> Option<&'a DataFile> {
+    inner.rollups[level]
+        .iter()
+        .find(|f| f.first_id == rows && files::partition_of(&f.path).as_deref() == Some(partition))
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+impl Store {
+    /// Rolls up the oldest closed hour of flows that has no rollup yet, or
+    /// whose rollup misses records that came late; false when there was
+    /// none. Slow (it reads an hour of flows): call it off the paths that
+    /// must stay quick; queries and appends go on meanwhile.
+    pub fn roll_up(&self) -> bool {
+        if !self.options.rollups {
+            return false;
+        }
+        let now_ms = now_ms();
+        let grace = self.options.rollup_grace.as_millis() as i64;
+        let todo = {
+            let Ok(inner) = self.inner.lock() else {
+                return false;
+            };
+            flow_partitions(&inner)
+                .into_iter()
+                .find(|(partition, (rows, files))| {
+                    let hour_end = files[0].last_ms.div_euclid(HOUR_MS) * HOUR_MS + HOUR_MS;
+                    let closed = hour_end + grace <= now_ms;
+                    let fresh = (0..RESOLUTIONS.len())
+                        .all(|l| fresh_rollup(&inner, l, partition, *rows).is_some());
+                    closed && !fresh
+                })
+        };
+        let Some((partition, (rows, sources))) = todo else {
+            return false;
+        };
+        let mut rollup = Rollup::default();
+        for file in &sources {
+            let batches = self.read_file(file, Some(&inputs()), None);
+            for batch in batches.unwrap_or_default() {
+                rollup.add(&batch);
+            }
+        }
+        let mut written = Vec::new();
+        for ((dir, _), records) in RESOLUTIONS.iter().zip(rollup.finish()) {
+            match files::write_in(
+                &self.options.dir,
+                dir,
+                &partition,
+                &[to_batch(&records)],
+                rows,
+            ) {
+                Ok(file) => written.push(file),
+                Err(e) => {
+                    tracing::error!("writing the {dir} rollup of {partition}: {e} (retried later)");
+                    if let Ok(mut inner) = self.inner.lock() {
+                        inner.counters.rollup_errors += 1;
+                    }
+                    for f in written {
+                        let _ = std::fs::remove_file(f.path);
+                    }
+                    return false;
+                }
+            }
+        }
+        let Ok(mut inner) = self.inner.lock() else {
+            return false;
+        };
+        for (level, file) in written.into_iter().enumerate() {
+            // The files this one replaces (unless it took the same name).
+            inner.rollups[level].retain(|old| {
+                let replaced =
+                    files::partition_of(&old.path).as_deref() == Some(partition.as_str());
+                if replaced && old.path != file.path {
+                    let _ = std::fs::remove_file(&old.path);
+                }
+                !replaced
+            });
+            inner.rollups[level].push(file);
+            inner.counters.rollups_written += 1;
+        }
+        drop(inner);
+        self.update_gauges();
+        true
+    }
+
+    /// How a sum over flows in `[since, until)` is read: from the rollups
+    /// at `level` for every hour that has a complete one (its buckets that
+    /// lie wholly in the range), from flow files for the rest — hours not
+    /// rolled up yet, and the partial buckets at the two ends. Without a
+    /// level (or rollups off), all from flow files. Also the buffered
+    /// records, which the caller adds.
+    pub(crate) fn plan(
+        &self,
+        table: Table,
+        since: i64,
+        until: i64,
+        level: Option<usize>,
+    ) -> (Vec<Part>, Vec<RecordBatch>) {
+        let (files, buffered) = self.snapshot(table, since, until);
+        let raw = |files| Part {
+            files,
+            since,
+            until,
+            rolled: false,
+        };
+        let Some(level) = level.filter(|_| table == Table::Flows && self.options.rollups) else {
+            return (vec![raw(files)], buffered);
+        };
+        let bucket = RESOLUTIONS[level].1;
+        let inner_start = (since + bucket - 1).div_euclid(bucket) * bucket;
+        let inner_end = until.div_euclid(bucket) * bucket;
+        if inner_start >= inner_end {
+            return (vec![raw(files)], buffered);
+        }
+        let Ok(mut inner) = self.inner.lock() else {
+            return (vec![raw(files)], buffered);
+        };
+        let partitions = flow_partitions(&inner);
+        let (mut unrolled, mut rolled, mut head, mut tail) = (vec![], vec![], vec![], vec![]);
+        let mut seen = std::collections::HashSet::new();
+        for file in files {
+            let partition = files::partition(file.last_ms);
+            let rows = partitions.get(&partition).map_or(0, |(rows, _)| *rows);
+            match fresh_rollup(&inner, level, &partition, rows) {
+                None => unrolled.push(file),
+                Some(rollup) => {
+                    if seen.insert(partition) {
+                        rolled.push(rollup.clone());
+                    }
+                    if file.first_ms < inner_start {
+                        head.push(file.clone());
+                    }
+                    if file.last_ms >= inner_end {
+                        tail.push(file);
+                    }
+                }
+            }
+        }
+        if !rolled.is_empty() {
+            inner.counters.rollup_queries += 1;
+        }
+        let parts = vec![
+            raw(unrolled),
+            Part {
+                files: rolled,
+                since: inner_start,
+                until: inner_end,
+                rolled: true,
+            },
+            Part {
+                files: head,
+                since,
+                until: inner_start,
+                rolled: false,
+            },
+            Part {
+                files: tail,
+                since: inner_end,
+                until,
+                rolled: false,
+            },
+        ];
+        (parts, buffered)
     }
 }
 

@@ -107,25 +107,40 @@ struct Buffer {
     since: Option<Instant>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     buffers: [Buffer; 2],
-    files: [Vec<DataFile>; 2],
+    pub(crate) files: [Vec<DataFile>; 2],
     /// Rollup files per resolution of `rollup::RESOLUTIONS`.
-    rollups: [Vec<DataFile>; 3],
+    pub(crate) rollups: [Vec<DataFile>; 3],
     next_id: u64,
-    counters: StoreCounters,
+    pub(crate) counters: StoreCounters,
 }
 
 pub struct Store {
-    options: StoreOptions,
-    inner: Mutex<Inner>,
+    pub(crate) options: StoreOptions,
+    pub(crate) inner: Mutex<Inner>,
 }
 
-fn slot(table: Table) -> usize {
+pub(crate) fn slot(table: Table) -> usize {
     match table {
         Table::Flows => 0,
         Table::Conversations => 1,
     }
+}
+
+/// The files of a folder of the data directory: leftovers of interrupted
+/// writes removed, unreadable files reported, skipped and counted.
+fn open_folder(root: &std::path::Path, dir: &str, counters: &mut StoreCounters) -> Vec<DataFile> {
+    let listing = files::list(root, dir);
+    counters.leftovers_removed += listing.leftovers_removed;
+    counters.corrupt_files += listing.corrupt.len() as u64;
+    for (path, why) in &listing.corrupt {
+        tracing::warn!("skipping unreadable store file {}: {why}", path.display());
+    }
+    for path in &listing.foreign {
+        tracing::warn!("ignoring {} (not a store file name)", path.display());
+    }
+    listing.files
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -145,31 +160,16 @@ impl Store {
         let mut files: [Vec<DataFile>; 2] = Default::default();
         let mut next_id = 0;
         for table in Table::ALL {
-            let listing = files::list(&options.dir, table.dir());
-            counters.leftovers_removed += listing.leftovers_removed;
-            counters.corrupt_files += listing.corrupt.len() as u64;
-            for (path, why) in &listing.corrupt {
-                tracing::warn!("skipping unreadable store file {}: {why}", path.display());
-            }
-            for path in &listing.foreign {
-                tracing::warn!("ignoring {} (not a store file name)", path.display());
-            }
-            next_id = listing
-                .files
+            let listed = open_folder(&options.dir, table.dir(), &mut counters);
+            next_id = listed
                 .iter()
                 .map(|f| f.first_id + f.rows)
                 .fold(next_id, u64::max);
-            files[slot(table)] = listing.files;
+            files[slot(table)] = listed;
         }
         let mut rollups: [Vec<DataFile>; 3] = Default::default();
         for (level, (dir, _)) in rollup::RESOLUTIONS.iter().enumerate() {
-            let listing = files::list(&options.dir, dir);
-            counters.leftovers_removed += listing.leftovers_removed;
-            counters.corrupt_files += listing.corrupt.len() as u64;
-            for (path, why) in &listing.corrupt {
-                tracing::warn!("skipping unreadable rollup file {}: {why}", path.display());
-            }
-            rollups[level] = listing.files;
+            rollups[level] = open_folder(&options.dir, dir, &mut counters);
         }
         let store = Store {
             options,
@@ -192,7 +192,7 @@ impl Store {
             .unwrap_or_default()
     }
 
-    fn update_gauges(&self) {
+    pub(crate) fn update_gauges(&self) {
         if let Ok(mut inner) = self.inner.lock() {
             let files = inner.files.iter().flatten();
             let (n, bytes) = files.fold((0, 0), |(n, b), f| (n + 1, b + f.bytes));
@@ -453,199 +453,5 @@ impl Store {
                 tracing::warn!("skipping unreadable store file: {why}");
             }
         }
-    }
-}
-
-/// A part of a query over flows: `files` read over `[since, until)`;
-/// `rolled` files are rollups, whose rows sum `_Flows` records each.
-pub(crate) struct Part {
-    pub files: Vec<DataFile>,
-    pub since: i64,
-    pub until: i64,
-    pub rolled: bool,
-}
-
-/// Flow files by partition, with the records each partition holds.
-fn flow_partitions(inner: &Inner) -> std::collections::BTreeMap<String, (u64, Vec<DataFile>)> {
-    let mut parts: std::collections::BTreeMap<String, (u64, Vec<DataFile>)> = Default::default();
-    for f in &inner.files[slot(Table::Flows)] {
-        let (rows, files) = parts.entry(files::partition(f.last_ms)).or_default();
-        *rows += f.rows;
-        files.push(f.clone());
-    }
-    parts
-}
-
-/// The rollup file of `partition` at `level` that covers all of its
-/// `rows` flow records, if there is one.
-fn fresh_rollup<'a>(
-    inner: &'a Inner,
-    level: usize,
-    partition: &str,
-    rows: u64,
-) -> Option<&'a DataFile> {
-    inner.rollups[level]
-        .iter()
-        .find(|f| f.first_id == rows && files::partition_of(&f.path).as_deref() == Some(partition))
-}
-
-const HOUR_MS: i64 = 3_600_000;
-
-impl Store {
-    /// Rolls up the oldest closed hour of flows that has no rollup yet, or
-    /// whose rollup misses records that came late; false when there was
-    /// none. Slow (it reads an hour of flows): call it off the paths that
-    /// must stay quick; queries and appends go on meanwhile.
-    pub fn roll_up(&self) -> bool {
-        if !self.options.rollups {
-            return false;
-        }
-        let now_ms = now_ms();
-        let grace = self.options.rollup_grace.as_millis() as i64;
-        let todo = {
-            let Ok(inner) = self.inner.lock() else {
-                return false;
-            };
-            flow_partitions(&inner)
-                .into_iter()
-                .find(|(partition, (rows, files))| {
-                    let hour_end = files[0].last_ms.div_euclid(HOUR_MS) * HOUR_MS + HOUR_MS;
-                    let closed = hour_end + grace <= now_ms;
-                    let fresh = (0..rollup::RESOLUTIONS.len())
-                        .all(|l| fresh_rollup(&inner, l, partition, *rows).is_some());
-                    closed && !fresh
-                })
-        };
-        let Some((partition, (rows, sources))) = todo else {
-            return false;
-        };
-        let mut rollup = rollup::Rollup::default();
-        for file in &sources {
-            let batches = self.read_file(file, Some(&rollup::inputs()), None);
-            for batch in batches.unwrap_or_default() {
-                rollup.add(&batch);
-            }
-        }
-        let mut written = Vec::new();
-        for ((dir, _), records) in rollup::RESOLUTIONS.iter().zip(rollup.finish()) {
-            match files::write_in(
-                &self.options.dir,
-                dir,
-                &partition,
-                &[to_batch(&records)],
-                rows,
-            ) {
-                Ok(file) => written.push(file),
-                Err(e) => {
-                    tracing::error!("writing the {dir} rollup of {partition}: {e} (retried later)");
-                    if let Ok(mut inner) = self.inner.lock() {
-                        inner.counters.rollup_errors += 1;
-                    }
-                    for f in written {
-                        let _ = std::fs::remove_file(f.path);
-                    }
-                    return false;
-                }
-            }
-        }
-        let Ok(mut inner) = self.inner.lock() else {
-            return false;
-        };
-        for (level, file) in written.into_iter().enumerate() {
-            // The files this one replaces (unless it took the same name).
-            inner.rollups[level].retain(|old| {
-                let replaced =
-                    files::partition_of(&old.path).as_deref() == Some(partition.as_str());
-                if replaced && old.path != file.path {
-                    let _ = std::fs::remove_file(&old.path);
-                }
-                !replaced
-            });
-            inner.rollups[level].push(file);
-            inner.counters.rollups_written += 1;
-        }
-        drop(inner);
-        self.update_gauges();
-        true
-    }
-
-    /// How a sum over flows in `[since, until)` is read: from the rollups
-    /// at `level` for every hour that has a complete one (its buckets that
-    /// lie wholly in the range), from flow files for the rest — hours not
-    /// rolled up yet, and the partial buckets at the two ends. Without a
-    /// level (or rollups off), all from flow files. Also the buffered
-    /// records, which the caller adds.
-    pub(crate) fn plan(
-        &self,
-        table: Table,
-        since: i64,
-        until: i64,
-        level: Option<usize>,
-    ) -> (Vec<Part>, Vec<RecordBatch>) {
-        let (files, buffered) = self.snapshot(table, since, until);
-        let raw = |files| Part {
-            files,
-            since,
-            until,
-            rolled: false,
-        };
-        let Some(level) = level.filter(|_| table == Table::Flows && self.options.rollups) else {
-            return (vec![raw(files)], buffered);
-        };
-        let bucket = rollup::RESOLUTIONS[level].1;
-        let inner_start = (since + bucket - 1).div_euclid(bucket) * bucket;
-        let inner_end = until.div_euclid(bucket) * bucket;
-        if inner_start >= inner_end {
-            return (vec![raw(files)], buffered);
-        }
-        let Ok(mut inner) = self.inner.lock() else {
-            return (vec![raw(files)], buffered);
-        };
-        let partitions = flow_partitions(&inner);
-        let (mut unrolled, mut rolled, mut head, mut tail) = (vec![], vec![], vec![], vec![]);
-        let mut seen = std::collections::HashSet::new();
-        for file in files {
-            let partition = files::partition(file.last_ms);
-            let rows = partitions.get(&partition).map_or(0, |(rows, _)| *rows);
-            match fresh_rollup(&inner, level, &partition, rows) {
-                None => unrolled.push(file),
-                Some(rollup) => {
-                    if seen.insert(partition) {
-                        rolled.push(rollup.clone());
-                    }
-                    if file.first_ms < inner_start {
-                        head.push(file.clone());
-                    }
-                    if file.last_ms >= inner_end {
-                        tail.push(file);
-                    }
-                }
-            }
-        }
-        if !rolled.is_empty() {
-            inner.counters.rollup_queries += 1;
-        }
-        let parts = vec![
-            raw(unrolled),
-            Part {
-                files: rolled,
-                since: inner_start,
-                until: inner_end,
-                rolled: true,
-            },
-            Part {
-                files: head,
-                since,
-                until: inner_start,
-                rolled: false,
-            },
-            Part {
-                files: tail,
-                since: inner_end,
-                until,
-                rolled: false,
-            },
-        ];
-        (parts, buffered)
     }
 }
