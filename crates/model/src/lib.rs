@@ -3,6 +3,7 @@
 //! netobserv read flowlens records unchanged.
 
 pub mod endpoint;
+pub mod fixtures;
 pub mod names;
 pub mod record;
 pub mod schema;

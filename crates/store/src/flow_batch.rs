@@ -130,7 +130,6 @@ fn column_of(name: &str, f: &[FlowRecord], first_id: u64) -> Option<ArrayRef> {
 mod tests {
     use super::*;
     use crate::batch::to_batch;
-    use flowlens_model::NetworkEvent;
 
     fn flows() -> Vec<FlowRecord> {
         let plain = FlowRecord {
@@ -151,46 +150,7 @@ mod tests {
             sampling: 1,
             ..Default::default()
         };
-        let full = FlowRecord {
-            icmp_type: Some(3),
-            icmp_code: Some(1),
-            time_flow_rtt_ns: Some(50_000),
-            time_flow_rtt_min_ns: Some(40_000),
-            time_flow_rtt_max_ns: Some(90_000),
-            time_flow_handshake_rtt_ns: Some(60_000),
-            tcp_retransmits: Some(2),
-            conn_outcome: Some("refused".into()),
-            pkt_drop_bytes: Some(60),
-            pkt_drop_packets: Some(1),
-            pkt_drop_latest_state: Some("TCP_SYN_SENT".into()),
-            pkt_drop_latest_drop_cause: Some("SKB_DROP_REASON_NETFILTER_DROP".into()),
-            pkt_drop_category: Some("policy_denied".into()),
-            dns_id: Some(7),
-            dns_flags: Some(0x8183),
-            dns_flags_response_code: Some("NXDomain".into()),
-            dns_latency_ms: Some(1.25),
-            dns_name: Some("missing.test".into()),
-            dns_query_type: Some("A".into()),
-            dns_unanswered: Some(false),
-            network_events: Some(vec![NetworkEvent {
-                action: "drop".into(),
-                name: "deny".into(),
-                direction: "ingress".into(),
-                group: 3,
-            }]),
-            src_k8s_host_name: Some("node-1".into()),
-            dst_k8s_host_name: Some("node-1".into()),
-            src_k8s_namespace: Some("shop".into()),
-            dst_k8s_namespace: Some("data".into()),
-            src_k8s_name: Some("frontend".into()),
-            dst_k8s_name: Some("database".into()),
-            src_k8s_type: Some("NetworkNamespace".into()),
-            dst_k8s_type: Some("NetworkNamespace".into()),
-            src_subnet_label: Some("lab".into()),
-            dst_subnet_label: Some("lab".into()),
-            flow_direction: Some(2),
-            ..plain.clone()
-        };
+        let full = flowlens_model::fixtures::full_record();
         vec![plain, full, FlowRecord::default()]
     }
 
