@@ -163,6 +163,21 @@ impl Row<'_> {
         self.columns.get(name)
     }
 
+    /// The row's value of an unsigned count column (1 when it has none).
+    pub fn count(&self, name: &str) -> u64 {
+        match self.column(name) {
+            Some((array, ColType::U64)) => {
+                let counts = array.as_primitive::<UInt64Type>();
+                if counts.is_null(self.row) {
+                    1
+                } else {
+                    counts.value(self.row)
+                }
+            }
+            _ => 1,
+        }
+    }
+
     /// The row's end time, if it has one.
     pub fn end_ms(&self) -> Option<i64> {
         let (time, _) = self.column("TimeFlowEndMs")?;

@@ -7,6 +7,7 @@ use crate::batch::{Columns, Row};
 use crate::columnar::{key_column, value_column};
 use crate::files::{DataFile, Table};
 use crate::rollup;
+use crate::rollup::Part;
 use crate::schema::WEIGHT;
 use crate::store::Store;
 use arrow_array::RecordBatch;
@@ -141,6 +142,73 @@ fn scan(
         }
     }
     scanned
+}
+
+/// Every row of a sum's parts (and of the buffered batches) in range that
+/// the filter selects, through `visit(end_ms, row, weight)`: weight is the
+/// number of flow records a rollup row sums, 1 for a record.
+#[allow(clippy::too_many_arguments)]
+fn scan_parts(
+    store: &Store,
+    parts: &[Part],
+    buffered: &[RecordBatch],
+    since: i64,
+    until: i64,
+    filter: Option<&Filter>,
+    needs: &[&'static str],
+    mut visit: impl FnMut(i64, &Row, u64),
+) {
+    let mut names: Vec<&str> = vec!["TimeFlowEndMs", WEIGHT];
+    names.extend(needs);
+    if let Some(f) = filter {
+        names.extend(f.expr().inputs());
+    }
+    let selected = |row: &Row| filter.is_none_or(|f| f.matches_view(row));
+    in_range_rows(buffered, since, until, |t, row| {
+        if selected(row) {
+            visit(t, row, 1);
+        }
+    });
+    for part in parts {
+        for file in &part.files {
+            let Some(batches) = store.read_file(file, Some(&names), None) else {
+                continue;
+            };
+            in_range_rows(&batches, part.since, part.until, |t, row| {
+                if selected(row) {
+                    let weight = if part.rolled { row.count(WEIGHT) } else { 1 };
+                    visit(t, row, weight);
+                }
+            });
+        }
+    }
+}
+
+/// The rollup level a sum may read, if any: summed metrics of flows whose
+/// filter and grouping read only fields rollups keep.
+fn rollup_level(
+    table: Table,
+    filter: Option<&Filter>,
+    by: Option<&FieldDef>,
+    metric: Metric,
+    range_ms: i64,
+    step_ms: Option<i64>,
+) -> Option<usize> {
+    // A summed metric whose column rollups sum (a derived one, as bytes,
+    // reads its first input on flows: the column rollups keep).
+    let summed = table == Table::Flows
+        && metric.stat().is_none()
+        && metric.measure().field.is_none_or(|f| {
+            value_column(f, Table::Flows).is_some_and(|c| rollup::SUMS.contains(&c))
+        });
+    let mut reads: Vec<&str> = by.map(|b| b.inputs()).unwrap_or_default();
+    if let Some(f) = filter {
+        reads.extend(f.expr().inputs());
+    }
+    if !summed || !rollup::covers(&reads) {
+        return None;
+    }
+    rollup::level_for(range_ms, step_ms)
 }
 
 impl Store {
@@ -337,10 +405,16 @@ impl Metric {
 
 impl Agg {
     fn add(&mut self, measure: &Measure, view: &dyn RecordView) {
+        self.add_weighted(measure, view, 1);
+    }
+
+    /// Adds a row that stands for `weight` records (a rollup row; its
+    /// counters are already sums).
+    fn add_weighted(&mut self, measure: &Measure, view: &dyn RecordView, weight: u64) {
         match measure.field {
             None => {
-                self.sum += 1.0;
-                self.count += 1;
+                self.sum += weight as f64;
+                self.count += weight;
             }
             Some(field) => {
                 for v in field.values(view) {
@@ -509,11 +583,7 @@ impl Store {
             None => None,
             Some(f) => Some(value_column(f, table)?),
         };
-        let level = (metric.stat().is_none()
-            && rollup::covers(&[key])
-            && value.is_none_or(|v| rollup::SUMS.contains(&v)))
-        .then(|| rollup::level_for(until - since, None))
-        .flatten();
+        let level = rollup_level(table, None, Some(by), metric, until - since, None);
         let (parts, buffered) = self.plan(table, since, until, level);
         let mut groups = Groups::new();
         let mut scratch = String::new();
@@ -554,21 +624,23 @@ impl Store {
         let mut needs = by.inputs();
         needs.extend(metric.inputs());
         let mut scratch = String::new();
-        scan(
+        let level = rollup_level(table, filter, Some(by), metric, until - since, None);
+        let (parts, buffered) = self.plan(table, since, until, level);
+        scan_parts(
             self,
-            table,
+            &parts,
+            &buffered,
             since,
             until,
             filter,
-            Some(&needs),
-            |_, view, _| {
-                for_each_key(by, view, &mut scratch, |key| {
+            &needs,
+            |_, row, weight| {
+                for_each_key(by, row, &mut scratch, |key| {
                     let (agg, n) = group(&mut groups, key);
-                    agg.add(&measure, view);
-                    *n += 1;
+                    agg.add_weighted(&measure, row, weight);
+                    *n += weight;
                 });
             },
-            |_| false,
         );
         groups
     }
@@ -596,10 +668,7 @@ impl Store {
         let by_columns = filter.is_none() && metric.stat().is_none_or(|s| s == Stat::Avg);
         let mut done = false;
         if by_columns && let Some(value) = value_column {
-            let summed = metric.stat().is_none() && value.is_none_or(|v| rollup::SUMS.contains(&v));
-            let level = summed
-                .then(|| rollup::level_for(until - since, Some(step)))
-                .flatten();
+            let level = rollup_level(table, None, None, metric, until - since, Some(step));
             let (parts, buffered) = self.plan(table, since, until, level);
             in_range_rows(&buffered, since, until, |t, row| {
                 if let Some(b) = buckets.get_mut(slot(t)) {
@@ -622,19 +691,22 @@ impl Store {
         }
         if !done {
             buckets.iter_mut().for_each(|b| *b = Agg::default());
-            scan(
+            let level = rollup_level(table, filter, None, metric, until - since, Some(step));
+            let (parts, buffered) = self.plan(table, since, until, level);
+            let needs = metric.inputs();
+            scan_parts(
                 self,
-                table,
+                &parts,
+                &buffered,
                 since,
                 until,
                 filter,
-                Some(&metric.inputs()),
-                |k, view, _| {
-                    if let Some(b) = buckets.get_mut(slot(k.time_ms)) {
-                        b.add(&measure, view);
+                &needs,
+                |t, row, weight| {
+                    if let Some(b) = buckets.get_mut(slot(t)) {
+                        b.add_weighted(&measure, row, weight);
                     }
                 },
-                |_| false,
             );
         }
         buckets
