@@ -9,6 +9,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderB
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -145,11 +146,35 @@ pub fn list(root: &Path, dir: &str) -> Listing {
     listing
 }
 
+/// Columns whose values rarely repeat: a dictionary would only be built
+/// and dropped (Parquet falls back once it outgrows its page).
+const NO_DICTIONARY: &[&str] = &[
+    crate::ID,
+    "TimeFlowStartMs",
+    "TimeFlowEndMs",
+    "SrcPort",
+    "DstPort",
+    "Bytes",
+    "Packets",
+    "TimeFlowRttNs",
+    "DnsId",
+    "DnsLatencyMs",
+];
+
 fn properties() -> WriterProperties {
-    WriterProperties::builder()
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("level 3")))
-        .set_max_row_group_row_count(Some(64 * 1024))
-        .build()
+        .set_max_row_group_row_count(Some(64 * 1024));
+    for name in NO_DICTIONARY {
+        builder = builder.set_column_dictionary_enabled(ColumnPath::from(*name), false);
+    }
+    for name in [crate::ID, "TimeFlowStartMs", "TimeFlowEndMs"] {
+        builder = builder.set_column_encoding(
+            ColumnPath::from(name),
+            parquet::basic::Encoding::DELTA_BINARY_PACKED,
+        );
+    }
+    builder.build()
 }
 
 /// (earliest end time, latest end time, smallest id) of batches.

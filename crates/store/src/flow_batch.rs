@@ -13,7 +13,8 @@ use arrow_array::{
 use flowlens_model::FlowRecord;
 use std::sync::Arc;
 
-/// The flows as one batch, with store ids from `first_id` on.
+/// The flows as one batch, with store ids from `first_id` on; a column no
+/// record has a value for is all nulls.
 pub fn flows_to_batch(flows: &[FlowRecord], first_id: u64) -> RecordBatch {
     let arrays: Vec<ArrayRef> = columns()
         .iter()
@@ -31,15 +32,23 @@ fn column_of(name: &str, f: &[FlowRecord], first_id: u64) -> Option<ArrayRef> {
             Arc::new(StringArray::from_iter_values(f.iter().map($get))) as ArrayRef
         };
     }
+    // A feature that is off leaves its columns empty: those are made as
+    // null arrays at once (most of the columns of most records).
     macro_rules! maybe_text {
-        ($get:expr) => {
+        ($get:expr) => {{
+            if f.iter().map($get).all(|v| v.is_none()) {
+                return None;
+            }
             Arc::new(f.iter().map($get).collect::<StringArray>()) as ArrayRef
-        };
+        }};
     }
     macro_rules! num {
-        ($ty:ty, $get:expr) => {
+        ($ty:ty, $get:expr) => {{
+            if f.iter().map($get).all(|v| v.is_none()) {
+                return None;
+            }
             Arc::new(f.iter().map($get).collect::<PrimitiveArray<$ty>>()) as ArrayRef
-        };
+        }};
     }
     if name == ID {
         let ids = first_id..first_id + f.len() as u64;
@@ -99,7 +108,9 @@ fn column_of(name: &str, f: &[FlowRecord], first_id: u64) -> Option<ArrayRef> {
         "DnsLatencyMs" => num!(Float64Type, |r| r.dns_latency_ms),
         "DnsName" => maybe_text!(|r| r.dns_name.as_deref()),
         "DnsQueryType" => maybe_text!(|r| r.dns_query_type.as_deref()),
-        "DnsUnanswered" => Arc::new(f.iter().map(|r| r.dns_unanswered).collect::<BooleanArray>()),
+        "DnsUnanswered" if f.iter().any(|r| r.dns_unanswered.is_some()) => {
+            Arc::new(f.iter().map(|r| r.dns_unanswered).collect::<BooleanArray>())
+        }
         // As `to_batch` stores it: the events' JSON text.
         "NetworkEvents" => maybe_text!(|r| r
             .network_events
