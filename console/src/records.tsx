@@ -79,13 +79,13 @@ export function Records({ table, scope, state, tick, fields, onState, onShowFlow
     }
   }, [records]);
 
-  // A new page starts at its top.
+  // Another page or question starts at its top; a refresh keeps the place.
   useEffect(() => {
     const el = scroller.current;
     if (!el) return;
     el.scrollTop = 0;
-    setView({ top: 0, height: el.clientHeight || 900 });
-  }, [records]);
+    setView({ top: 0, height: Math.max(el.clientHeight, window.innerHeight) });
+  }, [table, scope.filter, scope.since, scope.until, state.limit, cursor]);
 
   const sortColumn = all.find((c) => c.id === state.sort);
   const rows = useMemo(() => {
