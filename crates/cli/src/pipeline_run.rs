@@ -171,6 +171,7 @@ impl PipelineRun {
                             "started": c.conversations_started,
                             "ended": c.conversations_ended,
                             "dropped": c.conversations_dropped,
+                            "late_flows": c.late_flows,
                             "tracked": t.tracked(),
                         })
                     })

@@ -4,6 +4,7 @@ use super::config::TrackerConfig;
 use super::key::ConversationKey;
 use super::state::Conversation;
 use flowlens_model::FlowRecord;
+use flowlens_model::tcp_flags::SYN as TCP_SYN;
 use serde_json::{Value, json};
 // foldhash: keys come from our own agents, and SipHash was a tenth of
 // the pipeline's time.
@@ -19,11 +20,17 @@ pub struct TrackerCounters {
     /// New conversations not tracked because `max_connections_tracked` was
     /// reached (their flow logs are still sent).
     pub conversations_dropped: u64,
+    /// Flows of a TCP conversation that had already ended (its last ACKs,
+    /// evicted after the end): logged with its id, not a new conversation.
+    pub late_flows: u64,
 }
 
 pub struct ConversationTracker {
     config: TrackerConfig,
     conversations: HashMap<ConversationKey, Conversation>,
+    /// TCP conversations that ended within their `end_ms`: their id and
+    /// when they ended. A flow of one without SYN is a straggler of it.
+    ended: HashMap<ConversationKey, (String, i64)>,
     pub counters: TrackerCounters,
 }
 
@@ -32,6 +39,7 @@ impl ConversationTracker {
         ConversationTracker {
             config,
             conversations: HashMap::new(),
+            ended: HashMap::new(),
             counters: TrackerCounters::default(),
         }
     }
@@ -47,6 +55,19 @@ impl ConversationTracker {
         let (key, _) = ConversationKey::of(flow);
         let mut out = Vec::new();
         let is_new = !self.conversations.contains_key(&key);
+        // The last ACKs of a closed connection can reach us an eviction after
+        // its end: they belong to it, not to a new conversation (a new one
+        // on the same ports starts with a SYN).
+        if is_new
+            && flow.flags & TCP_SYN == 0
+            && let Some((hash_id, _)) = self.ended.get(&key)
+        {
+            self.counters.late_flows += 1;
+            if self.config.log_types.flows() {
+                out.push(flow_log(flow, hash_id, false));
+            }
+            return self.sent(out);
+        }
         if is_new && self.conversations.len() >= self.config.max_connections_tracked {
             self.counters.conversations_dropped += 1;
             if self.config.log_types.flows() {
@@ -90,9 +111,16 @@ impl ConversationTracker {
                 }
             }
         }
+        let config = &self.config;
+        self.ended
+            .retain(|key, (_, at)| now_ms - *at < config.timeouts_for(key.proto).end_ms);
         for key in ended {
             if let Some(c) = self.conversations.remove(&key) {
                 out.extend(self.end(&c));
+                // Bounded like the conversations themselves.
+                if c.proto == 6 && self.ended.len() < self.config.max_connections_tracked {
+                    self.ended.insert(key, (c.hash_id.clone(), now_ms));
+                }
             }
         }
         self.sent(out)
@@ -169,6 +197,34 @@ mod tests {
 
     fn of_type<'a>(records: &'a [Value], t: &str) -> Vec<&'a Value> {
         records.iter().filter(|r| r["_RecordType"] == t).collect()
+    }
+
+    #[test]
+    fn last_acks_after_the_end_belong_to_the_ended_conversation() {
+        let mut t = tracker(LogTypes::All);
+        t.on_flow(&flow(true, 1000, 10, SYN | ACK | FIN, 1_000), 1_000);
+        t.on_flow(
+            &flow(false, 5000, 8, SYN | ACK | SYN_ACK | FIN, 1_001),
+            1_001,
+        );
+        let ended = t.tick(6_002);
+        let id = of_type(&ended, "endConnection")[0]["_HashId"].clone();
+        // The client's last ACK, evicted after the end: logged with the
+        // ended conversation's id, no new conversation.
+        let late = t.on_flow(&flow(true, 66, 1, ACK, 1_200), 6_500);
+        assert_eq!(of_type(&late, "newConnection").len(), 0);
+        assert_eq!(of_type(&late, "flowLog")[0]["_HashId"], id);
+        assert_eq!((t.counters.late_flows, t.tracked()), (1, 0));
+        // The same ports with a SYN are a new connection...
+        let again = t.on_flow(&flow(true, 60, 1, SYN, 7_000), 7_000);
+        assert_eq!(of_type(&again, "newConnection").len(), 1);
+        // ...and once the end timeout has passed, a flow without SYN too.
+        let mut t = tracker(LogTypes::All);
+        t.on_flow(&flow(true, 1000, 10, SYN | ACK | FIN | RST, 1_000), 1_000);
+        t.tick(6_002);
+        t.tick(16_003);
+        let much_later = t.on_flow(&flow(true, 66, 1, ACK, 16_100), 16_100);
+        assert_eq!(of_type(&much_later, "newConnection").len(), 1);
     }
 
     #[test]
