@@ -303,15 +303,11 @@ const STATUSES: &[&str] = &[
 /// (`policy_denied`), the kernel's reason (`SKB_DROP_REASON_NETFILTER_DROP`)
 /// and its short form (`NETFILTER_DROP`).
 fn drop_reason(record: &dyn RecordView) -> Vec<Scalar<'_>> {
-    let mut out = Vec::new();
-    out.extend(text(record, "PktDropCategory").map(Scalar::Text));
-    if let Some(cause) = text(record, "PktDropLatestDropCause") {
-        // The short spelling first: it is the one shown when grouping.
-        if let Some(short) = cause.strip_prefix("SKB_DROP_REASON_") {
-            out.push(Scalar::Text(short));
-        }
-        out.push(Scalar::Text(cause));
-    }
+    let mut out: Vec<Scalar> = text(record, "PktDropCategory")
+        .map(Scalar::Text)
+        .into_iter()
+        .collect();
+    out.extend(drop_cause(record));
     out
 }
 
