@@ -54,6 +54,9 @@ fn civil(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// A partition's length: files are kept by the hour of their latest record.
+pub const HOUR_MS: i64 = 3_600_000;
+
 /// `YYYY-MM-DD/HH` of a time.
 pub fn partition(ms: i64) -> String {
     let secs = ms.div_euclid(1000);

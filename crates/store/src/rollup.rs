@@ -14,7 +14,7 @@
 //! covers, so a partition that got late files is rolled up again.
 
 use crate::batch::{Columns, Row, to_batch};
-use crate::files::{self, DataFile, Table};
+use crate::files::{self, DataFile, HOUR_MS, Table};
 use crate::schema::WEIGHT;
 use crate::store::{Inner, Store, now_ms, slot};
 use arrow_array::RecordBatch;
@@ -231,31 +231,35 @@ pub(crate) struct Part {
     pub rolled: bool,
 }
 
-/// Flow files by partition, with the records each partition holds.
-fn flow_partitions(inner: &Inner) -> std::collections::BTreeMap<String, (u64, Vec<DataFile>)> {
-    let mut parts: std::collections::BTreeMap<String, (u64, Vec<DataFile>)> = Default::default();
+/// Records of the flow files per hour (a partition: `files::partition`
+/// depends on the hour only), oldest first.
+fn rows_by_hour(inner: &Inner) -> std::collections::BTreeMap<i64, u64> {
+    let mut rows = std::collections::BTreeMap::new();
     for f in &inner.files[slot(Table::Flows)] {
-        let (rows, files) = parts.entry(files::partition(f.last_ms)).or_default();
-        *rows += f.rows;
-        files.push(f.clone());
+        *rows.entry(f.last_ms.div_euclid(HOUR_MS)).or_default() += f.rows;
     }
-    parts
+    rows
 }
 
-/// The rollup file of `partition` at `level` that covers all of its
-/// `rows` flow records, if there is one.
-fn fresh_rollup<'a>(
+/// Per hour, its rollup file at `level` if that covers all of the hour's
+/// `rows` flow records (a file's name carries the records it covers).
+fn fresh_rollups<'a>(
     inner: &'a Inner,
     level: usize,
-    partition: &str,
-    rows: u64,
-) -> Option<&'a DataFile> {
+    rows: &std::collections::BTreeMap<i64, u64>,
+) -> foldhash::HashMap<i64, &'a DataFile> {
+    let hours: foldhash::HashMap<String, i64> = rows
+        .keys()
+        .map(|hour| (files::partition(hour * HOUR_MS), *hour))
+        .collect();
     inner.rollups[level]
         .iter()
-        .find(|f| f.first_id == rows && files::partition_of(&f.path).as_deref() == Some(partition))
+        .filter_map(|f| {
+            let hour = *hours.get(&files::partition_of(&f.path)?)?;
+            (rows.get(&hour) == Some(&f.first_id)).then_some((hour, f))
+        })
+        .collect()
 }
-
-const HOUR_MS: i64 = 3_600_000;
 
 impl Store {
     /// Rolls up the oldest closed hour of flows that has no rollup yet, or
@@ -272,17 +276,25 @@ impl Store {
             let Ok(inner) = self.inner.lock() else {
                 return false;
             };
-            flow_partitions(&inner)
-                .into_iter()
-                .find(|(partition, (rows, files))| {
-                    let hour_end = files[0].last_ms.div_euclid(HOUR_MS) * HOUR_MS + HOUR_MS;
-                    let closed = hour_end + grace <= now_ms;
-                    let fresh = (0..RESOLUTIONS.len())
-                        .all(|l| fresh_rollup(&inner, l, partition, *rows).is_some());
-                    closed && !fresh
+            let rows = rows_by_hour(&inner);
+            let fresh: Vec<_> = (0..RESOLUTIONS.len())
+                .map(|level| fresh_rollups(&inner, level, &rows))
+                .collect();
+            rows.iter()
+                .find(|(hour, _)| {
+                    let closed = (*hour + 1) * HOUR_MS + grace <= now_ms;
+                    closed && !fresh.iter().all(|f| f.contains_key(hour))
+                })
+                .map(|(hour, rows)| {
+                    let sources: Vec<DataFile> = inner.files[slot(Table::Flows)]
+                        .iter()
+                        .filter(|f| f.last_ms.div_euclid(HOUR_MS) == *hour)
+                        .cloned()
+                        .collect();
+                    (files::partition(hour * HOUR_MS), *rows, sources)
                 })
         };
-        let Some((partition, (rows, sources))) = todo else {
+        let Some((partition, rows, sources)) = todo else {
             return false;
         };
         let mut rollup = Rollup::default();
@@ -367,17 +379,17 @@ impl Store {
         let Ok(mut inner) = self.inner.lock() else {
             return (vec![raw(files)], buffered);
         };
-        let partitions = flow_partitions(&inner);
+        let rows = rows_by_hour(&inner);
+        let fresh = fresh_rollups(&inner, level, &rows);
         let (mut unrolled, mut rolled, mut head, mut tail) = (vec![], vec![], vec![], vec![]);
         let mut seen = std::collections::HashSet::new();
         for file in files {
-            let partition = files::partition(file.last_ms);
-            let rows = partitions.get(&partition).map_or(0, |(rows, _)| *rows);
-            match fresh_rollup(&inner, level, &partition, rows) {
+            let hour = file.last_ms.div_euclid(HOUR_MS);
+            match fresh.get(&hour) {
                 None => unrolled.push(file),
                 Some(rollup) => {
-                    if seen.insert(partition) {
-                        rolled.push(rollup.clone());
+                    if seen.insert(hour) {
+                        rolled.push((*rollup).clone());
                     }
                     if file.first_ms < inner_start {
                         head.push(file.clone());

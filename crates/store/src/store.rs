@@ -373,20 +373,26 @@ impl Store {
                 doomed.push(file);
             }
         }
-        // Rollups go with the flows they sum: by age, and when no flow file
-        // of their hour is left.
-        let live: std::collections::HashSet<String> = inner.files[slot(Table::Flows)]
-            .iter()
-            .map(|f| files::partition(f.last_ms))
-            .collect();
-        for level in inner.rollups.iter_mut() {
-            level.retain(|f| {
-                let keep = files::partition_of(&f.path).is_some_and(|p| live.contains(&p));
-                if !keep {
-                    let _ = std::fs::remove_file(&f.path);
-                }
-                keep
-            });
+        // Rollups go with the flows they sum: when no flow file of their
+        // hour is left (only removing flow files can make that so).
+        if !doomed.is_empty() {
+            let hours: std::collections::HashSet<i64> = inner.files[slot(Table::Flows)]
+                .iter()
+                .map(|f| f.last_ms.div_euclid(files::HOUR_MS))
+                .collect();
+            let live: std::collections::HashSet<String> = hours
+                .into_iter()
+                .map(|h| files::partition(h * files::HOUR_MS))
+                .collect();
+            for level in inner.rollups.iter_mut() {
+                level.retain(|f| {
+                    let keep = files::partition_of(&f.path).is_some_and(|p| live.contains(&p));
+                    if !keep {
+                        let _ = std::fs::remove_file(&f.path);
+                    }
+                    keep
+                });
+            }
         }
         for file in doomed {
             if let Err(e) = std::fs::remove_file(&file.path)
