@@ -69,6 +69,9 @@ pub fn complete(text: &str, cursor: usize) -> Completions {
         to: cursor,
         items: vec![],
     };
+    if crate::parser::check_length(&prefix).is_err() {
+        return empty;
+    }
     let Ok(mut tokens) = lex(&prefix) else {
         return empty;
     };

@@ -73,8 +73,15 @@ fn distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// Inputs longer than this get no suggestion: no name is this long, and
+/// the distance costs the product of both lengths for every candidate.
+const MAX_SUGGESTED_LENGTH: usize = 64;
+
 /// The candidate nearest to `input`, if near enough to be a typo.
 pub fn nearest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    if input.len() > MAX_SUGGESTED_LENGTH {
+        return None;
+    }
     let limit = (input.chars().count() / 3).max(2);
     candidates
         .into_iter()

@@ -20,7 +20,7 @@ mod parser;
 pub use complete::{Completion, Completions, complete};
 pub use error::FilterError;
 pub use fields::{FIELD_DEFS, FieldDef, RecordView, Scalar};
-pub use parser::{Expr, Literal};
+pub use parser::{Expr, Literal, MAX_FILTER_BYTES, MAX_FILTER_DEPTH};
 
 use flowlens_model::FlowRecord;
 use serde_json::{Map, Value};

@@ -66,10 +66,23 @@ impl Expr {
     }
 }
 
+/// The longest filter accepted, in bytes: far beyond any written by hand,
+/// short enough that lexing, parsing and completion stay cheap for every
+/// request.
+pub const MAX_FILTER_BYTES: usize = 16 * 1024;
+
+/// The deepest nesting of parentheses and `not` accepted. Parsing,
+/// evaluation, the store's predicates and dropping an expression all recurse
+/// once per level, so this bound is what keeps a hostile filter from
+/// overflowing a thread's stack.
+pub const MAX_FILTER_DEPTH: usize = 128;
+
 struct Parser<'t> {
     tokens: Vec<Token>,
     at: usize,
     text: &'t str,
+    /// Parentheses and `not` open at the current token.
+    depth: usize,
 }
 
 fn keyword(tok: &Tok, word: &str) -> bool {
@@ -96,51 +109,71 @@ impl Parser<'_> {
         self.peek().is_some_and(|t| f(&t.tok))
     }
 
-    fn or(&mut self) -> Result<Expr, FilterError> {
-        let mut terms = vec![self.and()?];
-        while self.next_is(|t| keyword(t, "or") || *t == Tok::OrOr) {
-            self.at += 1;
-            terms.push(self.and()?);
+    /// Enters one level of nesting, refusing to go deeper than the limit.
+    fn descend(&mut self) -> Result<(), FilterError> {
+        if self.depth >= MAX_FILTER_DEPTH {
+            return Err(self.error(format!(
+                "the filter nests deeper than the limit of {MAX_FILTER_DEPTH} levels of parentheses and `not`"
+            )));
         }
-        Ok(if terms.len() == 1 {
-            terms.remove(0)
-        } else {
-            Expr::Or(terms)
-        })
+        self.depth += 1;
+        Ok(())
     }
 
-    fn and(&mut self) -> Result<Expr, FilterError> {
-        let mut terms = vec![self.unary()?];
-        while self.next_is(|t| keyword(t, "and") || *t == Tok::AndAnd) {
-            self.at += 1;
-            terms.push(self.unary()?);
-        }
-        Ok(if terms.len() == 1 {
-            terms.remove(0)
-        } else {
-            Expr::And(terms)
-        })
-    }
-
-    fn unary(&mut self) -> Result<Expr, FilterError> {
-        if self.next_is(|t| keyword(t, "not") || *t == Tok::Bang) {
-            self.at += 1;
-            return Ok(Expr::Not(Box::new(self.unary()?)));
-        }
-        if self.next_is(|t| *t == Tok::LParen) {
-            let open = self.position();
-            self.at += 1;
-            let inner = self.or()?;
-            if !self.next_is(|t| *t == Tok::RParen) {
-                return Err(self.error(format!(
-                    "expected `)` to close the `(` at column {}",
-                    open + 1
-                )));
+    /// `or` of `and`s of (`not`s of) comparisons or parenthesized groups.
+    /// A loop over an explicit stack of open groups, not recursion: a
+    /// debug build spends kilobytes of stack per recursive level, and the
+    /// depth limit should be the only bound a hostile filter meets.
+    fn expression(&mut self) -> Result<Expr, FilterError> {
+        let mut enclosing: Vec<Group> = Vec::new();
+        let mut group = Group::new(None);
+        'operand: loop {
+            // Prefixes of the next operand: `not`s and opening parentheses.
+            loop {
+                if self.next_is(|t| keyword(t, "not") || *t == Tok::Bang) {
+                    self.descend()?;
+                    self.at += 1;
+                    group.nots += 1;
+                } else if self.next_is(|t| *t == Tok::LParen) {
+                    self.descend()?;
+                    let open = self.position();
+                    self.at += 1;
+                    enclosing.push(std::mem::replace(&mut group, Group::new(Some(open))));
+                } else {
+                    break;
+                }
             }
-            self.at += 1;
-            return Ok(inner);
+            let mut operand = self.comparison()?;
+            // What follows the operand: more terms, or the end of groups.
+            loop {
+                self.depth -= group.nots;
+                group.push(operand);
+                if self.next_is(|t| keyword(t, "and") || *t == Tok::AndAnd) {
+                    self.at += 1;
+                    continue 'operand;
+                }
+                if self.next_is(|t| keyword(t, "or") || *t == Tok::OrOr) {
+                    self.at += 1;
+                    group.end_and();
+                    continue 'operand;
+                }
+                let Some(open) = group.open else {
+                    return Ok(group.finish());
+                };
+                if !self.next_is(|t| *t == Tok::RParen) {
+                    return Err(self.error(format!(
+                        "expected `)` to close the `(` at column {}",
+                        open + 1
+                    )));
+                }
+                self.at += 1;
+                self.depth -= 1;
+                operand = group.finish();
+                group = enclosing
+                    .pop()
+                    .expect("a parenthesized group has an enclosing one");
+            }
         }
-        self.comparison()
     }
 
     fn field(&mut self) -> Result<(&'static FieldDef, String), FilterError> {
@@ -323,6 +356,56 @@ impl Parser<'_> {
     }
 }
 
+/// A group being parsed: the whole filter, or what is inside parentheses.
+struct Group {
+    /// Where its `(` is; `None` for the whole filter.
+    open: Option<usize>,
+    /// Terms joined by `or`, each an `and` of operands.
+    or_terms: Vec<Expr>,
+    and_terms: Vec<Expr>,
+    /// `not`s read before the operand being parsed.
+    nots: usize,
+}
+
+impl Group {
+    fn new(open: Option<usize>) -> Group {
+        Group {
+            open,
+            or_terms: Vec::new(),
+            and_terms: Vec::new(),
+            nots: 0,
+        }
+    }
+
+    /// Adds an operand to the current `and`, under the `not`s before it.
+    fn push(&mut self, mut operand: Expr) {
+        for _ in 0..std::mem::take(&mut self.nots) {
+            operand = Expr::Not(Box::new(operand));
+        }
+        self.and_terms.push(operand);
+    }
+
+    /// Closes the current `and` at an `or`.
+    fn end_and(&mut self) {
+        let terms = std::mem::take(&mut self.and_terms);
+        self.or_terms.push(one_or_all(terms, Expr::And));
+    }
+
+    fn finish(mut self) -> Expr {
+        self.end_and();
+        one_or_all(self.or_terms, Expr::Or)
+    }
+}
+
+/// A single term as it is, several joined.
+fn one_or_all(mut terms: Vec<Expr>, join: fn(Vec<Expr>) -> Expr) -> Expr {
+    if terms.len() == 1 {
+        terms.remove(0)
+    } else {
+        join(terms)
+    }
+}
+
 fn bool_true(field: &'static FieldDef) -> Expr {
     Expr::Compare {
         field,
@@ -424,6 +507,7 @@ fn value_of(
 }
 
 pub fn parse(text: &str) -> Result<Expr, FilterError> {
+    check_length(text)?;
     let tokens = lex(text)?;
     if tokens.is_empty() {
         return Ok(Expr::All);
@@ -432,8 +516,9 @@ pub fn parse(text: &str) -> Result<Expr, FilterError> {
         tokens,
         at: 0,
         text,
+        depth: 0,
     };
-    let expr = parser.or()?;
+    let expr = parser.expression()?;
     if let Some(extra) = parser.peek() {
         return Err(FilterError::new(
             extra.start,
@@ -444,4 +529,23 @@ pub fn parse(text: &str) -> Result<Expr, FilterError> {
         ));
     }
     Ok(expr)
+}
+
+/// Refuses a filter longer than [`MAX_FILTER_BYTES`], naming the column
+/// where the limit falls.
+pub fn check_length(text: &str) -> Result<(), FilterError> {
+    if text.len() <= MAX_FILTER_BYTES {
+        return Ok(());
+    }
+    let column = text
+        .char_indices()
+        .take_while(|(i, _)| *i < MAX_FILTER_BYTES)
+        .count();
+    Err(FilterError::new(
+        column,
+        format!(
+            "the filter is {} bytes long; the limit is {MAX_FILTER_BYTES} bytes",
+            text.len()
+        ),
+    ))
 }

@@ -205,3 +205,100 @@ mod fuzz {
         }
     }
 }
+
+/// Hostile nesting: filters thousands of levels deep are refused with the
+/// limit and the place it was hit, never a stack overflow — parsed,
+/// completed and evaluated on a thread with a small stack (64 KiB, a
+/// thirty-second of a tokio worker's).
+mod nesting {
+    use super::fixture::records;
+    use flowlens_query::{Filter, MAX_FILTER_BYTES, MAX_FILTER_DEPTH, complete};
+    use proptest::prelude::*;
+
+    const SMALL_STACK: usize = 64 * 1024;
+
+    fn on_small_stack(work: impl FnOnce() + Send + 'static) {
+        std::thread::Builder::new()
+            .stack_size(SMALL_STACK)
+            .spawn(work)
+            .unwrap()
+            .join()
+            .expect("the work panicked");
+    }
+
+    /// One level of nesting in each of the forms the language has.
+    fn opener() -> impl Strategy<Value = &'static str> {
+        prop_oneof![
+            Just("("),
+            Just("not "),
+            Just("!"),
+            Just("( not "),
+            Just("(src.port = 1 or ")
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn deep_filters_are_an_error_not_a_crash(
+            openers in proptest::collection::vec(opener(), (MAX_FILTER_DEPTH + 1)..3000),
+            closed in any::<bool>(),
+        ) {
+            let mut text: String = openers.concat();
+            text.push_str("proto = udp");
+            if closed {
+                for o in &openers {
+                    text.push_str(&")".repeat(o.matches('(').count()));
+                }
+            }
+            on_small_stack(move || {
+                let result = Filter::parse(&text);
+                if text.len() > MAX_FILTER_BYTES {
+                    let e = result.unwrap_err();
+                    assert!(e.message.contains("limit"), "{e}");
+                } else {
+                    let e = result.unwrap_err();
+                    assert!(e.message.contains(&format!("limit of {MAX_FILTER_DEPTH} levels")), "{e}");
+                    assert!(e.position < text.chars().count());
+                }
+                let _ = complete(&text, text.chars().count());
+                let _ = complete(&text, text.chars().count() / 2);
+            });
+        }
+    }
+
+    #[test]
+    fn the_deepest_allowed_filter_parses_evaluates_and_drops_on_a_small_stack() {
+        on_small_stack(|| {
+            let text = format!(
+                "{}proto = udp{}",
+                "(not ".repeat(MAX_FILTER_DEPTH / 2),
+                ")".repeat(MAX_FILTER_DEPTH / 2)
+            );
+            let filter = Filter::parse(&text).unwrap();
+            for (_, r) in records() {
+                let _ = filter.matches_json(&r);
+            }
+            drop(filter);
+            let one_more = format!("not {text}");
+            let e = Filter::parse(&one_more).unwrap_err();
+            // `not ` + 63 × `(not ` + `(`, then the `not` one level too deep.
+            assert_eq!(e.position, 4 + (MAX_FILTER_DEPTH / 2 - 1) * 5 + 1);
+        });
+    }
+
+    #[test]
+    fn long_filters_and_names_are_refused_cheaply() {
+        let long = format!("src.port = 1{}", " or src.port = 1".repeat(2000));
+        let e = Filter::parse(&long).unwrap_err();
+        assert!(e.message.contains("16384 bytes"), "{e}");
+        assert_eq!(e.position, MAX_FILTER_BYTES);
+        let name = "x".repeat(30_000);
+        let started = std::time::Instant::now();
+        let e = Filter::parse(&format!("{} = 1", &name[..16_000])).unwrap_err();
+        assert!(e.message.starts_with("unknown field"), "{e}");
+        assert!(e.suggestion.is_none());
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+}
