@@ -38,7 +38,13 @@ pub struct DataFile {
     pub first_id: u64,
     pub rows: u64,
     pub bytes: u64,
+    /// The write-ahead log's LSN up to which this file completes the
+    /// records (0: none, or not from the log).
+    pub wal_lsn: u64,
 }
+
+/// The Parquet key-value metadata key holding a file's `wal_lsn`.
+const WAL_LSN_KEY: &str = "flowlens.wal_lsn";
 
 /// (year, month, day) of days since 1970-01-01 (Howard Hinnant's
 /// civil_from_days).
@@ -125,9 +131,19 @@ pub fn list(root: &Path, dir: &str) -> Listing {
                     .and_then(|f| {
                         ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| e.to_string())
                     })
-                    .map(|b| b.metadata().file_metadata().num_rows() as u64);
-                let rows = match rows {
-                    Ok(rows) => rows,
+                    .map(|b| {
+                        let meta = b.metadata().file_metadata();
+                        let lsn = meta
+                            .key_value_metadata()
+                            .into_iter()
+                            .flatten()
+                            .find(|kv| kv.key == WAL_LSN_KEY)
+                            .and_then(|kv| kv.value.as_deref()?.parse().ok())
+                            .unwrap_or(0);
+                        (meta.num_rows() as u64, lsn)
+                    });
+                let (rows, wal_lsn) = match rows {
+                    Ok(found) => found,
                     Err(e) => {
                         listing.corrupt.push((path, e));
                         continue;
@@ -140,6 +156,7 @@ pub fn list(root: &Path, dir: &str) -> Listing {
                     first_id,
                     rows,
                     bytes,
+                    wal_lsn,
                 })
             }
             None => listing.foreign.push(path),
@@ -207,9 +224,14 @@ fn span(batches: &[RecordBatch]) -> (i64, i64, u64) {
 /// Writes batches of records (with ids and end times) as one file of
 /// `dir` (a table's or a rollup's folder) in the partition of their latest
 /// end time; returns it.
-pub fn write(root: &Path, dir: &str, batches: &[RecordBatch]) -> std::io::Result<DataFile> {
+pub fn write(
+    root: &Path,
+    dir: &str,
+    batches: &[RecordBatch],
+    wal_lsn: u64,
+) -> std::io::Result<DataFile> {
     let (_, last_ms, first_id) = span(batches);
-    write_in(root, dir, &partition(last_ms), batches, first_id)
+    write_in(root, dir, &partition(last_ms), batches, first_id, wal_lsn)
 }
 
 /// Writes batches as one file of `dir/partition`, named by their end
@@ -220,21 +242,19 @@ pub fn write_in(
     partition: &str,
     batches: &[RecordBatch],
     id: u64,
+    wal_lsn: u64,
 ) -> std::io::Result<DataFile> {
     let (first_ms, last_ms, _) = span(batches);
     let dir = root.join(dir).join(partition);
-    std::fs::create_dir_all(&dir)?;
+    create_dirs_synced(root, &dir)?;
     let path = dir.join(format!("{first_ms}_{last_ms}_{id}.parquet"));
     let tmp = path.with_extension("parquet.tmp");
-    let file = std::fs::File::create(&tmp)?;
-    let mut writer = ArrowWriter::try_new(file, crate::schema::arrow_schema(), Some(properties()))
-        .map_err(std::io::Error::other)?;
-    for batch in batches {
-        writer.write(batch).map_err(std::io::Error::other)?;
+    let written = write_parquet(&tmp, batches, wal_lsn).and_then(|_| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        // No partial file is left behind to fill the disk further.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
-    let file = writer.into_inner().map_err(std::io::Error::other)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
     if let Ok(d) = std::fs::File::open(&dir) {
         let _ = d.sync_all();
     }
@@ -246,7 +266,52 @@ pub fn write_in(
         first_id: id,
         rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
         bytes,
+        wal_lsn,
     })
+}
+
+fn write_parquet(path: &Path, batches: &[RecordBatch], wal_lsn: u64) -> std::io::Result<()> {
+    let file = std::fs::File::create(path)?;
+    let mut properties = properties();
+    if wal_lsn > 0 {
+        properties = properties
+            .into_builder()
+            .set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new(
+                WAL_LSN_KEY.to_string(),
+                wal_lsn.to_string(),
+            )]))
+            .build();
+    }
+    let mut writer = ArrowWriter::try_new(file, crate::schema::arrow_schema(), Some(properties))
+        .map_err(std::io::Error::other)?;
+    for batch in batches {
+        writer.write(batch).map_err(std::io::Error::other)?;
+    }
+    let file = writer.into_inner().map_err(std::io::Error::other)?;
+    file.sync_all()
+}
+
+/// Creates `dir` (under `root`) and syncs each directory it created into
+/// its parent, so a new hour's folder survives a crash with its files.
+fn create_dirs_synced(root: &Path, dir: &Path) -> std::io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.exists() && at != root {
+        missing.push(at.to_path_buf());
+        match at.parent() {
+            Some(p) => at = p,
+            None => break,
+        }
+    }
+    std::fs::create_dir_all(dir)?;
+    for created in missing.iter().rev() {
+        if let Some(parent) = created.parent()
+            && let Ok(d) = std::fs::File::open(parent)
+        {
+            d.sync_all()?;
+        }
+    }
+    Ok(())
 }
 
 /// The partition (`YYYY-MM-DD/HH`) a file is in, from its path.

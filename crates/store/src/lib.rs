@@ -10,6 +10,7 @@ mod read;
 mod rollup;
 mod schema;
 mod store;
+pub mod wal;
 
 pub use batch::{Columns, Row, to_batch};
 pub use files::Table;

@@ -273,9 +273,7 @@ impl Store {
         let now_ms = now_ms();
         let grace = self.options.rollup_grace.as_millis() as i64;
         let todo = {
-            let Ok(inner) = self.inner.lock() else {
-                return false;
-            };
+            let inner = self.lock();
             let rows = rows_by_hour(&inner);
             let fresh: Vec<_> = (0..RESOLUTIONS.len())
                 .map(|level| fresh_rollups(&inner, level, &rows))
@@ -312,13 +310,12 @@ impl Store {
                 &partition,
                 &[to_batch(&records)],
                 rows,
+                0,
             ) {
                 Ok(file) => written.push(file),
                 Err(e) => {
                     tracing::error!("writing the {dir} rollup of {partition}: {e} (retried later)");
-                    if let Ok(mut inner) = self.inner.lock() {
-                        inner.counters.rollup_errors += 1;
-                    }
+                    self.lock().counters.rollup_errors += 1;
                     for f in written {
                         let _ = std::fs::remove_file(f.path);
                     }
@@ -326,9 +323,7 @@ impl Store {
                 }
             }
         }
-        let Ok(mut inner) = self.inner.lock() else {
-            return false;
-        };
+        let mut inner = self.lock();
         for (level, file) in written.into_iter().enumerate() {
             // The files this one replaces (unless it took the same name).
             inner.rollups[level].retain(|old| {
@@ -376,9 +371,7 @@ impl Store {
         if inner_start >= inner_end {
             return (vec![raw(files)], buffered);
         }
-        let Ok(mut inner) = self.inner.lock() else {
-            return (vec![raw(files)], buffered);
-        };
+        let mut inner = self.lock();
         let rows = rows_by_hour(&inner);
         let fresh = fresh_rollups(&inner, level, &rows);
         let (mut unrolled, mut rolled, mut head, mut tail) = (vec![], vec![], vec![], vec![]);

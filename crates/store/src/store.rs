@@ -11,7 +11,8 @@ use flowlens_model::FlowRecord;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -84,6 +85,12 @@ pub struct StoreCounters {
     /// Of those, flows and conversation records.
     pub buffered_flows: u64,
     pub buffered_conversations: u64,
+    /// Times a thread panicked holding the store's lock (the state was
+    /// taken over as it was, and reported).
+    pub lock_poisoned: u64,
+    /// The write-ahead log's LSN up to which the flow files hold every
+    /// record.
+    pub durable_wal_lsn: u64,
 }
 
 impl StoreCounters {
@@ -95,6 +102,7 @@ impl StoreCounters {
         "buffered_conversations",
         "rollup_files",
         "rollup_bytes",
+        "durable_wal_lsn",
     ];
 }
 
@@ -105,10 +113,16 @@ struct Buffer {
     batches: Vec<RecordBatch>,
     rows: usize,
     since: Option<Instant>,
+    /// The highest write-ahead log LSN whose records are all in here.
+    wal_lsn: u64,
 }
 
 pub(crate) struct Inner {
     buffers: [Buffer; 2],
+    /// Per table, the batches being written to a file right now (off the
+    /// lock): still answered by queries until the file is listed.
+    writing: [Vec<RecordBatch>; 2],
+    writing_rows: [usize; 2],
     pub(crate) files: [Vec<DataFile>; 2],
     /// Rollup files per resolution of `rollup::RESOLUTIONS`.
     pub(crate) rollups: [Vec<DataFile>; 3],
@@ -118,7 +132,15 @@ pub(crate) struct Inner {
 
 pub struct Store {
     pub(crate) options: StoreOptions,
-    pub(crate) inner: Mutex<Inner>,
+    inner: Mutex<Inner>,
+    poisoned: AtomicU64,
+    /// One file write per table at a time, in order.
+    write_turns: [Mutex<()>; 2],
+    /// Set when a writer thread (`start_writer`) writes full buffers; until
+    /// then the appending thread writes them itself.
+    background_writes: AtomicBool,
+    write_due: Condvar,
+    write_due_lock: Mutex<bool>,
 }
 
 pub(crate) fn slot(table: Table) -> usize {
@@ -171,10 +193,22 @@ impl Store {
         for (level, (dir, _)) in rollup::RESOLUTIONS.iter().enumerate() {
             rollups[level] = open_folder(&options.dir, dir, &mut counters);
         }
+        counters.durable_wal_lsn = files[slot(Table::Flows)]
+            .iter()
+            .map(|f| f.wal_lsn)
+            .max()
+            .unwrap_or(0);
         let store = Store {
             options,
+            poisoned: AtomicU64::new(0),
+            write_turns: Default::default(),
+            background_writes: AtomicBool::new(false),
+            write_due: Condvar::new(),
+            write_due_lock: Mutex::new(false),
             inner: Mutex::new(Inner {
                 buffers: Default::default(),
+                writing: Default::default(),
+                writing_rows: [0; 2],
                 files,
                 rollups,
                 next_id,
@@ -185,19 +219,39 @@ impl Store {
         Ok(store)
     }
 
+    /// The store's state, also after a thread panicked holding it: the
+    /// state is consistent between statements that change it, so it is
+    /// taken over, and the panic counted and reported (never silent
+    /// zeros).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|poisoned| {
+            self.inner.clear_poison();
+            self.poisoned.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("a store thread panicked holding its lock; the store goes on");
+            poisoned.into_inner()
+        })
+    }
+
     pub fn counters(&self) -> StoreCounters {
-        self.inner
-            .lock()
-            .map(|i| i.counters.clone())
-            .unwrap_or_default()
+        let mut counters = self.lock().counters.clone();
+        counters.lock_poisoned = self.poisoned.load(Ordering::Relaxed);
+        counters
+    }
+
+    /// The write-ahead log's LSN up to which the flow files hold every
+    /// record: replay starts past it, and the log may drop what it covers.
+    pub fn durable_wal_lsn(&self) -> u64 {
+        self.lock().counters.durable_wal_lsn
     }
 
     pub(crate) fn update_gauges(&self) {
-        if let Ok(mut inner) = self.inner.lock() {
+        {
+            let mut inner = self.lock();
             let files = inner.files.iter().flatten();
             let (n, bytes) = files.fold((0, 0), |(n, b), f| (n + 1, b + f.bytes));
-            let flows = inner.buffers[slot(Table::Flows)].rows as u64;
-            let conversations = inner.buffers[slot(Table::Conversations)].rows as u64;
+            let held =
+                |t: Table| (inner.buffers[slot(t)].rows + inner.writing_rows[slot(t)]) as u64;
+            let (flows, conversations) = (held(Table::Flows), held(Table::Conversations));
             let rolled = inner.rollups.iter().flatten();
             let (rollup_files, rollup_bytes) =
                 rolled.fold((0, 0), |(n, b), f| (n + 1, b + f.bytes));
@@ -212,7 +266,7 @@ impl Store {
     /// Takes records; each gets a store id (`_Id`, unique and increasing,
     /// also across restarts). Every `flush_rows` records make a file.
     pub fn append(&self, table: Table, mut records: Vec<Map<String, Value>>) {
-        self.append_with(table, records.len(), |first_id, rows| {
+        self.append_with(table, records.len(), 0, |first_id, rows| {
             for (i, record) in records[rows.clone()].iter_mut().enumerate() {
                 record.insert(crate::ID.into(), Value::from(first_id + i as u64));
             }
@@ -223,38 +277,59 @@ impl Store {
     /// Takes flow records, as `append` does, building their columns
     /// straight from the typed fields.
     pub fn append_flows(&self, flows: &[FlowRecord]) {
-        self.append_with(Table::Flows, flows.len(), |first_id, rows| {
+        self.append_flows_logged(flows, 0);
+    }
+
+    /// Takes flow records that the write-ahead log holds as entry
+    /// `wal_lsn`: the file they end up in records it, so a replay after a
+    /// restart starts past them.
+    pub fn append_flows_logged(&self, flows: &[FlowRecord], wal_lsn: u64) {
+        self.append_with(Table::Flows, flows.len(), wal_lsn, |first_id, rows| {
             flows_to_batch(&flows[rows], first_id)
         });
     }
 
     /// Appends `offered` records in batches `make(first_id, rows)` builds
-    /// of a range of them, each filling the buffer at most up to a file;
-    /// records beyond the buffer's room are dropped and counted.
+    /// of a range of them, each filling the buffer at most up to a file —
+    /// but a log entry's records (`wal_lsn` > 0) stay one batch, so a file
+    /// holds whole entries. Records beyond the buffer's room (writes
+    /// failing) are dropped and counted. A full buffer is written by the
+    /// writer thread, or here when there is none — never under the lock
+    /// queries take.
     fn append_with(
         &self,
         table: Table,
         offered: usize,
+        wal_lsn: u64,
         mut make: impl FnMut(u64, std::ops::Range<usize>) -> RecordBatch,
     ) {
         if offered == 0 {
             return;
         }
-        if let Ok(mut inner) = self.inner.lock() {
-            let inner = &mut *inner;
-            inner.counters.records_received += offered as u64;
-            let mut at = 0;
-            while at < offered {
-                let buffer = &inner.buffers[slot(table)];
-                let room = self.options.max_buffered.saturating_sub(buffer.rows);
-                // Up to a file's worth; past it (writes failing), all that fits,
-                // with one more write attempt.
-                let to_file = match self.options.flush_rows.checked_sub(buffer.rows) {
-                    Some(n) if n > 0 => n,
+        let mut at = 0;
+        while at < offered {
+            let full = {
+                let mut inner = self.lock();
+                let inner = &mut *inner;
+                if at == 0 {
+                    inner.counters.records_received += offered as u64;
+                }
+                let held = inner.buffers[slot(table)].rows + inner.writing_rows[slot(table)];
+                let room = self.options.max_buffered.saturating_sub(held);
+                let to_file = match self.options.flush_rows.checked_sub(held) {
+                    Some(n) if n > 0 && wal_lsn == 0 => n,
                     _ => usize::MAX,
                 };
                 let take = (offered - at).min(room).min(to_file);
                 if take == 0 {
+                    let dropped = (offered - at) as u64;
+                    inner.counters.records_dropped += dropped;
+                    inner.buffers[slot(table)].wal_lsn =
+                        inner.buffers[slot(table)].wal_lsn.max(wal_lsn);
+                    tracing::warn!(
+                        dropped,
+                        "store buffer full (writes failing): records dropped"
+                    );
                     break;
                 }
                 // Ids follow the clock (ms << 16), so they keep increasing
@@ -267,40 +342,55 @@ impl Store {
                 buffer.rows += take;
                 buffer.since.get_or_insert_with(Instant::now);
                 at += take;
-                if buffer.rows >= self.options.flush_rows {
-                    self.flush_locked(inner, table);
+                if at == offered {
+                    buffer.wal_lsn = buffer.wal_lsn.max(wal_lsn);
                 }
-            }
-            let dropped = (offered - at) as u64;
-            if dropped > 0 {
-                inner.counters.records_dropped += dropped;
-                tracing::warn!(
-                    dropped,
-                    "store buffer full (writes failing): records dropped"
-                );
+                buffer.rows >= self.options.flush_rows
+            };
+            if full {
+                if self.background_writes.load(Ordering::Acquire) {
+                    self.wake_writer();
+                } else {
+                    self.flush(table);
+                }
             }
         }
         self.update_gauges();
     }
 
-    /// Writes a table's buffer out as one file.
+    /// Writes a table's buffer out as one file. The Parquet encoding and
+    /// the syncs happen off the lock: appends, queries and counters go on
+    /// meanwhile (queries see the batches being written until the file is
+    /// listed). A failed write puts its batches back, to be retried.
     pub fn flush(&self, table: Table) {
-        if let Ok(mut inner) = self.inner.lock() {
-            self.flush_locked(&mut inner, table);
-        }
-    }
-
-    fn flush_locked(&self, inner: &mut Inner, table: Table) {
-        let buffer = &mut inner.buffers[slot(table)];
-        if buffer.rows == 0 {
-            return;
-        }
-        match files::write(&self.options.dir, table.dir(), &buffer.batches) {
+        let at = slot(table);
+        let _turn = self.write_turns[at]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (batches, wal_lsn) = {
+            let mut inner = self.lock();
+            let buffer = std::mem::take(&mut inner.buffers[at]);
+            if buffer.rows == 0 {
+                inner.buffers[at].wal_lsn = buffer.wal_lsn;
+                return;
+            }
+            inner.writing[at] = buffer.batches.clone();
+            inner.writing_rows[at] = buffer.rows;
+            (buffer.batches, buffer.wal_lsn)
+        };
+        let written = files::write(&self.options.dir, table.dir(), &batches, wal_lsn);
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        inner.writing[at].clear();
+        inner.writing_rows[at] = 0;
+        match written {
             Ok(file) => {
                 inner.counters.records_written += file.rows;
                 inner.counters.files_written += 1;
-                *buffer = Buffer::default();
-                inner.files[slot(table)].push(file);
+                if table == Table::Flows {
+                    inner.counters.durable_wal_lsn = inner.counters.durable_wal_lsn.max(wal_lsn);
+                }
+                inner.files[at].push(file);
             }
             Err(e) => {
                 inner.counters.write_errors += 1;
@@ -308,21 +398,79 @@ impl Store {
                     "writing the {} store: {e} (kept in memory, retried)",
                     table.dir()
                 );
+                let buffer = &mut inner.buffers[at];
+                let mut kept = batches;
+                kept.append(&mut buffer.batches);
+                buffer.batches = kept;
+                buffer.rows = buffer.batches.iter().map(|b| b.num_rows()).sum();
+                buffer.wal_lsn = buffer.wal_lsn.max(wal_lsn);
+                // Retried after another flush interval, not in a busy loop.
+                buffer.since = Some(Instant::now());
             }
         }
     }
 
-    /// Timer work: writes buffers that waited long enough, applies the
-    /// retention.
+    /// Whether a table's buffer should be written now: a file's worth, or
+    /// its oldest record waited the flush interval.
+    fn due(&self, table: Table) -> bool {
+        let inner = self.lock();
+        let buffer = &inner.buffers[slot(table)];
+        buffer.rows >= self.options.flush_rows
+            || buffer
+                .since
+                .is_some_and(|t| t.elapsed() >= self.options.flush_interval)
+    }
+
+    fn wake_writer(&self) {
+        let mut due = self
+            .write_due_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *due = true;
+        self.write_due.notify_one();
+    }
+
+    /// Starts the thread that writes buffers out (when full or due), so
+    /// the threads that append — the pipeline, the agent's ring-buffer
+    /// drain — never wait for a Parquet encode or a sync. It ends with the
+    /// last reference to the store but its own.
+    pub fn start_writer(
+        store: &std::sync::Arc<Store>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        store.background_writes.store(true, Ordering::Release);
+        let weak = std::sync::Arc::downgrade(store);
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || {
+                loop {
+                    let Some(store) = weak.upgrade() else { return };
+                    for table in Table::ALL {
+                        if store.due(table) {
+                            store.flush(table);
+                        }
+                    }
+                    store.update_gauges();
+                    let due = store
+                        .write_due_lock
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    let (mut due, _) = store
+                        .write_due
+                        .wait_timeout_while(due, Duration::from_millis(500), |d| !*d)
+                        .unwrap_or_else(|p| p.into_inner());
+                    *due = false;
+                }
+            })
+    }
+
+    /// Timer work: writes buffers that waited long enough (when no writer
+    /// thread does), applies the retention.
     pub fn maintain(&self) {
-        for table in Table::ALL {
-            let due = self.inner.lock().is_ok_and(|i| {
-                i.buffers[slot(table)]
-                    .since
-                    .is_some_and(|t| t.elapsed() >= self.options.flush_interval)
-            });
-            if due {
-                self.flush(table);
+        if !self.background_writes.load(Ordering::Acquire) {
+            for table in Table::ALL {
+                if self.due(table) {
+                    self.flush(table);
+                }
             }
         }
         self.apply_retention(now_ms());
@@ -338,9 +486,7 @@ impl Store {
     }
 
     fn apply_retention(&self, now_ms: i64) {
-        let Ok(mut inner) = self.inner.lock() else {
-            return;
-        };
+        let mut inner = self.lock();
         let inner = &mut *inner;
         let mut doomed: Vec<DataFile> = Vec::new();
         if let Some(age) = self.options.retention {
@@ -416,16 +562,16 @@ impl Store {
         since: i64,
         until: i64,
     ) -> (Vec<DataFile>, Vec<RecordBatch>) {
-        let Ok(inner) = self.inner.lock() else {
-            return (vec![], vec![]);
-        };
+        let inner = self.lock();
         let mut files: Vec<DataFile> = inner.files[slot(table)]
             .iter()
             .filter(|f| f.last_ms >= since && f.first_ms < until)
             .cloned()
             .collect();
         files.sort_by_key(|f| std::cmp::Reverse((f.last_ms, f.first_id)));
-        (files, inner.buffers[slot(table)].batches.clone())
+        let mut buffered = inner.buffers[slot(table)].batches.clone();
+        buffered.extend(inner.writing[slot(table)].iter().cloned());
+        (files, buffered)
     }
 
     /// A file's batches for a query (see `files::read_with`); None when it
@@ -449,7 +595,8 @@ impl Store {
 
     /// Counts a file found unreadable while querying.
     pub(crate) fn report_corrupt(&self, file: &DataFile, why: &str) {
-        if let Ok(mut inner) = self.inner.lock() {
+        {
+            let mut inner = self.lock();
             let before = inner.files.iter().map(Vec::len).sum::<usize>();
             for files in inner.files.iter_mut() {
                 files.retain(|f| f.path != file.path);
