@@ -90,6 +90,7 @@ fn encoded_batches(records: usize, conversations: usize) -> Vec<Vec<u8>> {
                     .iter()
                     .map(|&i| to_pb(&flow(i, conversations, BASE_MS)))
                     .collect(),
+                batch: None,
             }
             .encode_to_vec()
         })
@@ -215,7 +216,13 @@ async fn send(addr: String, conversations: usize) {
         let entries = (sent..sent + n)
             .map(|i| to_pb(&flow(i, conversations, now_ms)))
             .collect();
-        match client.send(pbflow::Records { entries }).await {
+        match client
+            .send(pbflow::Records {
+                entries,
+                batch: None,
+            })
+            .await
+        {
             Ok(_) => sent += n,
             Err(s) if s.code() == tonic::Code::ResourceExhausted => {
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await

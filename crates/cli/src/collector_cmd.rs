@@ -2,6 +2,7 @@
 //! (netobserv's pbflow) and runs the pipeline on them — enrichment, metrics,
 //! conversation tracking — with /metrics and /status on its HTTP listener.
 
+use crate::durable_ingest::DurableIngest;
 use crate::metrics::{CounterSection, CounterSources, serve_metrics};
 use crate::pipeline_run::PipelineRun;
 use crate::processor_args::ProcessorArgs;
@@ -38,6 +39,13 @@ pub struct CollectorArgs {
     /// Largest gRPC message accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = ReceiverLimits::default().max_message_bytes)]
     max_message_bytes: usize,
+    /// Records one call may carry; a call with more is refused whole.
+    #[arg(long, value_name = "N", default_value_t = ReceiverLimits::default().max_records_per_call)]
+    max_records_per_call: usize,
+    /// Records waiting to be logged at most, over all calls; beyond, agents
+    /// are told to retry.
+    #[arg(long, value_name = "N", default_value_t = ReceiverLimits::default().max_queued_records)]
+    max_queued_records: usize,
 }
 
 pub fn run(args: CollectorArgs) -> Result<()> {
@@ -58,13 +66,32 @@ pub fn run(args: CollectorArgs) -> Result<()> {
             .with_context(|| format!("listening on {}", args.grpc_listen))?;
         let (pipeline, timers) = PipelineRun::start(processor, print, store).await;
         let (queue, mut batches) = tokio::sync::mpsc::channel(args.queue_batches.max(1));
-        let receiver = Receiver::new(queue);
+        let limits = ReceiverLimits {
+            max_message_bytes: args.max_message_bytes,
+            max_records_per_call: args.max_records_per_call,
+            max_queued_records: args.max_queued_records,
+            ..ReceiverLimits::default()
+        };
+        let receiver = Receiver::new(queue, limits);
         let mut sections = vec![CounterSection::new(
             "receiver",
             ReceiverStats::GAUGES,
             receiver.stats_reader(),
         )];
         sections.extend(pipeline.counter_sections());
+        // With a store, batches are answered once in its write-ahead log
+        // (replayed first, before any agent is heard).
+        let durable = match pipeline.store() {
+            Some(store) => {
+                let opening = pipeline.clone();
+                let ingest =
+                    tokio::task::spawn_blocking(move || DurableIngest::open(opening, store))
+                        .await??;
+                sections.push(ingest.counter_section());
+                Some(ingest)
+            }
+            None => None,
+        };
         tokio::spawn(serve_metrics(
             http,
             registry,
@@ -76,25 +103,31 @@ pub fn run(args: CollectorArgs) -> Result<()> {
         let working = pipeline.clone();
         let worker = std::thread::Builder::new()
             .name("pipeline".into())
-            .spawn(move || {
-                while let Some(batch) = batches.blocking_recv() {
-                    let (flows, _answer) = batch.take();
-                    working.ingest(flows);
+            .spawn(move || match durable {
+                Some(ingest) => Some(ingest.run(batches)),
+                None => {
+                    // No store: answered once processed (metrics, printing).
+                    while let Some(batch) = batches.blocking_recv() {
+                        working.ingest(batch.records);
+                        batch.answer.ok();
+                    }
+                    None
                 }
             })?;
         tracing::info!(grpc = %args.grpc_listen, listen = %args.listen, "collector ready");
-        let limits = ReceiverLimits {
-            max_message_bytes: args.max_message_bytes,
-            ..ReceiverLimits::default()
-        };
-        let served = serve(grpc, receiver, limits, stop).await;
+        let served = serve(grpc, receiver, stop).await;
         // The receiver is gone with the server: the worker drains the queue
         // and stops.
-        tokio::task::spawn_blocking(move || worker.join())
+        let ingest = tokio::task::spawn_blocking(move || worker.join())
             .await
-            .ok();
+            .ok()
+            .and_then(Result::ok)
+            .flatten();
         timers.iter().for_each(|t| t.abort());
         pipeline.finish();
+        if let Some(ingest) = ingest {
+            ingest.close();
+        }
         served.context("gRPC listener")
     })
 }

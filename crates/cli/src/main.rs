@@ -6,6 +6,7 @@ mod capture_args;
 mod collector_cmd;
 mod console_http;
 mod demo;
+mod durable_ingest;
 mod http_client;
 mod metrics;
 mod output;

@@ -58,6 +58,15 @@ impl PipelineRun {
             print,
             store: store.map(Arc::new),
         };
+        // Files are written on a thread of their own: ingest never waits
+        // for a Parquet encode or a sync.
+        if let Some(store) = &run.store
+            && let Err(e) = Store::start_writer(store)
+        {
+            tracing::error!(
+                "cannot start the store's writer thread ({e}); ingest writes files itself"
+            );
+        }
         if let Ok(inventory) = tokio::task::spawn_blocking(scan_inventory).await {
             run.processor.set_inventory(inventory);
         }
@@ -132,10 +141,16 @@ impl PipelineRun {
         }
     }
 
-    pub fn ingest(&self, mut flows: Vec<FlowRecord>) {
+    pub fn ingest(&self, flows: Vec<FlowRecord>) {
+        self.ingest_logged(flows, 0);
+    }
+
+    /// Ingests flows the write-ahead log holds as entry `wal_lsn` (0: not
+    /// logged).
+    pub fn ingest_logged(&self, mut flows: Vec<FlowRecord>, wal_lsn: u64) {
         let records = self.processor.ingest(&mut flows, now_ms());
         if let Some(store) = &self.store {
-            store.append_flows(&flows);
+            store.append_flows_logged(&flows, wal_lsn);
         }
         self.write(records);
     }

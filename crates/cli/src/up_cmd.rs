@@ -4,6 +4,7 @@
 //! lines, as `--log-types` says.
 
 use crate::capture_args::CaptureArgs;
+use crate::durable_ingest::DurableIngest;
 use crate::metrics::{CounterSection, CounterSources, serve_metrics};
 use crate::pipeline_run::PipelineRun;
 use crate::processor_args::ProcessorArgs;
@@ -12,8 +13,10 @@ use crate::store_args::StoreArgs;
 use anyhow::{Context, Result};
 use clap::Args;
 use flowlens_agent::{AgentStats, FlowAgent};
+use flowlens_wire::receiver::{Answer, Batch};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
+use tokio::sync::mpsc::error::TrySendError;
 
 #[derive(Args, Debug)]
 pub struct UpArgs {
@@ -30,6 +33,10 @@ pub struct UpArgs {
     #[arg(long)]
     stats: bool,
 }
+
+/// Eviction batches the agent may queue for the write-ahead log (an
+/// eviction every few seconds, so minutes of them).
+const LOG_QUEUE_BATCHES: usize = 1024;
 
 /// Gauges among the agent's counters (they go down as well as up).
 pub const AGENT_GAUGES: &[&str] = &["interfaces_attached"];
@@ -58,6 +65,25 @@ pub fn run(args: UpArgs) -> Result<()> {
         let (pipeline, timers) = PipelineRun::start(processor, print, store).await;
         let mut sections = vec![agent_section(&agent)];
         sections.extend(pipeline.counter_sections());
+        // With a store, the agent's flows go through the write-ahead log
+        // (replayed first) on a thread of their own: the agent's ring-buffer
+        // drain never waits for a sync or a Parquet encode.
+        let durable = match pipeline.store() {
+            Some(store) => {
+                let opening = pipeline.clone();
+                let ingest =
+                    tokio::task::spawn_blocking(move || DurableIngest::open(opening, store))
+                        .await??;
+                sections.push(ingest.counter_section());
+                let dropped = ingest.drop_counter();
+                let (queue, batches) = tokio::sync::mpsc::channel(LOG_QUEUE_BATCHES);
+                let worker = std::thread::Builder::new()
+                    .name("durable-ingest".into())
+                    .spawn(move || ingest.run(batches))?;
+                Some((queue, dropped, worker))
+            }
+            None => None,
+        };
         tokio::spawn(serve_metrics(
             listener,
             registry,
@@ -66,11 +92,46 @@ pub fn run(args: UpArgs) -> Result<()> {
         ));
         tracing::info!(listen = %args.listen, "serving /metrics, /status and /api");
         let feeding = pipeline.clone();
+        let (queue, worker) = match durable {
+            Some((queue, dropped, worker)) => (Some((queue, dropped)), Some(worker)),
+            None => (None, None),
+        };
         let stats = agent
-            .run(move |flows| feeding.ingest(flows.to_vec()), stop)
+            .run(
+                move |flows| match &queue {
+                    Some((queue, dropped)) => {
+                        let batch = Batch {
+                            records: flows.to_vec(),
+                            id: None,
+                            answer: Answer::detached(),
+                        };
+                        if let Err(refused) = queue.try_send(batch) {
+                            let n = match refused {
+                                TrySendError::Full(b) | TrySendError::Closed(b) => b.records.len(),
+                            };
+                            dropped(n as u64);
+                            tracing::warn!(n, "the write-ahead log is behind: flows dropped");
+                        }
+                    }
+                    None => feeding.ingest(flows.to_vec()),
+                },
+                stop,
+            )
             .await;
+        // The agent's queue is gone with its callback: the log's thread
+        // takes what is left and stops.
+        let ingest = match worker {
+            Some(worker) => tokio::task::spawn_blocking(move || worker.join().ok())
+                .await
+                .ok()
+                .flatten(),
+            None => None,
+        };
         timers.iter().for_each(|t| t.abort());
         pipeline.finish();
+        if let Some(ingest) = ingest {
+            ingest.close();
+        }
         stats
     })?;
     if args.stats {

@@ -81,7 +81,13 @@ fn the_api_answers_and_refuses_clearly() {
                 .await
                 .unwrap();
         let entries = flows(200).iter().map(to_pb).collect();
-        client.send(pbflow::Records { entries }).await.unwrap();
+        client
+            .send(pbflow::Records {
+                entries,
+                batch: None,
+            })
+            .await
+            .unwrap();
     });
 
     // Paging: 200 records in pages of 60, newest first, each once.

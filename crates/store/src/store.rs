@@ -232,6 +232,11 @@ impl Store {
         })
     }
 
+    /// The data directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.options.dir
+    }
+
     pub fn counters(&self) -> StoreCounters {
         let mut counters = self.lock().counters.clone();
         counters.lock_poisoned = self.poisoned.load(Ordering::Relaxed);

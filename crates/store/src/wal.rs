@@ -341,6 +341,18 @@ impl Wal {
         }
     }
 
+    /// Whether `release(durable_lsn)` would remove a segment.
+    pub fn would_release(&self, durable_lsn: u64) -> bool {
+        let open = self.segments.len().saturating_sub(1);
+        let closed = self.segments[..open]
+            .first()
+            .is_some_and(|s| s.last_lsn <= durable_lsn);
+        let open_done = self.segments.len() == 1
+            && self.segments[0].bytes >= SEGMENT_BYTES / 4
+            && self.segments[0].last_lsn <= durable_lsn;
+        closed || open_done
+    }
+
     /// Removes the closed segments whose entries are all at or below
     /// `durable_lsn` (in the store's files).
     pub fn release(&mut self, durable_lsn: u64) {

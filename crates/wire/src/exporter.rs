@@ -247,18 +247,48 @@ fn jittered(d: Duration) -> Duration {
     d / 2 + d.mul_f64((nanos % 1000) as f64 / 2000.0)
 }
 
+/// This agent's identity towards collectors while it runs: its host name
+/// and a random number, so that two agents (or two runs of one) never
+/// share batch numbers.
+fn agent_identity() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    // RandomState is seeded from the operating system's randomness.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    format!("{host}/{:016x}", hasher.finish())
+}
+
 async fn send_loop(shared: Arc<Shared>, config: ExporterConfig) {
     let mut client: Option<CollectorClient<Channel>> = None;
     let mut backoff = config.backoff_min;
+    let agent = agent_identity();
+    let mut sequence = 0u64;
+    // The batch being sent: sent again as it is, with its number, until
+    // the collector answers (so the collector can store it once).
+    let mut in_flight: Option<pbflow::Records> = None;
     loop {
-        let batch = shared.peek(config.batch_size);
-        if batch.is_empty() {
-            if shared.stopping() {
-                return;
+        if in_flight.is_none() {
+            let entries = shared.peek(config.batch_size);
+            if entries.is_empty() {
+                if shared.stopping() {
+                    return;
+                }
+                shared.wake.notified().await;
+                continue;
             }
-            shared.wake.notified().await;
-            continue;
+            sequence += 1;
+            in_flight = Some(pbflow::Records {
+                entries,
+                batch: Some(pbflow::BatchId {
+                    agent: agent.clone(),
+                    sequence,
+                }),
+            });
         }
+        let batch = in_flight.as_ref().expect("a batch is in flight");
         let mut failed = false;
         if client.is_none() {
             match connect(&config).await {
@@ -278,9 +308,10 @@ async fn send_loop(shared: Arc<Shared>, config: ExporterConfig) {
             }
         }
         if let Some(c) = client.as_mut() {
-            let n = batch.len();
-            match c.send(pbflow::Records { entries: batch }).await {
+            let n = batch.entries.len();
+            match c.send(batch.clone()).await {
                 Ok(_) => {
+                    in_flight = None;
                     shared.remove(n);
                     shared.update(|s| {
                         s.records_sent += n as u64;
@@ -293,6 +324,7 @@ async fn send_loop(shared: Arc<Shared>, config: ExporterConfig) {
                     failed = true;
                 }
                 Err(status) if !retryable(status.code()) => {
+                    in_flight = None;
                     shared.remove(n);
                     shared.update(|s| s.records_dropped_rejected += n as u64);
                     tracing::error!("the collector refused {n} records: {status}");

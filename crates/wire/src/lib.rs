@@ -5,6 +5,7 @@
 
 pub mod convert;
 pub mod exporter;
+pub mod log_entry;
 pub mod receiver;
 
 /// The generated pbflow messages and Collector service.

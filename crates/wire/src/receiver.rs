@@ -1,11 +1,12 @@
 //! The collector's gRPC side: netobserv's `Collector.Send`. Requests are
-//! decoded here and handed to the pipeline through a bounded queue; a call is
-//! answered once the pipeline has taken its records, so an agent forgets
-//! records only when they are processed (a collector killed mid-way loses
-//! nothing the agent does not resend). When the pipeline is behind, calls
-//! are refused as busy (RESOURCE_EXHAUSTED, which agents retry) instead of
-//! piling up in memory. Whatever is refused or unusable is counted and
-//! logged, never fatal.
+//! decoded here and handed on through a queue bounded in batches and in
+//! records; a call is answered when whoever takes the batch says so — the
+//! collector does once the records are in its write-ahead log on disk, so
+//! an agent forgets records only when they are durable. When the queue is
+//! full, calls are refused as busy (RESOURCE_EXHAUSTED, which agents retry)
+//! instead of piling up in memory; a call with more records than allowed is
+//! refused whole. Whatever is refused or unusable is counted and logged,
+//! never fatal.
 
 use crate::convert::from_pb;
 use crate::pbflow::{self, collector_server};
@@ -14,7 +15,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tonic::{Request, Response, Status};
+/// The status a call is answered with (re-exported for whoever answers
+/// batches).
+pub use tonic::Status;
+use tonic::{Request, Response};
 
 /// What the receiver took in and what it refused, and why.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -34,13 +38,16 @@ pub struct ReceiverStats {
     /// malformed protobuf (Internal), too large (OutOfRange), unknown
     /// method (Unimplemented), ...
     pub requests_refused: BTreeMap<String, u64>,
-    /// Batches waiting for the pipeline now.
+    /// Calls refused for carrying more records than a call may.
+    pub requests_too_many_records: u64,
+    /// Batches waiting for the pipeline now, and their records.
     pub queued_batches: u64,
+    pub queued_records: u64,
 }
 
 impl ReceiverStats {
     /// Counters that go down as well as up.
-    pub const GAUGES: &'static [&'static str] = &["queued_batches"];
+    pub const GAUGES: &'static [&'static str] = &["queued_batches", "queued_records"];
 }
 
 /// Logs at most once a second, saying how many messages it held back.
@@ -75,25 +82,59 @@ impl LogLimiter {
     }
 }
 
-/// Received records, and the call waiting for the pipeline to take them.
-pub struct Batch {
-    pub records: Vec<FlowRecord>,
-    done: tokio::sync::oneshot::Sender<()>,
+/// The sender's id of a batch: agent identity and sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchId {
+    pub agent: String,
+    pub sequence: u64,
 }
 
-impl Batch {
-    /// The records, and a token that answers the call when dropped.
-    pub fn take(self) -> (Vec<FlowRecord>, impl Drop) {
-        (self.records, Answer(Some(self.done)))
+/// Received records, the sender's id of them, and the call waiting for its
+/// answer.
+pub struct Batch {
+    pub records: Vec<FlowRecord>,
+    pub id: Option<BatchId>,
+    pub answer: Answer,
+}
+
+/// The answer to a call, given once; a batch dropped unanswered answers
+/// UNAVAILABLE (the agent sends it again). It holds the batch's place in
+/// the queue's record budget until then.
+pub struct Answer {
+    done: Option<tokio::sync::oneshot::Sender<Result<(), Status>>>,
+    _place: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Answer {
+    /// The answer of a batch no call waits for (made in-process).
+    pub fn detached() -> Answer {
+        Answer {
+            done: None,
+            _place: None,
+        }
+    }
+
+    /// The records are taken (durable, for the collector).
+    pub fn ok(mut self) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(Ok(()));
+        }
+    }
+
+    /// The records were not taken; the sender should retry.
+    pub fn fail(mut self, status: Status) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(Err(status));
+        }
     }
 }
 
-struct Answer(Option<tokio::sync::oneshot::Sender<()>>);
-
 impl Drop for Answer {
     fn drop(&mut self) {
-        if let Some(done) = self.0.take() {
-            let _ = done.send(());
+        if let Some(done) = self.done.take() {
+            let _ = done.send(Err(Status::unavailable(
+                "the collector stopped before storing the records",
+            )));
         }
     }
 }
@@ -101,15 +142,20 @@ impl Drop for Answer {
 #[derive(Clone)]
 pub struct Receiver {
     queue: mpsc::Sender<Batch>,
+    /// Records waiting in the queue at most (a permit per record).
+    queued_records: Arc<tokio::sync::Semaphore>,
+    limits: ReceiverLimits,
     stats: Arc<Mutex<ReceiverStats>>,
     log: Arc<LogLimiter>,
 }
 
 impl Receiver {
-    /// A receiver that hands batches to `queue`.
-    pub fn new(queue: mpsc::Sender<Batch>) -> Receiver {
+    /// A receiver that hands batches to `queue`, within `limits`.
+    pub fn new(queue: mpsc::Sender<Batch>, limits: ReceiverLimits) -> Receiver {
         Receiver {
             queue,
+            queued_records: Arc::new(tokio::sync::Semaphore::new(limits.max_queued_records)),
+            limits,
             stats: Arc::default(),
             log: Arc::new(LogLimiter::new()),
         }
@@ -119,12 +165,15 @@ impl Receiver {
         let stats = self.stats.clone();
         // Weak: reading the counters must not keep the queue open.
         let queue = self.queue.downgrade();
+        let records = self.queued_records.clone();
+        let max_records = self.limits.max_queued_records;
         move || {
             let mut s = stats.lock().map(|s| s.clone()).unwrap_or_default();
             s.queued_batches = queue
                 .upgrade()
                 .map(|q| (q.max_capacity() - q.capacity()) as u64)
                 .unwrap_or(0);
+            s.queued_records = (max_records - records.available_permits()) as u64;
             s
         }
     }
@@ -150,11 +199,25 @@ impl collector_server::Collector for Receiver {
         &self,
         request: Request<pbflow::Records>,
     ) -> Result<Response<pbflow::CollectorReply>, Status> {
-        let entries = request.into_inner().entries;
+        let message = request.into_inner();
+        let entries = message.entries;
         let n = entries.len() as u64;
+        if entries.len() > self.limits.max_records_per_call {
+            self.update(|s| {
+                s.requests += 1;
+                s.requests_too_many_records += 1;
+            });
+            return Err(Status::invalid_argument(format!(
+                "a call carries at most {} records; this one has {n}",
+                self.limits.max_records_per_call
+            )));
+        }
         // Take a place in the queue first: under a flood, refusing costs
-        // nothing and decoding is skipped.
-        let Ok(permit) = self.queue.try_reserve() else {
+        // nothing and converting is skipped.
+        let place = u32::try_from(entries.len())
+            .ok()
+            .and_then(|n| self.queued_records.clone().try_acquire_many_owned(n).ok());
+        let (Ok(permit), Some(place)) = (self.queue.try_reserve(), place) else {
             self.update(|s| {
                 s.requests += 1;
                 s.requests_busy += 1;
@@ -184,30 +247,55 @@ impl collector_server::Collector for Receiver {
                 *s.records_invalid.entry(reason.to_string()).or_default() += count;
             }
         });
-        let (done, processed) = tokio::sync::oneshot::channel();
-        permit.send(Batch { records, done });
-        processed
-            .await
-            .map_err(|_| Status::unavailable("the collector stopped before processing"))?;
+        let id = message.batch.map(|b| BatchId {
+            agent: b.agent,
+            sequence: b.sequence,
+        });
+        let (done, answered) = tokio::sync::oneshot::channel();
+        permit.send(Batch {
+            records,
+            id,
+            answer: Answer {
+                done: Some(done),
+                _place: Some(place),
+            },
+        });
+        answered.await.map_err(|_| {
+            Status::unavailable("the collector stopped before storing the records")
+        })??;
         Ok(Response::new(pbflow::CollectorReply {}))
     }
 }
 
-/// Settings of the gRPC listener.
+/// Settings of the gRPC listener: every input is bounded.
 #[derive(Debug, Clone)]
 pub struct ReceiverLimits {
-    /// Largest request accepted, in bytes (netobserv's agents send up to
-    /// 10,000 records per message).
+    /// Largest request accepted, in bytes (a record takes ~150–400 bytes;
+    /// netobserv's agents send up to 10,000 records per message).
     pub max_message_bytes: usize,
+    /// Records one call may carry.
+    pub max_records_per_call: usize,
+    /// Records waiting to be taken at most, over all calls.
+    pub max_queued_records: usize,
     /// Calls served at once per connection.
     pub max_concurrent_streams: u32,
+    /// A call that takes longer is cancelled (the agent sends it again).
+    pub request_timeout: Duration,
+    /// A connection is closed after this long, idle or not (gRPC's
+    /// MAX_CONNECTION_AGE; agents reconnect), so none is held forever;
+    /// HTTP/2 pings close dead ones sooner.
+    pub max_connection_age: Duration,
 }
 
 impl Default for ReceiverLimits {
     fn default() -> ReceiverLimits {
         ReceiverLimits {
-            max_message_bytes: 64 << 20,
-            max_concurrent_streams: 64,
+            max_message_bytes: 8 << 20,
+            max_records_per_call: 20_000,
+            max_queued_records: 500_000,
+            max_concurrent_streams: 16,
+            request_timeout: Duration::from_secs(30),
+            max_connection_age: Duration::from_secs(3600),
         }
     }
 }
@@ -216,9 +304,9 @@ impl Default for ReceiverLimits {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     receiver: Receiver,
-    limits: ReceiverLimits,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
+    let limits = receiver.limits.clone();
     let observer = receiver.clone();
     // Calls refused by tonic itself (undecodable payload, too large, wrong
     // method) never reach `send`; their status is read on the way out.
@@ -246,6 +334,13 @@ pub async fn serve(
         .max_decoding_message_size(limits.max_message_bytes);
     tonic::transport::Server::builder()
         .max_concurrent_streams(limits.max_concurrent_streams)
+        .timeout(limits.request_timeout)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .max_connection_age(limits.max_connection_age)
+        .max_connection_age_grace(limits.request_timeout)
+        .http2_max_header_list_size(16 << 10)
+        .http2_max_pending_accept_reset_streams(Some(64))
         .layer(count_refusals)
         .add_service(service)
         .serve_with_incoming_shutdown(

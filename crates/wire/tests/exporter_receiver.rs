@@ -44,7 +44,7 @@ struct TestCollector {
 async fn collector(addr: SocketAddr, queue: usize, gate_open: bool) -> TestCollector {
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let (tx, mut rx) = mpsc::channel::<Batch>(queue);
-    let receiver = Receiver::new(tx);
+    let receiver = Receiver::new(tx, ReceiverLimits::default());
     let stats = receiver.stats_reader();
     let got = Arc::new(Mutex::new(Vec::new()));
     let gate = Arc::new(tokio::sync::Semaphore::new(if gate_open {
@@ -56,13 +56,13 @@ async fn collector(addr: SocketAddr, queue: usize, gate_open: bool) -> TestColle
     tokio::spawn(async move {
         while let Some(batch) = rx.recv().await {
             let _permit = gate_in.acquire().await.unwrap();
-            let (records, _answer) = batch.take();
-            sink.lock().unwrap().extend(records);
+            sink.lock().unwrap().extend(batch.records);
+            batch.answer.ok();
         }
     });
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        serve(listener, receiver, ReceiverLimits::default(), async {
+        serve(listener, receiver, async {
             let _ = stopped.await;
         })
         .await
@@ -205,6 +205,7 @@ async fn a_busy_collector_is_retried_without_loss() {
             client
                 .send(pbflow::Records {
                     entries: vec![flowlens_wire::convert::to_pb(&flows(1, port)[0])],
+                    batch: None,
                 })
                 .await
         })
@@ -271,6 +272,7 @@ async fn malformed_calls_and_records_are_counted_not_fatal() {
     client
         .send(pbflow::Records {
             entries: vec![no_network, good, bad_ip],
+            batch: None,
         })
         .await
         .unwrap();
@@ -297,6 +299,7 @@ async fn a_flooding_agent_neither_stalls_nor_starves_a_good_one() {
             .iter()
             .map(flowlens_wire::convert::to_pb)
             .collect(),
+        batch: None,
     };
     // 8 connections, each sending as fast as answers come, ignoring
     // "busy" (a misbehaving agent does not back off).
