@@ -11,14 +11,18 @@ use axum::routing::get;
 use axum::{Json, Router};
 use flowlens_query::{FIELD_DEFS, Filter, complete, fields::lookup};
 use flowlens_store::{Cursor, Metric, Order, RecordQuery, Store, Table};
+use flowlens_store::{Interrupted, QueryControl};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 type Params = Query<HashMap<String, String>>;
 
-/// A bad request: a 400 with `{"error": ..., "detail": ...}`.
+/// A request refused: `{"error": ..., "detail": ...}` with its status
+/// (400 for a bad parameter).
 struct ApiError {
+    status: StatusCode,
     message: String,
     detail: Option<Value>,
 }
@@ -29,14 +33,50 @@ impl IntoResponse for ApiError {
         if let Some(d) = self.detail {
             body["detail"] = d;
         }
-        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 
 fn bad_request(message: impl Into<String>, detail: Option<Value>) -> ApiError {
     ApiError {
+        status: StatusCode::BAD_REQUEST,
         message: message.into(),
         detail,
+    }
+}
+
+/// What every store query runs under (docs/query.md, "Query budgets").
+#[derive(Debug, Clone)]
+pub struct QueryLimits {
+    /// Queries at once; beyond, 503 with Retry-After.
+    pub max_concurrent: usize,
+    /// A query still reading after this is stopped: 504.
+    pub timeout: Duration,
+}
+
+#[derive(Clone)]
+struct ApiState {
+    store: Arc<Store>,
+    slots: Arc<tokio::sync::Semaphore>,
+    limits: QueryLimits,
+}
+
+/// Sets a query's cancellation flag if the request is dropped before it
+/// finished (the client went away), so the scan stops at its next file or
+/// batch instead of running to the end for nobody.
+struct CancelOnDrop(Option<Arc<std::sync::atomic::AtomicBool>>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(flag) = self.0.take() {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 
@@ -267,26 +307,65 @@ fn records_query(
     Ok(Json(page).into_response())
 }
 
-/// Runs a store query on a blocking thread (queries read files), its
-/// error as a 400.
+/// Runs a store query on a blocking thread (queries read files) within
+/// the budget: a free query slot (else 503 at once), the deadline (504),
+/// cancelled when the client goes away. Its error is a 400.
 async fn on_store(
-    store: Arc<Store>,
+    state: ApiState,
     params: HashMap<String, String>,
     query: impl FnOnce(&Store, &HashMap<String, String>) -> Result<Response, ApiError> + Send + 'static,
 ) -> Response {
-    tokio::task::spawn_blocking(move || {
-        query(&store, &params).unwrap_or_else(IntoResponse::into_response)
+    let Ok(slot) = state.slots.clone().try_acquire_owned() else {
+        return ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: format!(
+                "{} queries are running, the most this server runs at once (--max-concurrent-queries); retry shortly",
+                state.limits.max_concurrent
+            ),
+            detail: None,
+        }
+        .into_response();
+    };
+    let control = QueryControl::new(Some(Instant::now() + state.limits.timeout));
+    let mut cancel = CancelOnDrop(Some(control.cancelled.clone()));
+    let store = state.store.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        // The slot stays taken until the scan has really stopped.
+        let _slot = slot;
+        control.run(|| query(&store, &params))
     })
-    .await
-    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    .await;
+    cancel.0 = None;
+    match answer {
+        Ok(Ok(response)) => response.unwrap_or_else(IntoResponse::into_response),
+        Ok(Err(Interrupted::TimedOut)) => ApiError {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            message: format!(
+                "the query ran longer than {:?} (--query-timeout) and was stopped; narrow the time range or the filter",
+                state.limits.timeout
+            ),
+            detail: None,
+        }
+        .into_response(),
+        Ok(Err(Interrupted::Cancelled)) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
-async fn flows(State(store): State<Arc<Store>>, Query(p): Params) -> Response {
-    on_store(store, p, |s, p| records_query(s, p, Table::Flows)).await
+/// Runs filter work (validation, completion) on a blocking thread: it is
+/// bounded, but never on the event loop that serves /metrics.
+async fn off_loop(work: impl FnOnce() -> Response + Send + 'static) -> Response {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-async fn conversations(State(store): State<Arc<Store>>, Query(p): Params) -> Response {
-    on_store(store, p, |s, p| records_query(s, p, Table::Conversations)).await
+async fn flows(State(state): State<ApiState>, Query(p): Params) -> Response {
+    on_store(state, p, |s, p| records_query(s, p, Table::Flows)).await
+}
+
+async fn conversations(State(state): State<ApiState>, Query(p): Params) -> Response {
+    on_store(state, p, |s, p| records_query(s, p, Table::Conversations)).await
 }
 
 fn field_param(
@@ -322,8 +401,8 @@ fn top_query(store: &Store, params: &HashMap<String, String>) -> Result<Response
     Ok(Json(json!({ "by": by.name, "metric": req.get("metric").unwrap_or("bytes"), "entries": entries })).into_response())
 }
 
-async fn top(State(store): State<Arc<Store>>, Query(p): Params) -> Response {
-    on_store(store, p, top_query).await
+async fn top(State(state): State<ApiState>, Query(p): Params) -> Response {
+    on_store(state, p, top_query).await
 }
 
 fn series_query(store: &Store, params: &HashMap<String, String>) -> Result<Response, ApiError> {
@@ -361,8 +440,8 @@ fn series_query(store: &Store, params: &HashMap<String, String>) -> Result<Respo
     Ok(Json(json!({ "step_ms": step, "points": points })).into_response())
 }
 
-async fn series(State(store): State<Arc<Store>>, Query(p): Params) -> Response {
-    on_store(store, p, series_query).await
+async fn series(State(state): State<ApiState>, Query(p): Params) -> Response {
+    on_store(state, p, series_query).await
 }
 
 /// The endpoint fields of each topology scope.
@@ -413,8 +492,8 @@ fn topology_query(store: &Store, params: &HashMap<String, String>) -> Result<Res
     Ok(Json(json!({ "scope": scope, "nodes": nodes, "edges": edges })).into_response())
 }
 
-async fn topology(State(store): State<Arc<Store>>, Query(p): Params) -> Response {
-    on_store(store, p, topology_query).await
+async fn topology(State(state): State<ApiState>, Query(p): Params) -> Response {
+    on_store(state, p, topology_query).await
 }
 
 /// One CSV cell: text as is (quoted when needed), lists joined by `;`.
@@ -432,6 +511,16 @@ fn csv_cell(v: Option<&Value>) -> String {
             .collect::<Vec<_>>()
             .join(";"),
         Some(other) => other.to_string(),
+    };
+    // A spreadsheet runs a cell that starts like a formula: such text
+    // (an attacker can choose a DNS name) is kept as text by a leading `'`.
+    let text = match v {
+        Some(Value::String(_) | Value::Array(_))
+            if text.starts_with(['=', '+', '-', '@', '\t', '\r']) =>
+        {
+            format!("'{text}")
+        }
+        _ => text,
     };
     if text.contains([',', '"', '\n']) {
         format!("\"{}\"", text.replace('"', "\"\""))
@@ -495,11 +584,15 @@ fn export_query(store: &Store, params: &HashMap<String, String>) -> Result<Respo
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
-async fn export(State(store): State<Arc<Store>>, Query(p): Params) -> Response {
-    on_store(store, p, export_query).await
+async fn export(State(state): State<ApiState>, Query(p): Params) -> Response {
+    on_store(state, p, export_query).await
 }
 
 async fn validate(Query(p): Params) -> Response {
+    off_loop(move || validate_filter(p)).await
+}
+
+fn validate_filter(p: HashMap<String, String>) -> Response {
     let run = || -> Result<Response, ApiError> {
         let req = Request::new(&p, &["filter"])?;
         Ok(match Filter::parse(req.get("filter").unwrap_or("")) {
@@ -513,9 +606,16 @@ async fn validate(Query(p): Params) -> Response {
 }
 
 async fn completions(Query(p): Params) -> Response {
+    off_loop(move || complete_filter(p)).await
+}
+
+fn complete_filter(p: HashMap<String, String>) -> Response {
     let run = || -> Result<Response, ApiError> {
         let req = Request::new(&p, &["filter", "cursor"])?;
         let text = req.get("filter").unwrap_or("");
+        if let Err(e) = flowlens_query::check_length(text) {
+            return Err(bad_request(e.to_string(), serde_json::to_value(&e).ok()));
+        }
         let cursor = match req.get("cursor") {
             None => text.chars().count(),
             Some(c) => c.parse().map_err(|_| {
@@ -536,7 +636,12 @@ async fn fields() -> Response {
 }
 
 /// The API's routes (they need the store).
-pub fn routes(store: Arc<Store>) -> Router {
+pub fn routes(store: Arc<Store>, limits: QueryLimits) -> Router {
+    let state = ApiState {
+        store,
+        slots: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent.max(1))),
+        limits,
+    };
     Router::new()
         .route("/api/flows", get(flows))
         .route("/api/conversations", get(conversations))
@@ -544,7 +649,7 @@ pub fn routes(store: Arc<Store>) -> Router {
         .route("/api/series", get(series))
         .route("/api/topology", get(topology))
         .route("/api/export", get(export))
-        .with_state(store)
+        .with_state(state)
         .route("/api/filter/validate", get(validate))
         .route("/api/filter/complete", get(completions))
         .route("/api/fields", get(fields))
@@ -619,6 +724,16 @@ mod tests {
         assert_eq!(time_param("9999-12-31T23:59:59.999Z", now), Ok(LATEST_MS));
         assert_eq!(time_param("1970-01-01T00:00:00Z", now), Ok(0));
         assert!(time_param("1m", 0).is_err(), "before 1970");
+    }
+
+    #[test]
+    fn csv_cells_that_look_like_formulas_stay_text() {
+        let r = json!({"DnsName": "=HYPERLINK(\"x\")", "Interfaces": ["@a", "b"], "SrcK8S_Name": "+1", "Bytes": -3});
+        let csv = to_csv(&[r.as_object().unwrap().clone()]);
+        assert!(csv.contains("\"'=HYPERLINK(\"\"x\"\")\""), "{csv}");
+        assert!(csv.contains("'@a;b"), "{csv}");
+        assert!(csv.contains("'+1"), "{csv}");
+        assert!(!csv.contains("'-3"), "numbers are left as they are: {csv}");
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub fn run(args: CollectorArgs) -> Result<()> {
     let file = args.config.as_deref().map(load_config_file).transpose()?;
     let mut registry = Registry::default();
     let store = args.store.open()?;
+    let query_limits = args.store.query_limits();
     let (processor, print) = args
         .processor
         .build(file.as_ref(), &mut registry, store.is_some())?;
@@ -96,7 +97,9 @@ pub fn run(args: CollectorArgs) -> Result<()> {
             http,
             registry,
             CounterSources::new(sections),
-            pipeline.store().map(crate::api::routes),
+            pipeline
+                .store()
+                .map(|store| crate::api::routes(store, query_limits)),
         ));
         // The pipeline works on its own thread, so a busy pipeline never
         // stalls the gRPC and HTTP listeners.

@@ -20,6 +20,13 @@ pub struct StoreArgs {
     /// 10GiB, 500MB.
     #[arg(long, value_name = "SIZE", value_parser = size_arg, default_value = "10GiB")]
     max_disk: u64,
+    /// Store queries run at once at most; beyond, the API answers 503 with
+    /// Retry-After (docs/query.md, "Query budgets").
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    max_concurrent_queries: usize,
+    /// A store query still reading after this is stopped (504).
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg, default_value = "30s")]
+    query_timeout: Duration,
     /// Keep nothing on disk (no store, no query API).
     #[arg(long, conflicts_with_all = ["data_dir", "retention", "max_disk"])]
     no_store: bool,
@@ -54,6 +61,14 @@ pub fn size_arg(text: &str) -> Result<u64, String> {
 }
 
 impl StoreArgs {
+    /// What every query of the API runs under.
+    pub fn query_limits(&self) -> crate::api::QueryLimits {
+        crate::api::QueryLimits {
+            max_concurrent: self.max_concurrent_queries.max(1),
+            timeout: self.query_timeout,
+        }
+    }
+
     /// The store, unless `--no-store`.
     pub fn open(&self) -> Result<Option<Store>> {
         if self.no_store {

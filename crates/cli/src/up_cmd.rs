@@ -52,6 +52,7 @@ pub fn run(args: UpArgs) -> Result<()> {
     let (settings, file) = args.capture.resolve(true)?;
     let mut registry = Registry::default();
     let store = args.store.open()?;
+    let query_limits = args.store.query_limits();
     let (processor, print) = args
         .processor
         .build(file.as_ref(), &mut registry, store.is_some())?;
@@ -88,7 +89,9 @@ pub fn run(args: UpArgs) -> Result<()> {
             listener,
             registry,
             CounterSources::new(sections),
-            pipeline.store().map(crate::api::routes),
+            pipeline
+                .store()
+                .map(|store| crate::api::routes(store, query_limits)),
         ));
         tracing::info!(listen = %args.listen, "serving /metrics, /status and /api");
         let feeding = pipeline.clone();

@@ -194,3 +194,125 @@ fn the_api_answers_and_refuses_clearly() {
     collector.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every hostile request of docs/reliability.md: a 4xx within a second,
+/// and the process still answers /status after each.
+#[test]
+fn hostile_requests_are_refused_and_the_process_stays_up() {
+    let grpc = free_local_addr();
+    let listen = free_local_addr();
+    let dir = std::env::temp_dir().join(format!("flowlens-hostile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let collector = Agent::start_collector(
+        &grpc,
+        &["--listen", &listen, "--data-dir", dir.to_str().unwrap()],
+    );
+    let nested = "(".repeat(3000);
+    let long_name = "x".repeat(30_000);
+    let deep_not = "not%20".repeat(200);
+    let cases: Vec<(String, u16, &str)> = vec![
+        (
+            format!("/api/filter/validate?filter={nested}"),
+            200,
+            "limit of 128 levels",
+        ),
+        (
+            format!("/api/flows?filter={nested}"),
+            400,
+            "limit of 128 levels",
+        ),
+        (
+            format!("/api/flows?filter={deep_not}proto%3Dudp"),
+            400,
+            "limit of 128 levels",
+        ),
+        (
+            format!("/api/filter/complete?filter={}", "a".repeat(20_000)),
+            400,
+            "16384 bytes",
+        ),
+        (
+            format!("/api/flows?filter={long_name}%3D1"),
+            400,
+            "16384 bytes",
+        ),
+        (
+            format!("/api/flows?filter={}%3D1", &long_name[..16_000]),
+            400,
+            "unknown field",
+        ),
+        (format!("/api/top?by={long_name}"), 400, "unknown field"),
+        (
+            "/api/flows?since=2025-11-29T07:06:40.%C3%A9%C3%A9Z".into(),
+            400,
+            "not a time",
+        ),
+        (
+            "/api/flows?since=-9223372036854775808&until=9223372036854775807".into(),
+            400,
+            "outside",
+        ),
+        (
+            "/api/series?since=0&until=253402300799999&step=1s".into(),
+            400,
+            "more than 10000 points",
+        ),
+        ("/api/series?step=99999999999999999999d".into(), 400, "step"),
+        ("/api/flows?limit=-1".into(), 400, "limit"),
+        ("/api/flows?limit=99999999999999999999".into(), 400, "limit"),
+        ("/api/flows?cursor=%F0%9F%98%80.%00".into(), 400, "cursor"),
+        (
+            "/api/flows?cursor=99999999999999999999.1".into(),
+            400,
+            "cursor",
+        ),
+        ("/api/filter/complete?cursor=-5".into(), 400, "cursor"),
+    ];
+    let mut table = Vec::new();
+    for (path, want, needle) in &cases {
+        let started = std::time::Instant::now();
+        let (code, body) = get(&listen, path);
+        let took = started.elapsed();
+        let shown: String = path.chars().take(60).collect();
+        assert_eq!(code, *want, "{shown}: {body}");
+        assert!(body.contains(needle), "{shown}: {body}");
+        assert!(
+            took < std::time::Duration::from_secs(1),
+            "{shown} took {took:?}"
+        );
+        let (status, _) = get(&listen, "/status");
+        assert_eq!(status, 200, "the process answers after {shown}");
+        table.push(format!("{shown} → {code} in {took:?}"));
+    }
+    eprintln!("{}", table.join("\n"));
+    collector.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A query past its deadline is stopped and answered 504; the budget is
+/// the user's to set.
+#[test]
+fn a_query_past_its_deadline_is_a_504() {
+    let grpc = free_local_addr();
+    let listen = free_local_addr();
+    let dir = std::env::temp_dir().join(format!("flowlens-deadline-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let collector = Agent::start_collector(
+        &grpc,
+        &[
+            "--listen",
+            &listen,
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--query-timeout",
+            "0s",
+        ],
+    );
+    let (code, body) = get(&listen, "/api/flows");
+    assert_eq!(code, 504, "{body}");
+    assert!(body.contains("--query-timeout"), "{body}");
+    let (code, _) = get(&listen, "/metrics");
+    assert_eq!(code, 200);
+    collector.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -20,7 +20,7 @@ mod parser;
 pub use complete::{Completion, Completions, complete};
 pub use error::FilterError;
 pub use fields::{FIELD_DEFS, FieldDef, RecordView, Scalar};
-pub use parser::{Expr, Literal, MAX_FILTER_BYTES, MAX_FILTER_DEPTH};
+pub use parser::{Expr, Literal, MAX_FILTER_BYTES, MAX_FILTER_DEPTH, check_length};
 
 use flowlens_model::FlowRecord;
 use serde_json::{Map, Value};

@@ -6,6 +6,7 @@ mod batch;
 mod columnar;
 mod files;
 mod flow_batch;
+mod interrupt;
 mod read;
 mod rollup;
 mod schema;
@@ -14,6 +15,7 @@ pub mod wal;
 
 pub use batch::{Columns, Row, to_batch};
 pub use files::Table;
+pub use interrupt::{Interrupted, QueryControl};
 pub use read::{Cursor, Edge, Metric, Order, Page, RecordQuery, SeriesPoint, Stat, TopEntry};
 pub use schema::{ID, arrow_schema, columns};
 pub use store::{Store, StoreCounters, StoreOptions};

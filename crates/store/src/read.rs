@@ -68,6 +68,9 @@ pub struct Page {
 
 /// Calls `f` with each row of a batch.
 fn for_each_row(batch: &RecordBatch, mut f: impl FnMut(&Row)) {
+    if crate::interrupt::interrupted() {
+        return;
+    }
     let columns = Columns::of(batch);
     for row in 0..columns.rows() {
         f(&Row {

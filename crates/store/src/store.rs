@@ -587,6 +587,10 @@ impl Store {
         only: Option<&[&str]>,
         dictionary: Option<&str>,
     ) -> Option<Vec<arrow_array::RecordBatch>> {
+        // A query past its deadline, or whose client left, reads no more.
+        if crate::interrupt::interrupted() {
+            return None;
+        }
         match files::read_with(&file.path, only, dictionary) {
             Ok(batches) => Some(batches),
             Err(why) => {
