@@ -82,17 +82,7 @@ pub fn run(args: CollectorArgs) -> Result<()> {
         sections.extend(pipeline.counter_sections());
         // With a store, batches are answered once in its write-ahead log
         // (replayed first, before any agent is heard).
-        let durable = match pipeline.store() {
-            Some(store) => {
-                let opening = pipeline.clone();
-                let ingest =
-                    tokio::task::spawn_blocking(move || DurableIngest::open(opening, store))
-                        .await??;
-                sections.push(ingest.counter_section());
-                Some(ingest)
-            }
-            None => None,
-        };
+        let durable = DurableIngest::start(&pipeline, &mut sections).await?;
         tokio::spawn(serve_metrics(
             http,
             registry,

@@ -151,6 +151,23 @@ impl DurableIngest {
         })
     }
 
+    /// The log of a pipeline that has a store, opened and replayed off
+    /// the event loop, its counters added to `sections`; None without a
+    /// store.
+    pub async fn start(
+        pipeline: &PipelineRun,
+        sections: &mut Vec<CounterSection>,
+    ) -> Result<Option<DurableIngest>> {
+        let Some(store) = pipeline.store() else {
+            return Ok(None);
+        };
+        let opening = pipeline.clone();
+        let ingest =
+            tokio::task::spawn_blocking(move || DurableIngest::open(opening, store)).await??;
+        sections.push(ingest.counter_section());
+        Ok(Some(ingest))
+    }
+
     /// The counters, for /metrics and /status.
     pub fn counter_section(&self) -> CounterSection {
         let counters = self.counters.clone();

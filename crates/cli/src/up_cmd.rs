@@ -69,13 +69,8 @@ pub fn run(args: UpArgs) -> Result<()> {
         // With a store, the agent's flows go through the write-ahead log
         // (replayed first) on a thread of their own: the agent's ring-buffer
         // drain never waits for a sync or a Parquet encode.
-        let durable = match pipeline.store() {
-            Some(store) => {
-                let opening = pipeline.clone();
-                let ingest =
-                    tokio::task::spawn_blocking(move || DurableIngest::open(opening, store))
-                        .await??;
-                sections.push(ingest.counter_section());
+        let durable = match DurableIngest::start(&pipeline, &mut sections).await? {
+            Some(ingest) => {
                 let dropped = ingest.drop_counter();
                 let (queue, batches) = tokio::sync::mpsc::channel(LOG_QUEUE_BATCHES);
                 let worker = std::thread::Builder::new()
