@@ -1,7 +1,7 @@
 //! Acknowledged means durable: batches of flows (from agents over gRPC, or
 //! from the agent inside `up`) are appended to the store's write-ahead log
 //! and synced — one sync per group of batches that arrived meanwhile —
-//! before a sender is answered and before the pipeline sees them. At start
+//! before the pipeline sees them and a sender is answered. At start
 //! the log is replayed past what the store's files hold, so every
 //! acknowledged record is stored exactly once, whenever the process was
 //! killed.
@@ -52,6 +52,9 @@ pub struct IngestCounters {
     pub replay_invalid: BTreeMap<String, u64>,
     /// `up`: records the agent handed over while the log's queue was full.
     pub dropped_queue_full: u64,
+    /// The log's own counters, at the top level so that its gauges are
+    /// gauges in /metrics.
+    #[serde(flatten)]
     pub wal: WalCounters,
 }
 
@@ -194,7 +197,7 @@ impl DurableIngest {
     }
 
     /// Takes batches until the queue closes: each group is logged and
-    /// synced, answered, then handed to the pipeline in log order.
+    /// synced, handed to the pipeline in log order, and answered.
     pub fn run(mut self, mut queue: tokio::sync::mpsc::Receiver<Batch>) -> DurableIngest {
         while let Some(first) = queue.blocking_recv() {
             let mut group = vec![first];
@@ -213,7 +216,7 @@ impl DurableIngest {
         // Sequences taken by this group, applied once it is durable.
         let mut pending: HashMap<String, u64> = HashMap::new();
         let mut logged: Vec<(Vec<flowlens_model::FlowRecord>, Answer, u64)> = Vec::new();
-        let mut duplicates: Vec<(Answer, usize)> = Vec::new();
+        let mut duplicates: Vec<(Answer, BatchId, usize)> = Vec::new();
         let mut failed: Vec<Answer> = Vec::new();
         let mut notes: Vec<(BatchId, u64)> = Vec::new();
         let mut error = None;
@@ -229,7 +232,7 @@ impl DurableIngest {
                     .sequence(&id.agent)
                     .max(pending.get(&id.agent).copied());
                 if seen.is_some_and(|s| id.sequence <= s) {
-                    duplicates.push((answer, records.len()));
+                    duplicates.push((answer, id.clone(), records.len()));
                     continue;
                 }
             }
@@ -269,26 +272,23 @@ impl DurableIngest {
             for answer in failed {
                 answer.fail(status());
             }
-            // A duplicate's original is durable already (an earlier group).
-            self.answer_duplicates(duplicates, &pending);
+            self.answer_duplicates(duplicates);
             self.update(|c| c.refused_batches += refused as u64);
             return;
         }
         for (id, lsn) in notes {
             self.taken.note(&id.agent, id.sequence, lsn);
         }
-        self.answer_duplicates(duplicates, &HashMap::new());
+        self.answer_duplicates(duplicates);
         let (batches, records) = (
             logged.len() as u64,
             logged.iter().map(|(r, _, _)| r.len() as u64).sum::<u64>(),
         );
-        let mut handed = Vec::with_capacity(logged.len());
+        // Answered once in the pipeline too, so that a query made after the
+        // answer sees the records (the store's buffer answers queries).
         for (flows, answer, lsn) in logged {
-            answer.ok();
-            handed.push((flows, lsn));
-        }
-        for (flows, lsn) in handed {
             self.pipeline.ingest_logged(flows, lsn);
+            answer.ok();
         }
         self.update(|c| {
             c.batches_logged += batches;
@@ -297,13 +297,18 @@ impl DurableIngest {
         self.release();
     }
 
-    /// Answers batches sent again; those whose original was in a group
-    /// that failed (`unlogged`) are refused too.
-    fn answer_duplicates(&self, duplicates: Vec<(Answer, usize)>, unlogged: &HashMap<String, u64>) {
+    /// Answers batches sent again, once this group's fate is known: taken
+    /// when their original is durable (an earlier group, or this one), and
+    /// refused when the original was in this group and its sync failed.
+    fn answer_duplicates(&self, duplicates: Vec<(Answer, BatchId, usize)>) {
         let mut records = 0;
         let n = duplicates.len() as u64;
-        for (answer, len) in duplicates {
-            if unlogged.is_empty() {
+        for (answer, id, len) in duplicates {
+            let durable = self
+                .taken
+                .sequence(&id.agent)
+                .is_some_and(|s| id.sequence <= s);
+            if durable {
                 answer.ok();
             } else {
                 answer.fail(Status::unavailable("the collector cannot write its log"));

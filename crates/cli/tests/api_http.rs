@@ -57,23 +57,47 @@ fn json(listen: &str, path: &str) -> Value {
     serde_json::from_str(&body).unwrap()
 }
 
-#[test]
-fn the_api_answers_and_refuses_clearly() {
-    let grpc = free_local_addr();
-    let listen = free_local_addr();
-    let dir = std::env::temp_dir().join(format!("flowlens-api-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let collector = Agent::start_collector(
-        &grpc,
-        &[
+/// A collector with a data directory of its own (`name`, removed when
+/// stopped), its gRPC and HTTP addresses, and `extra` flags.
+struct StoreCollector {
+    collector: Agent,
+    grpc: String,
+    listen: String,
+    dir: std::path::PathBuf,
+}
+
+impl StoreCollector {
+    fn start(name: &str, extra: &[&str]) -> StoreCollector {
+        let grpc = free_local_addr();
+        let listen = free_local_addr();
+        let dir = std::env::temp_dir().join(format!("flowlens-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut args = vec![
             "--listen",
-            &listen,
+            listen.as_str(),
             "--data-dir",
             dir.to_str().unwrap(),
-            "--log-types",
-            "Flows",
-        ],
-    );
+        ];
+        args.extend_from_slice(extra);
+        let collector = Agent::start_collector(&grpc, &args);
+        StoreCollector {
+            collector,
+            grpc,
+            listen,
+            dir,
+        }
+    }
+
+    fn stop(self) {
+        self.collector.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn the_api_answers_and_refuses_clearly() {
+    let server = StoreCollector::start("api", &["--log-types", "Flows"]);
+    let (grpc, listen) = (server.grpc.clone(), server.listen.clone());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let mut client =
@@ -191,22 +215,15 @@ fn the_api_answers_and_refuses_clearly() {
     let (_, body) = get(&listen, "/api/flows?filter=dns.rcod%3D3");
     let error: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(error["detail"]["position"], 0);
-    collector.stop();
-    let _ = std::fs::remove_dir_all(&dir);
+    server.stop();
 }
 
 /// Every hostile request of docs/reliability.md: a 4xx within a second,
 /// and the process still answers /status after each.
 #[test]
 fn hostile_requests_are_refused_and_the_process_stays_up() {
-    let grpc = free_local_addr();
-    let listen = free_local_addr();
-    let dir = std::env::temp_dir().join(format!("flowlens-hostile-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let collector = Agent::start_collector(
-        &grpc,
-        &["--listen", &listen, "--data-dir", dir.to_str().unwrap()],
-    );
+    let server = StoreCollector::start("hostile", &[]);
+    let listen = server.listen.clone();
     let nested = "(".repeat(3000);
     let long_name = "x".repeat(30_000);
     let deep_not = "not%20".repeat(200);
@@ -285,34 +302,19 @@ fn hostile_requests_are_refused_and_the_process_stays_up() {
         table.push(format!("{shown} → {code} in {took:?}"));
     }
     eprintln!("{}", table.join("\n"));
-    collector.stop();
-    let _ = std::fs::remove_dir_all(&dir);
+    server.stop();
 }
 
 /// A query past its deadline is stopped and answered 504; the budget is
 /// the user's to set.
 #[test]
 fn a_query_past_its_deadline_is_a_504() {
-    let grpc = free_local_addr();
-    let listen = free_local_addr();
-    let dir = std::env::temp_dir().join(format!("flowlens-deadline-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let collector = Agent::start_collector(
-        &grpc,
-        &[
-            "--listen",
-            &listen,
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "--query-timeout",
-            "0s",
-        ],
-    );
+    let server = StoreCollector::start("deadline", &["--query-timeout", "0s"]);
+    let listen = server.listen.clone();
     let (code, body) = get(&listen, "/api/flows");
     assert_eq!(code, 504, "{body}");
     assert!(body.contains("--query-timeout"), "{body}");
     let (code, _) = get(&listen, "/metrics");
     assert_eq!(code, 200);
-    collector.stop();
-    let _ = std::fs::remove_dir_all(&dir);
+    server.stop();
 }

@@ -29,6 +29,14 @@ fn icmp_packets(records: &[flowlens_model::FlowRecord], src: &str, icmp_type: u8
         .sum()
 }
 
+/// An agent on the lab's interfaces sending to the collector at `grpc`,
+/// its /status on `listen`.
+fn agent_sending_to(lab: &Lab, grpc: &str, listen: &str, extra: &[&str]) -> Agent {
+    let mut args = vec!["--collector", grpc, "--listen", listen];
+    args.extend_from_slice(extra);
+    lab.start_agent(&args)
+}
+
 #[test]
 fn a_collector_killed_for_5_seconds_loses_nothing() {
     let _serial = lab::serial();
@@ -47,14 +55,12 @@ fn a_collector_killed_for_5_seconds_loses_nothing() {
         "--no-store",
     ];
     let first = Agent::start_collector(&grpc, &collector_args);
-    let agent = lab.start_agent(&[
-        "--collector",
+    let agent = agent_sending_to(
+        &lab,
         &grpc,
-        "--cache-active-timeout",
-        "200ms",
-        "--listen",
         &agent_http,
-    ]);
+        &["--cache-active-timeout", "200ms"],
+    );
     // Steady traffic: 100 echo requests a second for 10 seconds.
     let netns = a.netns.clone();
     let target = b.ipv4.clone();
@@ -159,16 +165,17 @@ fn kill_9_of_the_collector_at_any_moment_stores_every_packet_once() {
         data_dir.as_str(),
     ];
     let mut collector = Agent::start_collector(&grpc, &collector_args);
-    let agent = lab.start_agent(&[
-        "--collector",
+    let agent = agent_sending_to(
+        &lab,
         &grpc,
-        "--cache-active-timeout",
-        "100ms",
-        "--collector-batch-size",
-        "5",
-        "--listen",
         &agent_http,
-    ]);
+        &[
+            "--cache-active-timeout",
+            "100ms",
+            "--collector-batch-size",
+            "5",
+        ],
+    );
     // 10,000 UDP packets of one flow over 10 seconds.
     const PACKETS: u64 = 10_000;
     const PORT: u16 = 9999;

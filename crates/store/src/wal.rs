@@ -13,7 +13,7 @@
 //! elsewhere is counted and the rest of its segment skipped.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 const HEADER: usize = 16;
@@ -402,28 +402,20 @@ impl Wal {
     }
 }
 
-impl Drop for Wal {
-    fn drop(&mut self) {
-        if let Some(w) = self.writer.as_mut() {
-            let _ = w.flush();
-        }
-    }
-}
-
-/// Flips one byte of a file: for tests that corrupt the log.
-#[doc(hidden)]
-pub fn corrupt_byte(path: &Path, offset: u64) -> std::io::Result<()> {
-    let mut f = OpenOptions::new().read(true).write(true).open(path)?;
-    f.seek(SeekFrom::Start(offset))?;
-    let mut b = [0u8; 1];
-    f.read_exact(&mut b)?;
-    f.seek(SeekFrom::Start(offset))?;
-    f.write_all(&[b[0] ^ 0xff])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Seek, SeekFrom};
+
+    /// Flips one byte of a file.
+    fn corrupt_byte(path: &Path, offset: u64) -> std::io::Result<()> {
+        let mut f = OpenOptions::new().read(true).write(true).open(path)?;
+        f.seek(SeekFrom::Start(offset))?;
+        let mut b = [0u8; 1];
+        f.read_exact(&mut b)?;
+        f.seek(SeekFrom::Start(offset))?;
+        f.write_all(&[b[0] ^ 0xff])
+    }
 
     fn entries(dir: &Path, at_least: u64) -> (Wal, Vec<(u64, Vec<u8>)>) {
         let mut seen = Vec::new();
