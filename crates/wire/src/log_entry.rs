@@ -155,4 +155,28 @@ mod tests {
         }
         assert!(decode_entry(&[1, 255, 255, 255, 255]).is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Log entries are read back from disk: any bytes, and any change
+        /// to a real entry, are an error or a value, never a panic.
+        #[test]
+        fn any_bytes_decode_without_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            flip in proptest::prelude::any::<(usize, u8)>(),
+        ) {
+            let mut invalid = Default::default();
+            if let Ok(LogEntry::Batch { records, .. }) = decode_entry(&bytes) {
+                let _ = decode_records(records, &mut invalid);
+            }
+            let flows = vec![flowlens_model::fixtures::full_record()];
+            let mut real = encode_batch(&flows, Some(("node", 1)));
+            let at = flip.0 % real.len();
+            real[at] ^= flip.1;
+            if let Ok(LogEntry::Batch { records, .. }) = decode_entry(&real) {
+                let _ = decode_records(records, &mut invalid);
+            }
+        }
+    }
 }
