@@ -60,11 +60,39 @@ pub struct QueryLimits {
     pub timeout: Duration,
 }
 
+/// A request finding every query slot taken waits this long for one at
+/// most (a console's overview asks for a dozen panels at once)...
+const SLOT_WAIT: Duration = Duration::from_secs(10);
+/// ...and at most this many per slot wait; beyond, 503 at once.
+const WAITING_PER_SLOT: usize = 16;
+
 #[derive(Clone)]
 struct ApiState {
     store: Arc<Store>,
     slots: Arc<tokio::sync::Semaphore>,
+    /// Requests waiting for a slot now.
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
     limits: QueryLimits,
+}
+
+impl ApiState {
+    /// A query slot: at once, or after a bounded wait in a bounded queue;
+    /// None when the server is saturated.
+    async fn slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        use std::sync::atomic::Ordering;
+        if let Ok(slot) = self.slots.clone().try_acquire_owned() {
+            return Some(slot);
+        }
+        let most = self.limits.max_concurrent * WAITING_PER_SLOT;
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= most {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let wait = SLOT_WAIT.min(self.limits.timeout);
+        let slot = tokio::time::timeout(wait, self.slots.clone().acquire_owned()).await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        slot.ok().and_then(Result::ok)
+    }
 }
 
 /// Sets a query's cancellation flag if the request is dropped before it
@@ -308,18 +336,19 @@ fn records_query(
 }
 
 /// Runs a store query on a blocking thread (queries read files) within
-/// the budget: a free query slot (else 503 at once), the deadline (504),
-/// cancelled when the client goes away. Its error is a 400.
+/// the budget: a query slot (waited for a bounded time in a bounded queue,
+/// else 503), the deadline (504), cancelled when the client goes away. Its
+/// error is a 400.
 async fn on_store(
     state: ApiState,
     params: HashMap<String, String>,
     query: impl FnOnce(&Store, &HashMap<String, String>) -> Result<Response, ApiError> + Send + 'static,
 ) -> Response {
-    let Ok(slot) = state.slots.clone().try_acquire_owned() else {
+    let Some(slot) = state.slot().await else {
         return ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
             message: format!(
-                "{} queries are running, the most this server runs at once (--max-concurrent-queries); retry shortly",
+                "{} queries are running, the most this server runs at once (--max-concurrent-queries), and others wait for them; retry shortly",
                 state.limits.max_concurrent
             ),
             detail: None,
@@ -640,6 +669,7 @@ pub fn routes(store: Arc<Store>, limits: QueryLimits) -> Router {
     let state = ApiState {
         store,
         slots: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent.max(1))),
+        waiting: Arc::default(),
         limits,
     };
     Router::new()

@@ -44,6 +44,25 @@ fn api_count(listen: &str, filter: &str, limit: usize) -> usize {
     String::from_utf8_lossy(&out).lines().count()
 }
 
+/// Stops the demo (SIGINT, then SIGKILL) when a failed check unwinds past
+/// it, so that a failure leaves no demo running to disturb the next test.
+struct StopDemoOnFailure {
+    pid: i32,
+    stopped: bool,
+}
+
+impl Drop for StopDemoOnFailure {
+    fn drop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.pid, libc::SIGINT) };
+        std::thread::sleep(Duration::from_secs(5));
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+    }
+}
+
 #[test]
 fn the_console_shows_the_demo_lab() {
     let _serial = lab::serial();
@@ -62,6 +81,10 @@ fn the_console_shows_the_demo_lab() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut guard = StopDemoOnFailure {
+        pid: demo.id() as i32,
+        stopped: false,
+    };
     let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
     let url = loop {
         let line = lines
@@ -131,6 +154,7 @@ fn the_console_shows_the_demo_lab() {
         );
         std::thread::sleep(Duration::from_millis(100));
     };
+    guard.stopped = true;
     assert!(status.success(), "demo exited with {status}");
     let left = lab::sh("ip netns list");
     for ns in DEMO_NETNS {
