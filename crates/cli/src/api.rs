@@ -17,6 +17,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod export;
+pub use export::to_csv;
+
 type Params = Query<HashMap<String, String>>;
 
 /// A request refused: `{"error": ..., "detail": ...}` with its status
@@ -335,6 +338,29 @@ fn records_query(
     Ok(Json(page).into_response())
 }
 
+/// Every query slot is taken and the queue for them is full: 503.
+fn saturated(state: &ApiState) -> ApiError {
+    ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        message: format!(
+            "{} queries are running, the most this server runs at once (--max-concurrent-queries), and others wait for them; retry shortly",
+            state.limits.max_concurrent
+        ),
+        detail: None,
+    }
+}
+
+/// A query stopped at its deadline: 504.
+fn timed_out(timeout: Duration) -> ApiError {
+    ApiError {
+        status: StatusCode::GATEWAY_TIMEOUT,
+        message: format!(
+            "the query ran longer than {timeout:?} (--query-timeout) and was stopped; narrow the time range or the filter"
+        ),
+        detail: None,
+    }
+}
+
 /// Runs a store query on a blocking thread (queries read files) within
 /// the budget: a query slot (waited for a bounded time in a bounded queue,
 /// else 503), the deadline (504), cancelled when the client goes away. Its
@@ -345,15 +371,7 @@ async fn on_store(
     query: impl FnOnce(&Store, &HashMap<String, String>) -> Result<Response, ApiError> + Send + 'static,
 ) -> Response {
     let Some(slot) = state.slot().await else {
-        return ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: format!(
-                "{} queries are running, the most this server runs at once (--max-concurrent-queries), and others wait for them; retry shortly",
-                state.limits.max_concurrent
-            ),
-            detail: None,
-        }
-        .into_response();
+        return saturated(&state).into_response();
     };
     let control = QueryControl::new(Some(Instant::now() + state.limits.timeout));
     let mut cancel = CancelOnDrop(Some(control.cancelled.clone()));
@@ -367,15 +385,7 @@ async fn on_store(
     cancel.0 = None;
     match answer {
         Ok(Ok(response)) => response.unwrap_or_else(IntoResponse::into_response),
-        Ok(Err(Interrupted::TimedOut)) => ApiError {
-            status: StatusCode::GATEWAY_TIMEOUT,
-            message: format!(
-                "the query ran longer than {:?} (--query-timeout) and was stopped; narrow the time range or the filter",
-                state.limits.timeout
-            ),
-            detail: None,
-        }
-        .into_response(),
+        Ok(Err(Interrupted::TimedOut)) => timed_out(state.limits.timeout).into_response(),
         Ok(Err(Interrupted::Cancelled)) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
@@ -525,96 +535,8 @@ async fn topology(State(state): State<ApiState>, Query(p): Params) -> Response {
     on_store(state, p, topology_query).await
 }
 
-/// One CSV cell: text as is (quoted when needed), lists joined by `;`.
-fn csv_cell(v: Option<&Value>) -> String {
-    let text = match v {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| {
-                i.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| i.to_string())
-            })
-            .collect::<Vec<_>>()
-            .join(";"),
-        Some(other) => other.to_string(),
-    };
-    // A spreadsheet runs a cell that starts like a formula: such text
-    // (an attacker can choose a DNS name) is kept as text by a leading `'`.
-    let text = match v {
-        Some(Value::String(_) | Value::Array(_))
-            if text.starts_with(['=', '+', '-', '@', '\t', '\r']) =>
-        {
-            format!("'{text}")
-        }
-        _ => text,
-    };
-    if text.contains([',', '"', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text
-    }
-}
-
-/// Records as CSV: a header of the store's columns that any record has.
-pub fn to_csv(records: &[serde_json::Map<String, Value>]) -> String {
-    let columns: Vec<&str> = flowlens_store::columns()
-        .iter()
-        .map(|c| c.name)
-        .filter(|name| records.iter().any(|r| r.contains_key(*name)))
-        .collect();
-    let mut out = columns.join(",");
-    out.push('\n');
-    for r in records {
-        let cells: Vec<String> = columns.iter().map(|c| csv_cell(r.get(*c))).collect();
-        out.push_str(&cells.join(","));
-        out.push('\n');
-    }
-    out
-}
-
-fn export_query(store: &Store, params: &HashMap<String, String>) -> Result<Response, ApiError> {
-    let req = Request::new(params, &allowed(&["table", "format", "limit", "order"]))?;
-    let filter = req.filter()?;
-    let (since, until) = req.range()?;
-    let format = req.get("format").unwrap_or("jsonl");
-    if !matches!(format, "csv" | "json" | "jsonl") {
-        return Err(bad_request(
-            format!("format: `{format}` is not csv, json or jsonl"),
-            None,
-        ));
-    }
-    let page = store.records(&RecordQuery {
-        table: req.table(Table::Flows)?,
-        filter: filter.as_ref(),
-        since_ms: since,
-        until_ms: until,
-        limit: req.number("limit", 10_000, 1_000_000)?,
-        order: req.order()?,
-        after: None,
-    });
-    let (body, content_type) = if format == "csv" {
-        (to_csv(&page.records), "text/csv; charset=utf-8")
-    } else if format == "json" {
-        (
-            serde_json::to_string(&page.records).unwrap_or_default(),
-            "application/json",
-        )
-    } else {
-        let mut text = String::new();
-        for r in &page.records {
-            text.push_str(&Value::Object(r.clone()).to_string());
-            text.push('\n');
-        }
-        (text, "application/x-ndjson")
-    };
-    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
-}
-
 async fn export(State(state): State<ApiState>, Query(p): Params) -> Response {
-    on_store(state, p, export_query).await
+    export::export(state, p).await
 }
 
 async fn validate(Query(p): Params) -> Response {
@@ -754,25 +676,5 @@ mod tests {
         assert_eq!(time_param("9999-12-31T23:59:59.999Z", now), Ok(LATEST_MS));
         assert_eq!(time_param("1970-01-01T00:00:00Z", now), Ok(0));
         assert!(time_param("1m", 0).is_err(), "before 1970");
-    }
-
-    #[test]
-    fn csv_cells_that_look_like_formulas_stay_text() {
-        let r = json!({"DnsName": "=HYPERLINK(\"x\")", "Interfaces": ["@a", "b"], "SrcK8S_Name": "+1", "Bytes": -3});
-        let csv = to_csv(&[r.as_object().unwrap().clone()]);
-        assert!(csv.contains("\"'=HYPERLINK(\"\"x\"\")\""), "{csv}");
-        assert!(csv.contains("'@a;b"), "{csv}");
-        assert!(csv.contains("'+1"), "{csv}");
-        assert!(!csv.contains("'-3"), "numbers are left as they are: {csv}");
-    }
-
-    #[test]
-    fn csv_quotes_what_needs_it() {
-        let r = json!({"SrcAddr": "198.18.0.1", "DnsName": "a,b", "Interfaces": ["x", "y"], "Bytes": 3});
-        let csv = to_csv(&[r.as_object().unwrap().clone()]);
-        assert_eq!(
-            csv,
-            "SrcAddr,Bytes,Interfaces,DnsName\n198.18.0.1,3,x;y,\"a,b\"\n"
-        );
     }
 }

@@ -18,20 +18,23 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
+/// `n` flows ending in the last minute, 10 ms apart (closer when there
+/// are more than 6,000).
 fn flows(n: usize) -> Vec<FlowRecord> {
     let now = now_ms();
+    let offset = |i: usize| (i as i64 * 60_000) / n.max(6_000) as i64;
     (0..n)
         .map(|i| FlowRecord {
             src_addr: format!("198.18.0.{}", 1 + i % 5),
             dst_addr: "198.18.1.1".into(),
-            src_port: 30000 + i as u16,
+            src_port: (30000 + i % 30000) as u16,
             dst_port: if i % 4 == 0 { 53 } else { 443 },
             proto: if i % 4 == 0 { 17 } else { 6 },
             etype: 0x800,
             bytes: 100 + i as u64,
             packets: 1,
-            time_flow_start_ms: now - 60_000 + i as i64 * 10,
-            time_flow_end_ms: now - 60_000 + i as i64 * 10 + 5,
+            time_flow_start_ms: now - 60_000 + offset(i),
+            time_flow_end_ms: now - 60_000 + offset(i) + 5,
             interfaces: vec!["eth0".into()],
             if_directions: vec![1],
             dns_id: (i % 4 == 0).then_some(i as u16),
@@ -316,5 +319,80 @@ fn a_query_past_its_deadline_is_a_504() {
     assert!(body.contains("--query-timeout"), "{body}");
     let (code, _) = get(&listen, "/metrics");
     assert_eq!(code, 200);
+    server.stop();
+}
+
+/// A `/proc/<pid>/status` figure in KiB (VmRSS, VmHWM).
+fn memory_kib(pid: u32, name: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from /proc/{pid}/status"))
+}
+
+/// Sends `n` records in calls of 20,000 (the most a call may carry).
+fn send_records(grpc: &str, n: usize) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut client =
+            pbflow::collector_client::CollectorClient::connect(format!("http://{grpc}"))
+                .await
+                .unwrap();
+        let all = flows(n);
+        for chunk in all.chunks(20_000) {
+            let entries = chunk.iter().map(to_pb).collect();
+            client
+                .send(pbflow::Records {
+                    entries,
+                    batch: None,
+                })
+                .await
+                .unwrap();
+        }
+    });
+}
+
+/// An export of more rows than fit comfortably in memory streams them:
+/// every row once, and the collector's peak memory while it answers grows
+/// by a small fraction of what the rows would take as one string.
+#[test]
+fn a_large_export_streams_in_constant_memory() {
+    const ROWS: usize = 200_000;
+    let server = StoreCollector::start("export", &["--query-timeout", "5m"]);
+    let started = std::time::Instant::now();
+    send_records(&server.grpc, ROWS);
+    eprintln!("sent {ROWS} records in {:?}", started.elapsed());
+    let pid = server.collector.pid();
+    // Reset the peak to what the process holds now (after ingest).
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+    let before = memory_kib(pid, "VmHWM");
+    let out = std::env::temp_dir().join(format!("flowlens-export-{}.jsonl", std::process::id()));
+    let started = std::time::Instant::now();
+    let code = sh(&format!(
+        "curl -s -o {} -w '%{{http_code}}' 'http://{}/api/export?since=1h&format=jsonl&limit=1000000'",
+        out.display(),
+        server.listen
+    ));
+    let took = started.elapsed();
+    let growth = memory_kib(pid, "VmHWM").saturating_sub(before);
+    assert_eq!(code.trim(), "200");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let _ = std::fs::remove_file(&out);
+    let mut ids = std::collections::HashSet::new();
+    for line in text.lines() {
+        let record: Value = serde_json::from_str(line).unwrap();
+        assert!(ids.insert(record["_Id"].as_u64().unwrap()), "a row twice");
+    }
+    assert_eq!(ids.len(), ROWS, "every row once");
+    let size_kib = text.len() as u64 / 1024;
+    eprintln!(
+        "exported {ROWS} rows ({size_kib} KiB) in {took:?}; peak memory grew {growth} KiB from {before} KiB"
+    );
+    assert!(
+        growth < size_kib / 4,
+        "the peak grew {growth} KiB for a {size_kib} KiB export"
+    );
     server.stop();
 }

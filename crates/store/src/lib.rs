@@ -16,6 +16,8 @@ pub mod wal;
 pub use batch::{Columns, Row, to_batch};
 pub use files::Table;
 pub use interrupt::{Interrupted, QueryControl};
-pub use read::{Cursor, Edge, Metric, Order, Page, RecordQuery, SeriesPoint, Stat, TopEntry};
-pub use schema::{ID, arrow_schema, columns};
+pub use read::{
+    Cursor, Edge, FileCache, Metric, Order, Page, RecordQuery, SeriesPoint, Stat, TopEntry,
+};
+pub use schema::{ID, arrow_schema, columns, table_columns};
 pub use store::{Store, StoreCounters, StoreOptions};

@@ -67,16 +67,45 @@ pub struct Page {
 }
 
 /// Calls `f` with each row of a batch.
-fn for_each_row(batch: &RecordBatch, mut f: impl FnMut(&Row)) {
+fn for_each_row(batch: &RecordBatch, f: impl FnMut(&Row)) {
+    for_each_row_in(batch, Order::Asc, f);
+}
+
+/// Calls `f` with each row of a batch, last row first for `Desc`: rows
+/// are written in time order, so a newest-first page fills from the
+/// newest rows and turns the rest away at a glance.
+fn for_each_row_in(batch: &RecordBatch, order: Order, mut f: impl FnMut(&Row)) {
     if crate::interrupt::interrupted() {
         return;
     }
     let columns = Columns::of(batch);
-    for row in 0..columns.rows() {
+    let mut visit = |row| {
         f(&Row {
             columns: &columns,
             row,
-        });
+        })
+    };
+    match order {
+        Order::Asc => (0..columns.rows()).for_each(&mut visit),
+        Order::Desc => (0..columns.rows()).rev().for_each(&mut visit),
+    }
+}
+
+/// The last file a scan read whole, kept for the next page of the same
+/// export: pages through one file would otherwise decode it once a page.
+#[derive(Default)]
+pub struct FileCache(std::cell::RefCell<Option<(std::path::PathBuf, Vec<RecordBatch>)>>);
+
+impl FileCache {
+    fn read(&self, store: &Store, file: &DataFile) -> Option<Vec<RecordBatch>> {
+        if let Some((path, batches)) = &*self.0.borrow()
+            && *path == file.path
+        {
+            return Some(batches.clone());
+        }
+        let batches = store.read_file(file, None, None)?;
+        *self.0.borrow_mut() = Some((file.path.clone(), batches.clone()));
+        Some(batches)
     }
 }
 
@@ -94,22 +123,52 @@ fn in_range_rows(buffered: &[RecordBatch], since: i64, until: i64, mut f: impl F
     }
 }
 
-/// Every matching record of the snapshot, through `visit`; `stop` ends the
-/// walk early once no file older than the given time can matter.
-/// `needs`: the fields the caller reads besides the filter's (None: all,
-/// to return whole records).
-#[allow(clippy::too_many_arguments)]
-fn scan(
-    store: &Store,
+/// What a scan does with the next file (newest first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    Read,
+    /// None of its records can matter (all past a page's cursor).
+    Skip,
+    /// Neither this file nor any older one can matter.
+    Stop,
+}
+
+/// How a scan reads.
+struct ScanPlan<'a> {
     table: Table,
     since: i64,
     until: i64,
-    filter: Option<&Filter>,
-    needs: Option<&[&'static str]>,
+    filter: Option<&'a Filter>,
+    /// The fields the caller reads besides the filter's (None: all, to
+    /// return whole records, through `cache`).
+    needs: Option<&'a [&'static str]>,
+    /// Desc: the buffer, then files newest first, rows last first; Asc:
+    /// files oldest first, then the buffer.
+    order: Order,
+    cache: Option<&'a FileCache>,
+}
+
+/// Every matching record of the snapshot, through `visit`; `next` says,
+/// file by file, whether to read it, skip it or end the walk.
+fn scan(
+    store: &Store,
+    plan: ScanPlan,
     mut visit: impl FnMut(Cursor, &dyn RecordView, &dyn Fn() -> Map<String, Value>),
-    stop: impl Fn(&DataFile) -> bool,
+    next: impl Fn(&DataFile) -> Next,
 ) -> u64 {
-    let (files, buffered) = store.snapshot(table, since, until);
+    let ScanPlan {
+        table,
+        since,
+        until,
+        filter,
+        needs,
+        order,
+        cache,
+    } = plan;
+    let (mut files, buffered) = store.snapshot(table, since, until);
+    if order == Order::Asc {
+        files.reverse();
+    }
     let projection: Option<Vec<&str>> = needs.map(|needs| {
         let mut names: Vec<&str> = vec!["TimeFlowEndMs", crate::ID];
         names.extend(needs);
@@ -120,8 +179,12 @@ fn scan(
     });
     let mut scanned = 0;
     let mut visit_batches = |batches: &[RecordBatch]| {
+        let batches: Box<dyn Iterator<Item = &RecordBatch>> = match order {
+            Order::Asc => Box::new(batches.iter()),
+            Order::Desc => Box::new(batches.iter().rev()),
+        };
         for batch in batches {
-            for_each_row(batch, |view| {
+            for_each_row_in(batch, order, |view| {
                 scanned += 1;
                 if let Some((time_ms, id)) = view.end_and_id()
                     && let k = (Cursor { time_ms, id })
@@ -135,14 +198,25 @@ fn scan(
         }
     };
     // What is still buffered is the newest.
-    visit_batches(&buffered);
+    if order == Order::Desc {
+        visit_batches(&buffered);
+    }
     for file in &files {
-        if stop(file) {
-            break;
+        match next(file) {
+            Next::Stop => break,
+            Next::Skip => continue,
+            Next::Read => {}
         }
-        if let Some(batches) = store.read_file(file, projection.as_deref(), None) {
+        let batches = match (cache, &projection) {
+            (Some(cache), None) => cache.read(store, file),
+            _ => store.read_file(file, projection.as_deref(), None),
+        };
+        if let Some(batches) = batches {
             visit_batches(&batches);
         }
+    }
+    if order == Order::Asc {
+        visit_batches(&buffered);
     }
     scanned
 }
@@ -214,21 +288,66 @@ fn rollup_level(
     rollup::level_for(range_ms, step_ms)
 }
 
+/// The records of a page being built, by place; the places of records
+/// pushed out of the page are reused.
+#[derive(Default)]
+struct Kept {
+    records: Vec<Option<Map<String, Value>>>,
+    free: Vec<usize>,
+}
+
+impl Kept {
+    fn keep(&mut self, record: Map<String, Value>) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.records[i] = Some(record);
+                i
+            }
+            None => {
+                self.records.push(Some(record));
+                self.records.len() - 1
+            }
+        }
+    }
+
+    fn release(&mut self, i: usize) {
+        self.records[i] = None;
+        self.free.push(i);
+    }
+
+    fn take(&mut self, i: usize) -> Option<Map<String, Value>> {
+        self.records[i].take()
+    }
+}
+
 impl Store {
     pub fn records(&self, q: &RecordQuery) -> Page {
-        // The page so far, its worst entry on top of the heap.
+        self.records_with(q, &FileCache::default())
+    }
+
+    /// A page, reading through `cache`: pass the same one to each page of
+    /// one walk through many pages (an export).
+    pub fn records_with(&self, q: &RecordQuery, cache: &FileCache) -> Page {
+        // The page so far, its worst entry on top of the heap (a page holds
+        // at most `limit + 1` records however many it looks at).
         let mut page: BinaryHeap<(std::cmp::Reverse<Cursor>, usize)> = BinaryHeap::new();
-        let mut desc_page: BinaryHeap<(Cursor, usize)> = BinaryHeap::new();
-        let mut kept: Vec<Option<Map<String, Value>>> = Vec::new();
+        let mut asc_page: BinaryHeap<(Cursor, usize)> = BinaryHeap::new();
+        let mut kept = Kept::default();
         let limit = q.limit.max(1);
         let worst = std::cell::Cell::new(None::<Cursor>);
+        let asc_worst = std::cell::Cell::new(None::<Cursor>);
+        let plan = ScanPlan {
+            table: q.table,
+            since: q.since_ms,
+            until: q.until_ms,
+            filter: q.filter,
+            needs: None,
+            order: q.order,
+            cache: Some(cache),
+        };
         let scanned = scan(
             self,
-            q.table,
-            q.since_ms,
-            q.until_ms,
-            q.filter,
-            None,
+            plan,
             |k, _, json| {
                 let beyond = match (q.order, q.after) {
                     (Order::Desc, Some(after)) => k < after,
@@ -244,40 +363,55 @@ impl Store {
                         if page.len() == limit && page.peek().is_some_and(|(w, _)| k <= w.0) {
                             return;
                         }
-                        kept.push(Some(json()));
-                        page.push((std::cmp::Reverse(k), kept.len() - 1));
+                        page.push((std::cmp::Reverse(k), kept.keep(json())));
                         if page.len() > limit
                             && let Some((_, i)) = page.pop()
                         {
-                            kept[i] = None;
+                            kept.release(i);
                         }
                         if page.len() == limit {
                             worst.set(page.peek().map(|(w, _)| w.0));
                         }
                     }
                     Order::Asc => {
-                        if desc_page.len() == limit
-                            && desc_page.peek().is_some_and(|(w, _)| k >= *w)
+                        if asc_page.len() == limit && asc_page.peek().is_some_and(|(w, _)| k >= *w)
                         {
                             return;
                         }
-                        kept.push(Some(json()));
-                        desc_page.push((k, kept.len() - 1));
-                        if desc_page.len() > limit
-                            && let Some((_, i)) = desc_page.pop()
+                        asc_page.push((k, kept.keep(json())));
+                        if asc_page.len() > limit
+                            && let Some((_, i)) = asc_page.pop()
                         {
-                            kept[i] = None;
+                            kept.release(i);
+                        }
+                        if asc_page.len() == limit {
+                            asc_worst.set(asc_page.peek().map(|(w, _)| *w));
                         }
                     }
                 }
             },
-            // Newest first: a file whose newest record is older than the
-            // page's oldest cannot change the page.
-            |file| q.order == Order::Desc && worst.get().is_some_and(|w| file.last_ms < w.time_ms),
+            |file| match (q.order, q.after) {
+                // Newest first: a file whose newest record is older than the
+                // page's oldest cannot change the page (nor any file after
+                // it)...
+                (Order::Desc, _) if worst.get().is_some_and(|w| file.last_ms < w.time_ms) => {
+                    Next::Stop
+                }
+                // ...oldest first, one whose oldest is newer than the
+                // page's newest (later files may still start earlier)...
+                (Order::Asc, _) if asc_worst.get().is_some_and(|w| file.first_ms > w.time_ms) => {
+                    Next::Skip
+                }
+                // ...and one whose oldest is newer than the cursor was read
+                // by an earlier page (an export pages through all of them).
+                (Order::Desc, Some(after)) if file.first_ms > after.time_ms => Next::Skip,
+                (Order::Asc, Some(after)) if file.last_ms < after.time_ms => Next::Skip,
+                _ => Next::Read,
+            },
         );
         let mut entries: Vec<(Cursor, usize)> = match q.order {
             Order::Desc => page.into_iter().map(|(k, i)| (k.0, i)).collect(),
-            Order::Asc => desc_page.into_iter().collect(),
+            Order::Asc => asc_page.into_iter().collect(),
         };
         entries.sort();
         if q.order == Order::Desc {
@@ -289,7 +423,7 @@ impl Store {
         Page {
             records: entries
                 .into_iter()
-                .filter_map(|(_, i)| kept[i].take())
+                .filter_map(|(_, i)| kept.take(i))
                 .collect(),
             cursor,
             scanned,
@@ -746,13 +880,18 @@ impl Store {
         for m in [Metric::Bytes, Metric::Drops, Metric::Rtt(Stat::Avg)] {
             needs.extend(m.inputs());
         }
-        scan(
-            self,
+        let plan = ScanPlan {
             table,
             since,
             until,
             filter,
-            Some(&needs),
+            needs: Some(&needs),
+            order: Order::Desc,
+            cache: None,
+        };
+        scan(
+            self,
+            plan,
             |_, view, _| {
                 let key = (first_key(src, view), first_key(dst, view));
                 let (bytes, drops, rtt, dns_errors, n) = edges.entry(key).or_default();
@@ -768,7 +907,7 @@ impl Store {
                 }
                 *n += 1;
             },
-            |_| false,
+            |_| Next::Read,
         );
         let mut out: Vec<Edge> = edges
             .into_iter()

@@ -90,6 +90,19 @@ pub fn columns() -> &'static [Column] {
     })
 }
 
+/// The columns a record of `table` can have, in schema order: the id and
+/// the model's fields, and for conversations their own fields too (an
+/// export's CSV header, fixed before any record is read).
+pub fn table_columns(table: crate::Table) -> Vec<&'static str> {
+    let conversation_only = |name: &str| CONVERSATION_COLUMNS.iter().any(|(c, _)| *c == name);
+    columns()
+        .iter()
+        .map(|c| c.name)
+        .filter(|name| *name != WEIGHT)
+        .filter(|name| table == crate::Table::Conversations || !conversation_only(name))
+        .collect()
+}
+
 /// Position and type of column `name` in the full schema.
 pub fn column(name: &str) -> Option<(usize, ColType)> {
     static INDEX: OnceLock<foldhash::HashMap<&'static str, (usize, ColType)>> = OnceLock::new();

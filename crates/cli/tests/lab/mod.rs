@@ -405,6 +405,11 @@ impl Agent {
     }
 
     /// The flow records printed so far (the process keeps running).
+    /// The process id (to read its memory in /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn records_so_far(&self) -> Vec<FlowRecord> {
         flow_records(&self.records.lock().unwrap())
     }
