@@ -6,10 +6,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     let include = protoc_bin_vendored::include_path()?;
-    tonic_prost_build::configure().compile_with_config(
-        config,
-        &["proto/flow.proto".into()],
-        &["proto".into(), include],
-    )?;
+    // Requests are counted on the wire before they are decoded (codec.rs).
+    tonic_prost_build::configure()
+        .codec_path("crate::codec::BoundedCodec")
+        .compile_with_config(
+            config,
+            &["proto/flow.proto".into()],
+            &["proto".into(), include],
+        )?;
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! netobserv's pbflow gRPC) in batches.
 
 use crate::capture_args::{CaptureArgs, duration_arg};
-use crate::metrics::{CounterSection, CounterSources, serve_metrics};
+use crate::http_server::{HttpArgs, HttpListener};
+use crate::metrics::{CounterSection, serve_metrics};
 use crate::output::{OutputFormat, RecordWriter};
 use crate::shutdown::shutdown_signal;
 use crate::up_cmd::agent_section;
@@ -55,6 +56,8 @@ pub struct AgentArgs {
     /// Prometheus and `flowlens status`.
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    #[command(flatten)]
+    http: HttpArgs,
     /// Print the agent's counters to stderr on exit.
     #[arg(long)]
     stats: bool,
@@ -136,8 +139,8 @@ pub fn run(args: AgentArgs) -> Result<()> {
                     e.stats_reader(),
                 ));
             }
-            let sources = CounterSources::new(sections);
-            tokio::spawn(serve_metrics(listener, Registry::default(), sources, None));
+            let listener = HttpListener::new(listener, &args.http, Duration::ZERO);
+            tokio::spawn(serve_metrics(listener, Registry::default(), sections, None));
         }
         let stats = match &exporter {
             Some(exporter) => {

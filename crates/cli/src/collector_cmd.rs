@@ -3,7 +3,8 @@
 //! conversation tracking — with /metrics and /status on its HTTP listener.
 
 use crate::durable_ingest::DurableIngest;
-use crate::metrics::{CounterSection, CounterSources, serve_metrics};
+use crate::http_server::{HttpArgs, HttpListener};
+use crate::metrics::{CounterSection, serve_metrics};
 use crate::pipeline_run::PipelineRun;
 use crate::processor_args::ProcessorArgs;
 use crate::shutdown::shutdown_signal;
@@ -11,6 +12,7 @@ use crate::store_args::StoreArgs;
 use anyhow::{Context, Result};
 use clap::Args;
 use flowlens_agent::config::load_config_file;
+use flowlens_wire::connections::{BoundedListener, ConnectionStats};
 use flowlens_wire::receiver::{Receiver, ReceiverLimits, ReceiverStats, serve};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
@@ -32,6 +34,8 @@ pub struct CollectorArgs {
     processor: ProcessorArgs,
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    http: HttpArgs,
     /// Received batches waiting for the pipeline at most; when it is
     /// behind, agents are told to retry (counted as busy).
     #[arg(long, value_name = "N", default_value_t = 256)]
@@ -46,6 +50,14 @@ pub struct CollectorArgs {
     /// are told to retry.
     #[arg(long, value_name = "N", default_value_t = ReceiverLimits::default().max_queued_records)]
     max_queued_records: usize,
+    /// gRPC connections open at once at most (an agent keeps one); one
+    /// more is closed at once (counted in `grpc_connections`).
+    #[arg(long, value_name = "N", default_value_t = ReceiverLimits::default().max_connections)]
+    max_grpc_connections: usize,
+    /// A gRPC connection that moves no byte for this long is closed (live
+    /// agents answer the collector's pings every 30 s).
+    #[arg(long, value_name = "DURATION", value_parser = crate::capture_args::duration_arg, default_value = "2m")]
+    grpc_idle_timeout: std::time::Duration,
 }
 
 pub fn run(args: CollectorArgs) -> Result<()> {
@@ -65,20 +77,27 @@ pub fn run(args: CollectorArgs) -> Result<()> {
         let grpc = tokio::net::TcpListener::bind(args.grpc_listen)
             .await
             .with_context(|| format!("listening on {}", args.grpc_listen))?;
+        let http = HttpListener::new(http, &args.http, query_limits.timeout);
         let (pipeline, timers) = PipelineRun::start(processor, print, store).await;
         let (queue, mut batches) = tokio::sync::mpsc::channel(args.queue_batches.max(1));
         let limits = ReceiverLimits {
             max_message_bytes: args.max_message_bytes,
             max_records_per_call: args.max_records_per_call,
             max_queued_records: args.max_queued_records,
+            max_connections: args.max_grpc_connections,
+            idle_timeout: args.grpc_idle_timeout,
             ..ReceiverLimits::default()
         };
+        let grpc = BoundedListener::new(grpc, limits.connections());
         let receiver = Receiver::new(queue, limits);
-        let mut sections = vec![CounterSection::new(
-            "receiver",
-            ReceiverStats::GAUGES,
-            receiver.stats_reader(),
-        )];
+        let mut sections = vec![
+            CounterSection::new("receiver", ReceiverStats::GAUGES, receiver.stats_reader()),
+            CounterSection::new(
+                "grpc_connections",
+                ConnectionStats::GAUGES,
+                grpc.stats_reader(),
+            ),
+        ];
         sections.extend(pipeline.counter_sections());
         // With a store, batches are answered once in its write-ahead log
         // (replayed first, before any agent is heard).
@@ -86,7 +105,7 @@ pub fn run(args: CollectorArgs) -> Result<()> {
         tokio::spawn(serve_metrics(
             http,
             registry,
-            CounterSources::new(sections),
+            sections,
             pipeline
                 .store()
                 .map(|store| crate::api::routes(store, query_limits)),

@@ -8,6 +8,7 @@ mod console_http;
 mod demo;
 mod durable_ingest;
 mod http_client;
+mod http_server;
 mod metrics;
 mod output;
 mod pipeline_run;

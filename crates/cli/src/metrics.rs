@@ -2,7 +2,9 @@
 //! counters (what it received, sent and dropped, Vector's model), read at
 //! each scrape from one list of sections so both endpoints agree.
 
+use crate::http_server::HttpListener;
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
+use flowlens_wire::connections::ConnectionStats;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -135,14 +137,21 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
     )
 }
 
-/// Serves /metrics and /status, and `api` (the query API) when there is
-/// one, on `listener` until the process ends.
+/// Serves /metrics and /status (`sections` and the listener's own
+/// connection counters), and `api` (the query API) when there is one, on
+/// `listener` until the process ends.
 pub async fn serve_metrics(
-    listener: tokio::net::TcpListener,
+    listener: HttpListener,
     mut registry: Registry,
-    sources: CounterSources,
+    mut sections: Vec<CounterSection>,
     api: Option<Router>,
 ) {
+    sections.push(CounterSection::new(
+        "http",
+        ConnectionStats::GAUGES,
+        listener.stats_reader(),
+    ));
+    let sources = CounterSources::new(sections);
     registry.register_collector(Box::new(sources.clone()));
     let state = Arc::new(HttpState { registry, sources });
     let mut app = Router::new()
@@ -153,7 +162,5 @@ pub async fn serve_metrics(
     if let Some(api) = api {
         app = app.merge(api);
     }
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::error!("HTTP listener stopped: {e}");
-    }
+    listener.serve(app).await;
 }

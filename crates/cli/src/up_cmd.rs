@@ -5,7 +5,8 @@
 
 use crate::capture_args::CaptureArgs;
 use crate::durable_ingest::DurableIngest;
-use crate::metrics::{CounterSection, CounterSources, serve_metrics};
+use crate::http_server::{HttpArgs, HttpListener};
+use crate::metrics::{CounterSection, serve_metrics};
 use crate::pipeline_run::PipelineRun;
 use crate::processor_args::ProcessorArgs;
 use crate::shutdown::shutdown_signal;
@@ -29,6 +30,8 @@ pub struct UpArgs {
     processor: ProcessorArgs,
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    http: HttpArgs,
     /// Print the agent's counters to stderr on exit.
     #[arg(long)]
     stats: bool,
@@ -62,6 +65,7 @@ pub fn run(args: UpArgs) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
+        let listener = HttpListener::new(listener, &args.http, query_limits.timeout);
         let agent = FlowAgent::new(settings)?;
         let (pipeline, timers) = PipelineRun::start(processor, print, store).await;
         let mut sections = vec![agent_section(&agent)];
@@ -83,7 +87,7 @@ pub fn run(args: UpArgs) -> Result<()> {
         tokio::spawn(serve_metrics(
             listener,
             registry,
-            CounterSources::new(sections),
+            sections,
             pipeline
                 .store()
                 .map(|store| crate::api::routes(store, query_limits)),

@@ -396,3 +396,170 @@ fn a_large_export_streams_in_constant_memory() {
     );
     server.stop();
 }
+
+/// Sends one gRPC `Collector/Send` request whose message is `payload`
+/// with curl over HTTP/2: the grpc-status the collector answers, if the
+/// answer came before the collector reset the stream (it does not read a
+/// message past the size limit to its end).
+fn raw_send(grpc: &str, payload: &[u8]) -> Option<String> {
+    let file = std::env::temp_dir().join(format!("flowlens-raw-{}", std::process::id()));
+    let mut body = vec![0u8];
+    body.extend((payload.len() as u32).to_be_bytes());
+    body.extend(payload);
+    std::fs::write(&file, body).unwrap();
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "--http2-prior-knowledge",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+        ])
+        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
+        .arg("--data-binary")
+        .arg(format!("@{}", file.display()))
+        .arg(format!("http://{grpc}/pbflow.Collector/Send"))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("grpc-status: "))
+        .map(|s| s.trim().to_string())
+}
+
+/// A message of millions of empty records is refused before it is decoded
+/// and a message past the size limit before it is read: the collector's
+/// peak memory hardly moves, and it goes on storing what agents send.
+#[test]
+fn oversized_and_overfull_messages_are_refused_within_the_memory_bound() {
+    let server = StoreCollector::start("oversized", &[]);
+    let pid = server.collector.pid();
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+    let before = memory_kib(pid, "VmHWM");
+    // 8 MiB (the largest message) of empty records: 4 Mi records.
+    let empty_records = [0x0a, 0x00].repeat(4 << 20);
+    assert_eq!(
+        raw_send(&server.grpc, &empty_records).as_deref(),
+        Some("11"),
+        "OUT_OF_RANGE: too many records"
+    );
+    // 60 MiB: refused by its frame header (counted below).
+    let big = vec![0x0a; 60 << 20];
+    let answer = raw_send(&server.grpc, &big);
+    assert!(matches!(answer.as_deref(), None | Some("11")), "{answer:?}");
+    let growth = memory_kib(pid, "VmHWM").saturating_sub(before);
+    eprintln!("peak memory grew {growth} KiB for the refused messages");
+    assert!(growth < 48 << 10, "peak memory grew {growth} KiB");
+    send_records(&server.grpc, 10);
+    let page = json(&server.listen, "/api/flows?since=1h");
+    assert_eq!(page["records"].as_array().unwrap().len(), 10);
+    let status = lab::status_json(&server.listen);
+    assert_eq!(status["receiver"]["requests_refused"]["OutOfRange"], 2);
+    server.stop();
+}
+
+/// Whether the server closed `conn` within `within` (a read ends).
+fn closed_within(conn: &mut std::net::TcpStream, within: std::time::Duration) -> bool {
+    use std::io::Read;
+    conn.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 256];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// A client trickling its headers (slowloris) is cut off after the header
+/// timeout, connections past the limit are closed at once, and /metrics
+/// and /status answer within a second while every query slot is held by
+/// an export whose client reads slowly.
+#[test]
+fn slow_and_excess_http_clients_are_cut_off_and_metrics_stay_fast() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let server = StoreCollector::start(
+        "slowloris",
+        &[
+            "--http-header-timeout",
+            "1s",
+            "--max-http-connections",
+            "4",
+            "--max-concurrent-queries",
+            "1",
+        ],
+    );
+    let listen = server.listen.clone();
+    // Slowloris: a header line every 300 ms, never the end of them.
+    let mut slow = std::net::TcpStream::connect(&listen).unwrap();
+    slow.write_all(b"GET /status HTTP/1.1\r\n").unwrap();
+    let started = Instant::now();
+    let trickle = {
+        let mut slow = slow.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for i in 0..20 {
+                std::thread::sleep(Duration::from_millis(300));
+                if slow.write_all(format!("X-{i}: y\r\n").as_bytes()).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    assert!(closed_within(&mut slow, Duration::from_secs(5)));
+    let cut = started.elapsed();
+    assert!(cut < Duration::from_secs(3), "cut off after {cut:?}");
+    trickle.join().unwrap();
+
+    // Four idle connections take every place; a fifth is closed at once.
+    let idle: Vec<_> = (0..4)
+        .map(|_| std::net::TcpStream::connect(&listen).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut fifth = std::net::TcpStream::connect(&listen).unwrap();
+    assert!(closed_within(&mut fifth, Duration::from_millis(500)));
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // The only query slot, held by an export read at 2 KB/s.
+    send_records(&server.grpc, 40_000);
+    let mut export = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "--limit-rate", "2k"])
+        .arg(format!(
+            "http://{listen}/api/export?since=1h&limit=40000&format=jsonl"
+        ))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // A query waits for the slot meanwhile (and is refused after 10 s).
+    let waiting = {
+        let listen = listen.clone();
+        std::thread::spawn(move || get(&listen, "/api/flows?since=1h&limit=1").0)
+    };
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        for path in ["/metrics", "/status"] {
+            let started = Instant::now();
+            let (code, _) = get(&listen, path);
+            slowest = slowest.max(started.elapsed());
+            assert_eq!(code, 200, "{path}");
+        }
+    }
+    eprintln!("slowest /metrics or /status with the query slot held: {slowest:?}");
+    assert!(slowest < Duration::from_secs(1), "{slowest:?}");
+    assert_eq!(waiting.join().unwrap(), 503, "the slot was held all along");
+    let status = lab::status_json(&listen);
+    let http = &status["http"];
+    assert!(http["connections_refused"].as_u64().unwrap() >= 1, "{http}");
+    assert!(
+        http["connections_accepted"].as_u64().unwrap() >= 5,
+        "{http}"
+    );
+    let _ = export.kill();
+    let _ = export.wait();
+    server.stop();
+}

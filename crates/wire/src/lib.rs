@@ -1,8 +1,10 @@
 //! The flow wire format: netobserv's pbflow over gRPC. `convert` maps flow
 //! records to and from protobuf, `exporter` is the agent's sending side
 //! (batches, a bounded buffer, reconnects) and `receiver` the collector's
-//! gRPC service.
+//! gRPC service; `connections` bounds the connections of every listener.
 
+pub mod codec;
+pub mod connections;
 pub mod convert;
 pub mod exporter;
 pub mod log_entry;

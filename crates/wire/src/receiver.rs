@@ -8,6 +8,7 @@
 //! refused whole. Whatever is refused or unusable is counted and logged,
 //! never fatal.
 
+use crate::connections::{BoundedListener, ConnectionLimits};
 use crate::convert::from_pb;
 use crate::pbflow::{self, collector_server};
 use flowlens_model::FlowRecord;
@@ -152,6 +153,7 @@ pub struct Receiver {
 impl Receiver {
     /// A receiver that hands batches to `queue`, within `limits`.
     pub fn new(queue: mpsc::Sender<Batch>, limits: ReceiverLimits) -> Receiver {
+        crate::codec::allow_records_per_call(limits.max_records_per_call);
         Receiver {
             queue,
             queued_records: Arc::new(tokio::sync::Semaphore::new(limits.max_queued_records)),
@@ -285,6 +287,20 @@ pub struct ReceiverLimits {
     /// MAX_CONNECTION_AGE; agents reconnect), so none is held forever;
     /// HTTP/2 pings close dead ones sooner.
     pub max_connection_age: Duration,
+    /// Connections open at once (an agent keeps one).
+    pub max_connections: usize,
+    /// A connection that moves no byte for this long is closed (a live
+    /// one answers the pings sent every 30 s).
+    pub idle_timeout: Duration,
+}
+
+impl ReceiverLimits {
+    pub fn connections(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.max_connections,
+            idle_timeout: self.idle_timeout,
+        }
+    }
 }
 
 impl Default for ReceiverLimits {
@@ -296,13 +312,16 @@ impl Default for ReceiverLimits {
             max_concurrent_streams: 16,
             request_timeout: Duration::from_secs(30),
             max_connection_age: Duration::from_secs(3600),
+            max_connections: 4096,
+            idle_timeout: Duration::from_secs(120),
         }
     }
 }
 
-/// Serves `Collector.Send` on `listener` until `shutdown` completes.
+/// Serves `Collector.Send` on `listener` (made with the limits'
+/// `connections()`) until `shutdown` completes.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: BoundedListener,
     receiver: Receiver,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
@@ -343,9 +362,6 @@ pub async fn serve(
         .http2_max_pending_accept_reset_streams(Some(64))
         .layer(count_refusals)
         .add_service(service)
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(listener, shutdown)
         .await
 }

@@ -3,6 +3,7 @@
 //! buffer is counted, and bad input is counted without harm.
 
 use flowlens_model::FlowRecord;
+use flowlens_wire::connections::BoundedListener;
 use flowlens_wire::exporter::{Exporter, ExporterConfig, ExporterStats};
 use flowlens_wire::pbflow;
 use flowlens_wire::receiver::{Batch, Receiver, ReceiverLimits, ReceiverStats, serve};
@@ -44,7 +45,9 @@ struct TestCollector {
 async fn collector(addr: SocketAddr, queue: usize, gate_open: bool) -> TestCollector {
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let (tx, mut rx) = mpsc::channel::<Batch>(queue);
-    let receiver = Receiver::new(tx, ReceiverLimits::default());
+    let limits = ReceiverLimits::default();
+    let listener = BoundedListener::new(listener, limits.connections());
+    let receiver = Receiver::new(tx, limits);
     let stats = receiver.stats_reader();
     let got = Arc::new(Mutex::new(Vec::new()));
     let gate = Arc::new(tokio::sync::Semaphore::new(if gate_open {
