@@ -16,8 +16,9 @@ pub struct StoreArgs {
     /// Records older than this are removed, e.g. 7d, 12h.
     #[arg(long, value_name = "DURATION", value_parser = duration_arg, default_value = "7d")]
     retention: Duration,
-    /// The store's files take at most this much; the oldest go first, e.g.
-    /// 10GiB, 500MB.
+    /// The store's files (flows, conversations and their rollups) take at
+    /// most this much; the oldest go first, e.g. 10GiB, 500MB. They also go
+    /// when the filesystem has too little free space for the next file.
     #[arg(long, value_name = "SIZE", value_parser = size_arg, default_value = "10GiB")]
     max_disk: u64,
     /// Store queries run at once at most; beyond, the API answers 503 with

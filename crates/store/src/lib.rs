@@ -10,6 +10,7 @@ mod interrupt;
 mod read;
 mod rollup;
 mod schema;
+mod space;
 mod store;
 pub mod wal;
 

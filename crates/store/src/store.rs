@@ -85,6 +85,9 @@ pub struct StoreCounters {
     /// Of those, flows and conversation records.
     pub buffered_flows: u64,
     pub buffered_conversations: u64,
+    /// Files removed to make room on a filesystem that had too little
+    /// free for the next file (also in `files_removed`).
+    pub files_removed_for_space: u64,
     /// Times a thread panicked holding the store's lock (the state was
     /// taken over as it was, and reported).
     pub lock_poisoned: u64,
@@ -383,6 +386,7 @@ impl Store {
             inner.writing_rows[at] = buffer.rows;
             (buffer.batches, buffer.wal_lsn)
         };
+        self.make_room(self.file_size_estimate(table, &batches));
         let written = files::write(&self.options.dir, table.dir(), &batches, wal_lsn);
         let mut inner = self.lock();
         let inner = &mut *inner;
@@ -488,75 +492,6 @@ impl Store {
             self.flush(table);
         }
         self.update_gauges();
-    }
-
-    fn apply_retention(&self, now_ms: i64) {
-        let mut inner = self.lock();
-        let inner = &mut *inner;
-        let mut doomed: Vec<DataFile> = Vec::new();
-        if let Some(age) = self.options.retention {
-            let oldest_kept = now_ms - age.as_millis() as i64;
-            for files in inner.files.iter_mut() {
-                let (old, kept): (Vec<_>, Vec<_>) =
-                    files.drain(..).partition(|f| f.last_ms < oldest_kept);
-                *files = kept;
-                doomed.extend(old);
-            }
-        }
-        if let Some(max) = self.options.max_disk_bytes {
-            let mut total: u64 = inner.files.iter().flatten().map(|f| f.bytes).sum();
-            while total > max {
-                // The oldest file of either table goes first.
-                let Some((t, i)) = (0..2)
-                    .flat_map(|t| {
-                        inner.files[t]
-                            .iter()
-                            .enumerate()
-                            .map(move |(i, f)| (t, i, f.last_ms))
-                    })
-                    .min_by_key(|(_, _, last)| *last)
-                    .map(|(t, i, _)| (t, i))
-                else {
-                    break;
-                };
-                let file = inner.files[t].remove(i);
-                total -= file.bytes;
-                doomed.push(file);
-            }
-        }
-        // Rollups go with the flows they sum: when no flow file of their
-        // hour is left (only removing flow files can make that so).
-        if !doomed.is_empty() {
-            let hours: std::collections::HashSet<i64> = inner.files[slot(Table::Flows)]
-                .iter()
-                .map(|f| f.last_ms.div_euclid(files::HOUR_MS))
-                .collect();
-            let live: std::collections::HashSet<String> = hours
-                .into_iter()
-                .map(|h| files::partition(h * files::HOUR_MS))
-                .collect();
-            for level in inner.rollups.iter_mut() {
-                level.retain(|f| {
-                    let keep = files::partition_of(&f.path).is_some_and(|p| live.contains(&p));
-                    if !keep {
-                        let _ = std::fs::remove_file(&f.path);
-                    }
-                    keep
-                });
-            }
-        }
-        for file in doomed {
-            if let Err(e) = std::fs::remove_file(&file.path)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!("removing {}: {e}", file.path.display());
-                continue;
-            }
-            let c = &mut inner.counters;
-            c.files_removed += 1;
-            c.records_removed += file.rows;
-            c.bytes_removed += file.bytes;
-        }
     }
 
     /// The files and buffered records a read of `table` between `since`

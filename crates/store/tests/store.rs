@@ -449,3 +449,35 @@ fn rollups_answer_as_the_flows_do_and_follow_late_records() {
     );
     assert_eq!(sums(&store, since, until), sums(&raw, since, until));
 }
+
+/// `--max-disk` counts the rollups with the files they sum: a store whose
+/// flow files alone fit, but not with their rollups, removes its oldest.
+#[test]
+fn the_disk_limit_counts_rollups_too() {
+    let dir = TempDir::new("max-disk-rollups");
+    let rolled = StoreOptions {
+        flush_rows: 500,
+        rollup_grace: Duration::ZERO,
+        ..StoreOptions::new(&dir.0)
+    };
+    let store = Store::open(rolled.clone()).unwrap();
+    store.append(Table::Flows, (0..6000).map(flow).collect());
+    store.close();
+    while store.roll_up() {}
+    let c = store.counters();
+    assert!(c.rollup_bytes > 0, "{c:?}");
+    drop(store);
+    let limit = c.disk_bytes;
+    let store = Store::open(StoreOptions {
+        max_disk_bytes: Some(limit),
+        ..rolled
+    })
+    .unwrap();
+    store.maintain();
+    let after = store.counters();
+    assert!(after.files_removed >= 1, "{after:?}");
+    assert!(
+        after.disk_bytes + after.rollup_bytes <= limit,
+        "{after:?} over {limit}"
+    );
+}
