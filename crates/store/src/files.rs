@@ -87,9 +87,43 @@ pub struct Listing {
     pub foreign: Vec<PathBuf>,
     /// `.tmp` leftovers of an interrupted write, removed.
     pub leftovers_removed: u64,
-    /// Files that cannot be read (truncated, corrupt), and why: skipped and
+    /// Files that cannot be read (truncated, corrupt, or that make the
+    /// Parquet reader panic), and why: moved to the quarantine folder,
     /// reported, never deleted.
     pub corrupt: Vec<(PathBuf, String)>,
+}
+
+/// Where unreadable files go (under the data directory): out of every
+/// table's folder, so no start and no query reads them again.
+pub const QUARANTINE: &str = "quarantine";
+
+/// Moves an unreadable file of the data directory `root` to its
+/// quarantine folder, named by its path there; the new path.
+pub fn quarantine(root: &Path, path: &Path) -> std::io::Result<PathBuf> {
+    let folder = root.join(QUARANTINE);
+    std::fs::create_dir_all(&folder)?;
+    let relative = path.strip_prefix(root).unwrap_or(path);
+    let name: Vec<String> = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let target = folder.join(name.join("_"));
+    std::fs::rename(path, &target)?;
+    Ok(target)
+}
+
+/// Runs a read of a file's bytes, turning a panic of the reader (a file
+/// crafted or damaged in a way it does not expect) into an error, so one
+/// bad file never takes the process down (nor, at start, into a loop).
+pub fn guarded<T>(read: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(format!("the Parquet reader failed on it: {what}"))
+    })
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -126,26 +160,32 @@ pub fn list(root: &Path, dir: &str) -> Listing {
             Some((first_ms, last_ms, first_id)) => {
                 let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
                 // Reading the footer checks that the file is whole.
-                let rows = std::fs::File::open(&path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|f| {
-                        ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| e.to_string())
-                    })
-                    .map(|b| {
-                        let meta = b.metadata().file_metadata();
-                        let lsn = meta
-                            .key_value_metadata()
-                            .into_iter()
-                            .flatten()
-                            .find(|kv| kv.key == WAL_LSN_KEY)
-                            .and_then(|kv| kv.value.as_deref()?.parse().ok())
-                            .unwrap_or(0);
-                        (meta.num_rows() as u64, lsn)
-                    });
+                let rows = guarded(|| {
+                    std::fs::File::open(&path)
+                        .map_err(|e| e.to_string())
+                        .and_then(|f| {
+                            ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| e.to_string())
+                        })
+                        .map(|b| {
+                            let meta = b.metadata().file_metadata();
+                            let lsn = meta
+                                .key_value_metadata()
+                                .into_iter()
+                                .flatten()
+                                .find(|kv| kv.key == WAL_LSN_KEY)
+                                .and_then(|kv| kv.value.as_deref()?.parse().ok())
+                                .unwrap_or(0);
+                            (meta.num_rows() as u64, lsn)
+                        })
+                });
                 let (rows, wal_lsn) = match rows {
                     Ok(found) => found,
                     Err(e) => {
-                        listing.corrupt.push((path, e));
+                        let why = match quarantine(root, &path) {
+                            Ok(moved) => format!("{e} (moved to {})", moved.display()),
+                            Err(q) => format!("{e} (could not be moved to quarantine: {q})"),
+                        };
+                        listing.corrupt.push((path, why));
                         continue;
                     }
                 };
@@ -330,6 +370,14 @@ pub fn partition_of(path: &Path) -> Option<String> {
 /// stores it: each distinct value once, rows as indexes); an unreadable
 /// (truncated, corrupt) file is an error naming the file and what is wrong.
 pub fn read_with(
+    path: &Path,
+    only: Option<&[&str]>,
+    dictionary: Option<&str>,
+) -> Result<Vec<RecordBatch>, String> {
+    guarded(|| read_unguarded(path, only, dictionary))
+}
+
+fn read_unguarded(
     path: &Path,
     only: Option<&[&str]>,
     dictionary: Option<&str>,

@@ -66,7 +66,8 @@ pub struct StoreCounters {
     pub files_removed: u64,
     pub records_removed: u64,
     pub bytes_removed: u64,
-    /// Unreadable files found at start or while querying (skipped).
+    /// Unreadable files found at start or while querying (moved to
+    /// `<data-dir>/quarantine`, never read again).
     pub corrupt_files: u64,
     /// `.tmp` leftovers of writes a crash interrupted (removed at start).
     pub leftovers_removed: u64,
@@ -547,7 +548,14 @@ impl Store {
             }
             if inner.files.iter().map(Vec::len).sum::<usize>() < before {
                 inner.counters.corrupt_files += 1;
-                tracing::warn!("skipping unreadable store file: {why}");
+                match files::quarantine(&self.options.dir, &file.path) {
+                    Ok(moved) => {
+                        tracing::warn!("unreadable store file: {why}; moved to {}", moved.display())
+                    }
+                    Err(e) => tracing::warn!(
+                        "unreadable store file: {why}; skipped (could not be moved to quarantine: {e})"
+                    ),
+                }
             }
         }
     }

@@ -200,6 +200,13 @@ fn truncated_corrupt_and_leftover_files_do_not_stop_the_store() {
     std::fs::write(&files[2], b"gone bad").unwrap();
     assert_eq!(store.records(&query(None, 1000)).records.len(), 0);
     assert_eq!(store.counters().corrupt_files, 3);
+    // All three are in quarantine, out of the table's folder: the next
+    // start reads none of them again.
+    assert_eq!(walk(&dir.0.join("quarantine")).len(), 3);
+    assert!(walk(&dir.0.join("flows")).is_empty());
+    drop(store);
+    let store = Store::open(options(&dir)).unwrap();
+    assert_eq!(store.counters().corrupt_files, 0);
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
