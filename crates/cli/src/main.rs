@@ -1,23 +1,6 @@
 //! `flowlens`: one binary, one subcommand per job.
 
-mod agent_cmd;
-mod api;
-mod capture_args;
-mod collector_cmd;
-mod console_http;
-mod demo;
-mod durable_ingest;
-mod http_client;
-mod http_server;
-mod metrics;
-mod output;
-mod pipeline_run;
-mod processor_args;
-mod query_cmd;
-mod shutdown;
-mod status_cmd;
-mod store_args;
-mod up_cmd;
+use flowlens::{agent_cmd, collector_cmd, demo, query_cmd, status_cmd, up_cmd};
 
 use clap::{Parser, Subcommand};
 

@@ -558,5 +558,6 @@ impl Store {
                 }
             }
         }
+        self.update_gauges();
     }
 }

@@ -209,6 +209,33 @@ fn truncated_corrupt_and_leftover_files_do_not_stop_the_store() {
     assert_eq!(store.counters().corrupt_files, 0);
 }
 
+/// Found by fuzzing (`fuzz/` target store_file): a file whose footer reads
+/// but whose pages make the Parquet reader panic is quarantined at the
+/// first query that reads it, and the store goes on.
+#[test]
+fn a_file_that_panics_the_parquet_reader_is_quarantined() {
+    let dir = TempDir::new("reader-panic");
+    let hour = dir.0.join("flows/2025-11-29/07");
+    std::fs::create_dir_all(&hour).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/reader-panic.parquet"),
+        hour.join("1764400000000_1764400000500_100.parquet"),
+    )
+    .unwrap();
+    let store = Store::open(options(&dir)).unwrap();
+    let all = RecordQuery {
+        since_ms: 0,
+        until_ms: i64::MAX,
+        ..query(None, 1000)
+    };
+    assert!(store.records(&all).records.is_empty());
+    let c = store.counters();
+    assert_eq!((c.corrupt_files, c.files), (1, 0), "{c:?}");
+    assert_eq!(walk(&dir.0.join("quarantine")).len(), 1);
+    store.append(Table::Flows, (0..10).map(flow).collect());
+    assert_eq!(store.records(&all).records.len(), 10);
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap().flatten() {

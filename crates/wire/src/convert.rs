@@ -113,9 +113,25 @@ fn timestamp(ms: i64) -> prost_types::Timestamp {
     }
 }
 
-fn timestamp_ms(t: Option<&prost_types::Timestamp>) -> i64 {
-    t.map(|t| t.seconds * 1000 + (t.nanos as i64) / 1_000_000)
-        .unwrap_or(0)
+/// The latest time a record may carry: 9999-12-31, in seconds (as the
+/// API's times), so every sum of times stays far from overflow.
+const LATEST_SECONDS: i64 = 253_402_300_799;
+
+/// A timestamp as epoch ms (none: 0); one before 1970 or after 9999, or
+/// with nanoseconds outside a second, is out of range (found by fuzzing:
+/// `seconds * 1000` overflowed).
+fn timestamp_ms(
+    t: Option<&prost_types::Timestamp>,
+    field: &'static str,
+) -> Result<i64, DecodeError> {
+    let Some(t) = t else { return Ok(0) };
+    if !(0..=LATEST_SECONDS).contains(&t.seconds) || !(0..1_000_000_000).contains(&t.nanos) {
+        return Err(DecodeError::OutOfRange {
+            field,
+            value: t.seconds.unsigned_abs(),
+        });
+    }
+    Ok(t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
 }
 
 fn duration_from_ns(ns: u64) -> prost_types::Duration {
@@ -300,8 +316,8 @@ pub fn from_pb(p: pbflow::Record) -> Result<FlowRecord, DecodeError> {
         bytes: p.bytes,
         packets: p.packets,
         flags: p.flags,
-        time_flow_start_ms: timestamp_ms(p.time_flow_start.as_ref()),
-        time_flow_end_ms: timestamp_ms(p.time_flow_end.as_ref()),
+        time_flow_start_ms: timestamp_ms(p.time_flow_start.as_ref(), "time_flow_start")?,
+        time_flow_end_ms: timestamp_ms(p.time_flow_end.as_ref(), "time_flow_end")?,
         interfaces,
         if_directions,
         agent_ip: p
@@ -375,6 +391,31 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(from_pb(to_pb(&bare)).unwrap(), bare);
+    }
+
+    /// Found by fuzzing (`fuzz/` target pbflow): a timestamp of huge
+    /// seconds overflowed `seconds * 1000`.
+    #[test]
+    fn timestamps_outside_1970_to_9999_are_out_of_range() {
+        let record = flowlens_model::fixtures::full_record();
+        for (seconds, nanos) in [
+            (i64::MAX, 0),
+            (-1, 0),
+            (253_402_300_800, 0),
+            (1, -1),
+            (1, 1_000_000_000),
+        ] {
+            let mut pb = to_pb(&record);
+            pb.time_flow_end = Some(prost_types::Timestamp { seconds, nanos });
+            let refused = from_pb(pb).unwrap_err();
+            assert_eq!(refused.reason(), "out_of_range", "{seconds}.{nanos}");
+        }
+        let mut pb = to_pb(&record);
+        pb.time_flow_end = Some(prost_types::Timestamp {
+            seconds: 253_402_300_799,
+            nanos: 999_999_999,
+        });
+        assert_eq!(from_pb(pb).unwrap().time_flow_end_ms, 253_402_300_799_999);
     }
 
     #[test]

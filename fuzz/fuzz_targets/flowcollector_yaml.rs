@@ -1,0 +1,11 @@
+//! The FlowCollector file: any text is parsed as one, an error naming
+//! what is wrong at most.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = flowlens_agent::config::parse_config(text, "fuzz.yaml");
+    }
+});
