@@ -358,42 +358,93 @@ fn send_records(grpc: &str, n: usize) {
 /// every row once, and the collector's peak memory while it answers grows
 /// by a small fraction of what the rows would take as one string.
 #[test]
-fn a_large_export_streams_in_constant_memory() {
+fn a_large_export_streams_in_constant_memory_and_a_client_leaving_frees_its_slot() {
     const ROWS: usize = 200_000;
-    let server = StoreCollector::start("export", &["--query-timeout", "5m"]);
+    let server = StoreCollector::start(
+        "export",
+        &["--query-timeout", "5m", "--max-concurrent-queries", "1"],
+    );
     let started = std::time::Instant::now();
     send_records(&server.grpc, ROWS);
     eprintln!("sent {ROWS} records in {:?}", started.elapsed());
     let pid = server.collector.pid();
-    // Reset the peak to what the process holds now (after ingest).
-    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
-    let before = memory_kib(pid, "VmHWM");
-    let out = std::env::temp_dir().join(format!("flowlens-export-{}.jsonl", std::process::id()));
-    let started = std::time::Instant::now();
-    let code = sh(&format!(
-        "curl -s -o {} -w '%{{http_code}}' 'http://{}/api/export?since=1h&format=jsonl&limit=1000000'",
-        out.display(),
-        server.listen
-    ));
-    let took = started.elapsed();
-    let growth = memory_kib(pid, "VmHWM").saturating_sub(before);
-    assert_eq!(code.trim(), "200");
-    let text = std::fs::read_to_string(&out).unwrap();
-    let _ = std::fs::remove_file(&out);
-    let mut ids = std::collections::HashSet::new();
-    for line in text.lines() {
-        let record: Value = serde_json::from_str(line).unwrap();
-        assert!(ids.insert(record["_Id"].as_u64().unwrap()), "a row twice");
+    // The store's last flush of the ingest done (its encode would count).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while lab::status_json(&server.listen)["store"]["buffered_records"] != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the store never flushed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    assert_eq!(ids.len(), ROWS, "every row once");
-    let size_kib = text.len() as u64 / 1024;
-    eprintln!(
-        "exported {ROWS} rows ({size_kib} KiB) in {took:?}; peak memory grew {growth} KiB from {before} KiB"
-    );
+    // An export of a tenth of the rows, then of all: the peak memory each
+    // adds (from a reset) is one store file decoded and a page, whatever
+    // the rows; kept in memory, ten times the rows would take ten times it.
+    let export = |rows: usize| {
+        std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+        let before = memory_kib(pid, "VmHWM");
+        let out =
+            std::env::temp_dir().join(format!("flowlens-export-{}.jsonl", std::process::id()));
+        let started = std::time::Instant::now();
+        let code = sh(&format!(
+            "curl -s -o {} -w '%{{http_code}}' 'http://{}/api/export?since=1h&format=jsonl&limit={rows}'",
+            out.display(),
+            server.listen
+        ));
+        let took = started.elapsed();
+        let growth = memory_kib(pid, "VmHWM").saturating_sub(before);
+        assert_eq!(code.trim(), "200");
+        let text = std::fs::read_to_string(&out).unwrap();
+        let _ = std::fs::remove_file(&out);
+        let mut ids = std::collections::HashSet::new();
+        for line in text.lines() {
+            let record: Value = serde_json::from_str(line).unwrap();
+            assert!(ids.insert(record["_Id"].as_u64().unwrap()), "a row twice");
+        }
+        assert_eq!(ids.len(), rows, "every row once");
+        let size_kib = text.len() as u64 / 1024;
+        eprintln!(
+            "exported {rows} rows ({size_kib} KiB) in {took:?}; peak memory grew {growth} KiB from {before} KiB"
+        );
+        (growth, size_kib)
+    };
+    let (small, _) = export(ROWS / 10);
+    let (all, size_kib) = export(ROWS);
     assert!(
-        growth < size_kib / 4,
-        "the peak grew {growth} KiB for a {size_kib} KiB export"
+        all < small + (32 << 10) && all < size_kib,
+        "the peak grew {all} KiB for a {size_kib} KiB export, {small} KiB for a tenth of it"
     );
+
+    // A client that goes away frees the only query slot at once: its scan
+    // or export stops instead of running to the end for nobody.
+    for path in [
+        "/api/flows?since=1h&limit=100000&filter=bytes%3E0",
+        "/api/export?since=1h&limit=1000000",
+    ] {
+        let started = std::time::Instant::now();
+        let (code, _) = get(&server.listen, path);
+        let whole = started.elapsed();
+        assert_eq!(code, 200);
+        let _ = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "--max-time", "0.3"])
+            .arg(format!("http://{}{path}", server.listen))
+            .status();
+        let started = std::time::Instant::now();
+        let (code, _) = get(&server.listen, "/api/flows?since=1h&limit=1");
+        let next = started.elapsed();
+        eprintln!(
+            "{path}: whole {whole:?}; the next query after its client left at 0.3 s: {next:?}"
+        );
+        assert_eq!(code, 200);
+        assert!(
+            whole > std::time::Duration::from_secs(1),
+            "{path} took {whole:?}"
+        );
+        assert!(
+            next < whole / 2,
+            "{path}: the slot was held {next:?} (whole: {whole:?})"
+        );
+    }
     server.stop();
 }
 
@@ -561,5 +612,38 @@ fn slow_and_excess_http_clients_are_cut_off_and_metrics_stay_fast() {
     );
     let _ = export.kill();
     let _ = export.wait();
+    server.stop();
+}
+
+/// A batch sent again with its id (its answer was lost) is answered and
+/// counted, and its records are stored once.
+#[test]
+fn a_batch_sent_again_is_stored_once_and_counted() {
+    let server = StoreCollector::start("resent", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut client =
+            pbflow::collector_client::CollectorClient::connect(format!("http://{}", server.grpc))
+                .await
+                .unwrap();
+        let batch = pbflow::Records {
+            entries: flows(7).iter().map(to_pb).collect(),
+            batch: Some(pbflow::BatchId {
+                agent: "node-1/42".into(),
+                sequence: 1,
+            }),
+        };
+        for _ in 0..3 {
+            client.send(batch.clone()).await.unwrap();
+        }
+    });
+    let page = json(&server.listen, "/api/flows?since=1h");
+    assert_eq!(page["records"].as_array().unwrap().len(), 7);
+    let status = lab::status_json(&server.listen);
+    assert_eq!(
+        status["ingest"]["duplicate_batches"], 2,
+        "{}",
+        status["ingest"]
+    );
     server.stop();
 }

@@ -5,7 +5,7 @@
 
 mod lab;
 
-use lab::{Agent, Lab, free_local_addr, status_json};
+use lab::{Agent, Lab, free_local_addr, status_json, stored_udp_packets};
 use std::time::Duration;
 
 /// (transmitted, received) of `ping -q` output.
@@ -120,31 +120,6 @@ fn a_collector_killed_for_5_seconds_loses_nothing() {
         Some(restarted.records.len() as u64)
     );
     assert_eq!(run.stat("records_received"), run.stat("records_sent"));
-}
-
-/// The packets stored for UDP from `src` to port `port`, and how many
-/// records carry them.
-fn stored_udp_packets(data_dir: &std::path::Path, src: &str, port: u16) -> (u64, usize) {
-    let store = flowlens_store::Store::open(flowlens_store::StoreOptions::new(data_dir)).unwrap();
-    let filter = flowlens_query::Filter::parse(&format!(
-        "proto = udp and src.addr = {src} and dst.port = {port}"
-    ))
-    .unwrap();
-    let page = store.records(&flowlens_store::RecordQuery {
-        table: flowlens_store::Table::Flows,
-        filter: Some(&filter),
-        since_ms: 0,
-        until_ms: i64::MAX,
-        limit: 1_000_000,
-        order: flowlens_store::Order::Asc,
-        after: None,
-    });
-    let packets = page
-        .records
-        .iter()
-        .map(|r| r["Packets"].as_u64().unwrap_or(0))
-        .sum();
-    (packets, page.records.len())
 }
 
 #[test]

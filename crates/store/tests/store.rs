@@ -218,7 +218,10 @@ fn a_file_that_panics_the_parquet_reader_is_quarantined() {
     let hour = dir.0.join("flows/2025-11-29/07");
     std::fs::create_dir_all(&hour).unwrap();
     std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/reader-panic.parquet"),
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/reader-panic.parquet"
+        ),
         hour.join("1764400000000_1764400000500_100.parquet"),
     )
     .unwrap();

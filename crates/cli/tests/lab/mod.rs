@@ -633,3 +633,28 @@ impl Drop for Dnsmasq {
         let _ = std::fs::remove_file(&self.log);
     }
 }
+
+/// The packets stored for UDP from `src` to port `port`, and how many
+/// records carry them.
+pub fn stored_udp_packets(data_dir: &std::path::Path, src: &str, port: u16) -> (u64, usize) {
+    let store = flowlens_store::Store::open(flowlens_store::StoreOptions::new(data_dir)).unwrap();
+    let filter = flowlens_query::Filter::parse(&format!(
+        "proto = udp and src.addr = {src} and dst.port = {port}"
+    ))
+    .unwrap();
+    let page = store.records(&flowlens_store::RecordQuery {
+        table: flowlens_store::Table::Flows,
+        filter: Some(&filter),
+        since_ms: 0,
+        until_ms: i64::MAX,
+        limit: 1_000_000,
+        order: flowlens_store::Order::Asc,
+        after: None,
+    });
+    let packets = page
+        .records
+        .iter()
+        .map(|r| r["Packets"].as_u64().unwrap_or(0))
+        .sum();
+    (packets, page.records.len())
+}
