@@ -6,25 +6,13 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use flowlens::api::{QueryLimits, routes};
+use flowlens::api::{QueryLimits, ROUTES, routes};
 use flowlens_model::FlowRecord;
 use flowlens_store::{Store, StoreOptions};
 use libfuzzer_sys::fuzz_target;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tower::ServiceExt;
-
-const ROUTES: &[&str] = &[
-    "/api/flows",
-    "/api/conversations",
-    "/api/top",
-    "/api/series",
-    "/api/topology",
-    "/api/export",
-    "/api/filter/validate",
-    "/api/filter/complete",
-    "/api/fields",
-];
 
 struct Server {
     runtime: tokio::runtime::Runtime,

@@ -100,22 +100,8 @@ impl StoreCollector {
 #[test]
 fn the_api_answers_and_refuses_clearly() {
     let server = StoreCollector::start("api", &["--log-types", "Flows"]);
-    let (grpc, listen) = (server.grpc.clone(), server.listen.clone());
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let mut client =
-            pbflow::collector_client::CollectorClient::connect(format!("http://{grpc}"))
-                .await
-                .unwrap();
-        let entries = flows(200).iter().map(to_pb).collect();
-        client
-            .send(pbflow::Records {
-                entries,
-                batch: None,
-            })
-            .await
-            .unwrap();
-    });
+    let listen = server.listen.clone();
+    send_records(&server.grpc, 200);
 
     // Paging: 200 records in pages of 60, newest first, each once.
     let mut seen = Vec::new();

@@ -102,18 +102,24 @@ fn options(dir: &Path, max_buffered: usize) -> StoreOptions {
     }
 }
 
+/// The newest `limit` flows the store holds now.
+fn newest(store: &Store, limit: usize) -> Vec<Map<String, Value>> {
+    store
+        .records(&RecordQuery {
+            table: Table::Flows,
+            filter: None,
+            since_ms: 0,
+            until_ms: now_ms() + 60_000,
+            limit,
+            order: Order::Desc,
+            after: None,
+        })
+        .records
+}
+
 /// Records a query finds now.
 fn stored(store: &Store) -> u64 {
-    let page = store.records(&RecordQuery {
-        table: Table::Flows,
-        filter: None,
-        since_ms: 0,
-        until_ms: now_ms() + 60_000,
-        limit: 1_000_000,
-        order: Order::Desc,
-        after: None,
-    });
-    page.records.len() as u64
+    newest(store, 1_000_000).len() as u64
 }
 
 fn leftovers(dir: &Path) -> Vec<PathBuf> {
@@ -166,16 +172,7 @@ fn a_store_that_fills_its_disk_makes_room_by_removing_the_oldest() {
     assert_accounted(&store, &c);
     assert!(leftovers(&disk.0).is_empty());
     // The newest records are the ones kept.
-    let newest = store.records(&RecordQuery {
-        table: Table::Flows,
-        filter: None,
-        since_ms: 0,
-        until_ms: now_ms() + 60_000,
-        limit: 1,
-        order: Order::Desc,
-        after: None,
-    });
-    assert_eq!(newest.records[0]["Bytes"], 120 * 2_000 - 1);
+    assert_eq!(newest(&store, 1)[0]["Bytes"], 120 * 2_000 - 1);
 }
 
 #[test]
@@ -229,19 +226,24 @@ fn a_disk_full_of_something_else_drops_only_what_the_buffer_cannot_hold_and_resu
     assert_accounted(&store, &c);
 }
 
-#[test]
-fn a_read_only_remount_fails_writes_visibly_and_the_store_resumes() {
-    let disk = SmallDisk::mount("readonly", "16m");
+/// A fault that makes writes fail (`fail`, undone by `heal`): the write
+/// made meanwhile fails visibly and keeps its records buffered, no `.tmp`
+/// stays, and once healed the store writes them.
+fn a_fault_fails_one_write_and_the_store_resumes(
+    disk: &SmallDisk,
+    fail: impl FnOnce(),
+    heal: impl FnOnce(),
+) {
     let store = Store::open(options(&disk.data(), 100_000)).unwrap();
     store.append(Table::Flows, records(0, 2_000));
-    disk.remount("ro");
+    fail();
     store.append(Table::Flows, records(1, 2_000));
     let c = store.counters();
+    heal();
     assert_eq!(c.write_errors, 1, "{c:?}");
     assert_eq!(c.buffered_records, 2_000, "{c:?}");
     assert_accounted(&store, &c);
-    disk.remount("rw");
-    std::thread::sleep(Duration::from_millis(10));
+    assert!(leftovers(&disk.0).is_empty());
     store.close();
     let c = store.counters();
     assert_eq!((c.records_written, c.buffered_records), (4_000, 0), "{c:?}");
@@ -250,21 +252,27 @@ fn a_read_only_remount_fails_writes_visibly_and_the_store_resumes() {
 }
 
 #[test]
+fn a_read_only_remount_fails_writes_visibly_and_the_store_resumes() {
+    let disk = SmallDisk::mount("readonly", "16m");
+    a_fault_fails_one_write_and_the_store_resumes(
+        &disk,
+        || disk.remount("ro"),
+        || disk.remount("rw"),
+    );
+}
+
+#[test]
 fn eacces_fails_writes_visibly_and_the_store_resumes() {
     let disk = SmallDisk::mount("eacces", "16m");
-    let store = Store::open(options(&disk.data(), 100_000)).unwrap();
-    store.append(Table::Flows, records(0, 2_000));
     // This thread (which writes: no writer thread) loses root's file
     // permissions; the data directory is root's, 0755.
-    unsafe { libc::setfsuid(65534) };
-    store.append(Table::Flows, records(1, 2_000));
-    let c = store.counters();
-    unsafe { libc::setfsuid(0) };
-    assert_eq!(c.write_errors, 1, "{c:?}");
-    assert_eq!(c.buffered_records, 2_000, "{c:?}");
-    assert_accounted(&store, &c);
-    store.close();
-    let c = store.counters();
-    assert_eq!((c.records_written, c.buffered_records), (4_000, 0), "{c:?}");
-    assert!(leftovers(&disk.0).is_empty());
+    a_fault_fails_one_write_and_the_store_resumes(
+        &disk,
+        || unsafe {
+            libc::setfsuid(65534);
+        },
+        || unsafe {
+            libc::setfsuid(0);
+        },
+    );
 }

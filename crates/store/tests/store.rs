@@ -427,9 +427,9 @@ fn sums(store: &Store, since: i64, until: i64) -> Vec<String> {
     out
 }
 
-#[test]
-fn rollups_answer_as_the_flows_do_and_follow_late_records() {
-    let dir = TempDir::new("rollups");
+/// A store of 6,000 flows over two hours long past, in files of 500, its
+/// hours rolled up (one per call), and its options.
+fn rolled_up_store(dir: &TempDir) -> (Store, StoreOptions) {
     let rolled = StoreOptions {
         flush_rows: 500,
         rollup_grace: Duration::ZERO,
@@ -438,8 +438,14 @@ fn rollups_answer_as_the_flows_do_and_follow_late_records() {
     let store = Store::open(rolled.clone()).unwrap();
     store.append(Table::Flows, (0..6000).map(flow).collect());
     store.close();
-    // One closed hour rolled up per call; T0 is long past.
     while store.roll_up() {}
+    (store, rolled)
+}
+
+#[test]
+fn rollups_answer_as_the_flows_do_and_follow_late_records() {
+    let dir = TempDir::new("rollups");
+    let (store, rolled) = rolled_up_store(&dir);
     let c = store.counters();
     assert_eq!((c.rollups_written, c.rollup_files), (6, 6), "{c:?}");
     for level in ["flows_1m", "flows_5m", "flows_1h"] {
@@ -492,15 +498,7 @@ fn rollups_answer_as_the_flows_do_and_follow_late_records() {
 #[test]
 fn the_disk_limit_counts_rollups_too() {
     let dir = TempDir::new("max-disk-rollups");
-    let rolled = StoreOptions {
-        flush_rows: 500,
-        rollup_grace: Duration::ZERO,
-        ..StoreOptions::new(&dir.0)
-    };
-    let store = Store::open(rolled.clone()).unwrap();
-    store.append(Table::Flows, (0..6000).map(flow).collect());
-    store.close();
-    while store.roll_up() {}
+    let (store, rolled) = rolled_up_store(&dir);
     let c = store.counters();
     assert!(c.rollup_bytes > 0, "{c:?}");
     drop(store);
