@@ -4,26 +4,12 @@
 //! metric's series count is capped (what the cap refuses is counted), and
 //! series of endpoints that went quiet expire.
 
+mod series;
+
 use flowlens_model::{FlowRecord, Side};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::borrow::Cow;
-// foldhash: keys come from our own agents, and SipHash was a tenth of
-// the pipeline's time.
-use foldhash::{HashMap, HashMapExt};
-
-type Labels = Vec<(String, String)>;
-
-/// Seconds buckets for RTT and DNS latency: from 100 µs (veth) to 5 s.
-const LATENCY_BUCKETS: [f64; 12] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 5.0,
-];
-
-fn latency_histogram() -> Histogram {
-    Histogram::new(LATENCY_BUCKETS)
-}
+use series::{LabelKey, MetricSeries, SharedSeries, Updated};
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scope {
@@ -129,17 +115,9 @@ pub fn all_metric_names() -> Vec<String> {
         .collect()
 }
 
-enum Series {
-    Counter(Family<Labels, Counter>),
-    Histogram(Family<Labels, Histogram, fn() -> Histogram>),
-}
-
 struct Metric {
     scope: Scope,
     measure: Measure,
-    series: Series,
-    /// Label set -> time (ms) of its last update, for expiry and the cap.
-    last_seen: HashMap<Labels, i64>,
 }
 
 /// Counters of the metrics stage.
@@ -156,49 +134,93 @@ pub struct MetricsCounters {
 
 pub struct FlowMetrics {
     metrics: Vec<Metric>,
+    /// The series of each metric (same order), shared with the scrape.
+    series: Arc<Mutex<Vec<MetricSeries>>>,
     max_series: usize,
     series_ttl_ms: i64,
     pub counters: MetricsCounters,
+    /// Per flow: the endpoint label values by scope, with or without the
+    /// source side (built on first use), and a key with extra labels.
+    keys: [LabelKey; 6],
+    built: [bool; 6],
+    scratch: LabelKey,
 }
 
-fn endpoint_labels(scope: Scope, r: &FlowRecord, with_source: bool) -> Labels {
+/// The label names of a scope's endpoint labels, source side first.
+fn endpoint_label_names(scope: Scope, with_source: bool) -> Vec<&'static str> {
+    let names: &[&'static str] = match scope {
+        Scope::Node => &["SrcK8S_HostName", "DstK8S_HostName"],
+        Scope::Namespace => &["SrcK8S_Namespace", "DstK8S_Namespace"],
+        Scope::Workload => &[
+            "SrcK8S_Namespace",
+            "SrcK8S_OwnerName",
+            "SrcK8S_OwnerType",
+            "SrcK8S_Type",
+            "DstK8S_Namespace",
+            "DstK8S_OwnerName",
+            "DstK8S_OwnerType",
+            "DstK8S_Type",
+        ],
+    };
+    let skip = if with_source { 0 } else { names.len() / 2 };
+    names[skip..].to_vec()
+}
+
+/// A label's value: empty when the field is absent.
+fn text(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("")
+}
+
+/// Appends the values of `endpoint_label_names(scope, with_source)`.
+fn push_endpoint_values(key: &mut LabelKey, scope: Scope, r: &FlowRecord, with_source: bool) {
     let sides: &[Side] = if with_source {
         &[Side::Src, Side::Dst]
     } else {
         &[Side::Dst]
     };
-    let mut labels: Labels = Vec::new();
     for &side in sides {
-        let e = r.endpoint(side);
-        let mut put = |name: &str, value: &Option<String>| {
-            labels.push((
-                format!("{}{name}", side.prefix()),
-                value.clone().unwrap_or_default(),
-            ));
+        let (host, namespace, name, kind) = match side {
+            Side::Src => (
+                &r.src_k8s_host_name,
+                &r.src_k8s_namespace,
+                &r.src_k8s_name,
+                &r.src_k8s_type,
+            ),
+            Side::Dst => (
+                &r.dst_k8s_host_name,
+                &r.dst_k8s_namespace,
+                &r.dst_k8s_name,
+                &r.dst_k8s_type,
+            ),
         };
         match scope {
-            Scope::Node => put("K8S_HostName", &e.host_name),
-            Scope::Namespace => put("K8S_Namespace", &e.namespace),
+            Scope::Node => key.push(text(host)),
+            Scope::Namespace => key.push(text(namespace)),
             Scope::Workload => {
-                put("K8S_Namespace", &e.namespace);
-                put("K8S_OwnerName", &e.name);
-                put("K8S_OwnerType", &e.kind);
-                put("K8S_Type", &e.kind);
+                key.push(text(namespace));
+                key.push(text(name));
+                key.push(text(kind));
+                key.push(text(kind));
             }
         }
     }
-    labels
 }
 
-/// The endpoint labels of `r` for `scope`, built on first use per flow.
-fn cached_labels<'c>(
-    cache: &'c mut [Option<Labels>; 6],
-    scope: Scope,
-    r: &FlowRecord,
-    with_source: bool,
-) -> &'c Labels {
-    cache[scope as usize * 2 + with_source as usize]
-        .get_or_insert_with(|| endpoint_labels(scope, r, with_source))
+/// The labels a measure adds after the endpoint labels.
+fn extra_label_names(measure: Measure) -> &'static [&'static str] {
+    match measure {
+        Measure::DropPackets | Measure::DropBytes => {
+            &["PktDropLatestState", "PktDropLatestDropCause"]
+        }
+        Measure::ConnectionOutcomes => &["ConnOutcome"],
+        Measure::DnsLatency => &["DnsFlagsResponseCode"],
+        _ => &[],
+    }
+}
+
+/// Whether a measure's endpoint labels include the source side.
+fn with_source(measure: Measure) -> bool {
+    !matches!(measure, Measure::Retransmits | Measure::ConnectionOutcomes)
 }
 
 impl FlowMetrics {
@@ -212,6 +234,7 @@ impl FlowMetrics {
     ) -> Result<FlowMetrics, String> {
         let known = all_metric_names();
         let mut metrics = Vec::new();
+        let mut series = Vec::new();
         for name in include {
             if !known.contains(name) {
                 return Err(format!(
@@ -229,33 +252,30 @@ impl FlowMetrics {
                 .iter()
                 .find(|m| m.suffix() == suffix)
                 .expect("known metric");
+            let histogram = matches!(measure, Measure::Rtt | Measure::DnsLatency);
             let full = format!("netobserv_{name}");
-            let series = if matches!(measure, Measure::Rtt | Measure::DnsLatency) {
-                let family: Family<Labels, Histogram, fn() -> Histogram> =
-                    Family::new_with_constructor(latency_histogram);
-                registry.register(full, measure.help(), family.clone());
-                Series::Histogram(family)
+            // Counters are named without `_total`: the encoder adds it.
+            let full = if histogram {
+                full
             } else {
-                let family = Family::<Labels, Counter>::default();
-                registry.register(
-                    full.trim_end_matches("_total"),
-                    measure.help(),
-                    family.clone(),
-                );
-                Series::Counter(family)
+                full.trim_end_matches("_total").to_string()
             };
-            metrics.push(Metric {
-                scope,
-                measure,
-                series,
-                last_seen: HashMap::new(),
-            });
+            let mut labels = endpoint_label_names(scope, with_source(measure));
+            labels.extend(extra_label_names(measure));
+            series.push(MetricSeries::new(full, measure.help(), histogram, labels));
+            metrics.push(Metric { scope, measure });
         }
+        let series = Arc::new(Mutex::new(series));
+        registry.register_collector(Box::new(SharedSeries(series.clone())));
         Ok(FlowMetrics {
             metrics,
+            series,
             max_series,
             series_ttl_ms,
             counters: MetricsCounters::default(),
+            keys: Default::default(),
+            built: [false; 6],
+            scratch: LabelKey::default(),
         })
     }
 
@@ -271,133 +291,87 @@ impl FlowMetrics {
             direction == 0 || direction == 2,
             direction == 1 || direction == 2,
         );
-        let (max_series, counters) = (self.max_series, &mut self.counters);
-        // Each metric of a scope uses the same endpoint labels: build them
-        // once per flow (by scope, with or without the source side) and
-        // lend them; labels are copied only for new series.
-        let mut cache: [Option<Labels>; 6] = Default::default();
-        for m in &mut self.metrics {
-            let scope = m.scope;
-            let with = |base: &Labels, extra: [(&str, &Option<String>); 2]| -> Labels {
-                let mut labels = base.clone();
-                for (name, value) in extra.into_iter().filter(|(n, _)| !n.is_empty()) {
-                    labels.push((name.to_string(), value.clone().unwrap_or_default()));
-                }
-                labels
-            };
-            let value: Option<(f64, Cow<Labels>)> = match m.measure {
-                Measure::IngressBytes if ingress => Some((
-                    r.bytes as f64,
-                    Cow::Borrowed(cached_labels(&mut cache, scope, r, true)),
-                )),
-                Measure::EgressBytes if egress => Some((
-                    r.bytes as f64,
-                    Cow::Borrowed(cached_labels(&mut cache, scope, r, true)),
-                )),
-                Measure::IngressPackets if ingress => Some((
-                    r.packets as f64,
-                    Cow::Borrowed(cached_labels(&mut cache, scope, r, true)),
-                )),
-                Measure::EgressPackets if egress => Some((
-                    r.packets as f64,
-                    Cow::Borrowed(cached_labels(&mut cache, scope, r, true)),
-                )),
-                Measure::Flows => Some((
-                    1.0,
-                    Cow::Borrowed(cached_labels(&mut cache, scope, r, true)),
-                )),
-                Measure::DropPackets | Measure::DropBytes => r.pkt_drop_packets.map(|packets| {
-                    let labels = with(
-                        cached_labels(&mut cache, scope, r, true),
-                        [
-                            ("PktDropLatestState", &r.pkt_drop_latest_state),
-                            ("PktDropLatestDropCause", &r.pkt_drop_latest_drop_cause),
-                        ],
-                    );
-                    let v = if m.measure == Measure::DropPackets {
-                        packets
-                    } else {
-                        r.pkt_drop_bytes.unwrap_or(0)
-                    };
-                    (v as f64, Cow::Owned(labels))
+        let max_series = self.max_series;
+        self.built = [false; 6];
+        let mut all = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        for (m, series) in self.metrics.iter().zip(all.iter_mut()) {
+            // (value, the extra label values)
+            let update: Option<(f64, [&str; 2])> = match m.measure {
+                Measure::IngressBytes if ingress => Some((r.bytes as f64, ["", ""])),
+                Measure::EgressBytes if egress => Some((r.bytes as f64, ["", ""])),
+                Measure::IngressPackets if ingress => Some((r.packets as f64, ["", ""])),
+                Measure::EgressPackets if egress => Some((r.packets as f64, ["", ""])),
+                Measure::Flows => Some((1.0, ["", ""])),
+                Measure::DropPackets => r.pkt_drop_packets.map(|packets| {
+                    let extra = [
+                        text(&r.pkt_drop_latest_state),
+                        text(&r.pkt_drop_latest_drop_cause),
+                    ];
+                    (packets as f64, extra)
                 }),
-                Measure::Retransmits => r.tcp_retransmits.map(|v| {
-                    (
-                        v as f64,
-                        Cow::Borrowed(cached_labels(&mut cache, scope, r, false)),
-                    )
+                Measure::DropBytes => r.pkt_drop_packets.map(|_| {
+                    let extra = [
+                        text(&r.pkt_drop_latest_state),
+                        text(&r.pkt_drop_latest_drop_cause),
+                    ];
+                    (r.pkt_drop_bytes.unwrap_or(0) as f64, extra)
                 }),
-                Measure::ConnectionOutcomes => r.conn_outcome.as_ref().map(|_| {
-                    let labels = with(
-                        cached_labels(&mut cache, scope, r, false),
-                        [("ConnOutcome", &r.conn_outcome), ("", &None)],
-                    );
-                    (1.0, Cow::Owned(labels))
-                }),
-                Measure::Rtt => r.time_flow_rtt_ns.map(|ns| {
-                    (
-                        ns as f64 / 1e9,
-                        Cow::Borrowed(cached_labels(&mut cache, scope, r, true)),
-                    )
-                }),
+                Measure::Retransmits => r.tcp_retransmits.map(|v| (v as f64, ["", ""])),
+                Measure::ConnectionOutcomes => r
+                    .conn_outcome
+                    .as_deref()
+                    .map(|outcome| (1.0, [outcome, ""])),
+                Measure::Rtt => r.time_flow_rtt_ns.map(|ns| (ns as f64 / 1e9, ["", ""])),
                 // Once per DNS transaction: on the response's flow (the
                 // query's flow carries the latency too, for conversations).
-                Measure::DnsLatency if r.dns_flags.is_some_and(|f| f & 0x8000 != 0) => {
-                    r.dns_latency_ms.map(|ms| {
-                        let labels = with(
-                            cached_labels(&mut cache, scope, r, true),
-                            [
-                                ("DnsFlagsResponseCode", &r.dns_flags_response_code),
-                                ("", &None),
-                            ],
-                        );
-                        (ms / 1000.0, Cow::Owned(labels))
-                    })
-                }
+                Measure::DnsLatency if r.dns_flags.is_some_and(|f| f & 0x8000 != 0) => r
+                    .dns_latency_ms
+                    .map(|ms| (ms / 1000.0, [text(&r.dns_flags_response_code), ""])),
                 _ => None,
             };
-            let Some((v, labels)) = value else { continue };
-            if let Some(seen) = m.last_seen.get_mut(labels.as_ref()) {
-                *seen = now_ms;
-            } else if m.last_seen.len() >= max_series {
-                counters.series_dropped += 1;
-                continue;
-            } else {
-                m.last_seen.insert(labels.clone().into_owned(), now_ms);
+            let Some((v, extra)) = update else { continue };
+            // Each metric of a scope uses the same endpoint labels: their
+            // key is built once per flow.
+            let source = with_source(m.measure);
+            let at = m.scope as usize * 2 + source as usize;
+            if !self.built[at] {
+                self.keys[at].clear();
+                push_endpoint_values(&mut self.keys[at], m.scope, r, source);
+                self.built[at] = true;
             }
-            match &m.series {
-                Series::Counter(f) => {
-                    let counted =
-                        if matches!(m.measure, Measure::Flows | Measure::ConnectionOutcomes) {
-                            1
-                        } else {
-                            v as u64 * scale
-                        };
-                    f.get_or_create(labels.as_ref()).inc_by(counted);
+            let extras = extra_label_names(m.measure).len();
+            let key = if extras == 0 {
+                &self.keys[at]
+            } else {
+                self.scratch.clear();
+                self.scratch.push_raw(self.keys[at].as_str());
+                for value in &extra[..extras] {
+                    self.scratch.push(value);
                 }
-                Series::Histogram(f) => f.get_or_create(labels.as_ref()).observe(v),
+                &self.scratch
+            };
+            let updated = if matches!(m.measure, Measure::Rtt | Measure::DnsLatency) {
+                series.observe(key, v, now_ms, max_series)
+            } else {
+                let counted = if matches!(m.measure, Measure::Flows | Measure::ConnectionOutcomes) {
+                    1
+                } else {
+                    v as u64 * scale
+                };
+                series.add(key, counted, now_ms, max_series)
+            };
+            if updated == Updated::Capped {
+                self.counters.series_dropped += 1;
             }
         }
     }
 
     /// Removes series not updated for the TTL (vanished endpoints).
     pub fn expire(&mut self, now_ms: i64) {
-        let ttl = self.series_ttl_ms;
-        for m in &mut self.metrics {
-            let stale: Vec<Labels> = m
-                .last_seen
-                .iter()
-                .filter(|(_, t)| now_ms - **t > ttl)
-                .map(|(l, _)| l.clone())
-                .collect();
-            for labels in stale {
-                match &m.series {
-                    Series::Counter(f) => f.remove(&labels),
-                    Series::Histogram(f) => f.remove(&labels),
-                };
-                m.last_seen.remove(&labels);
-                self.counters.series_expired += 1;
-            }
+        let oldest = now_ms - self.series_ttl_ms;
+        let mut all = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        for series in all.iter_mut() {
+            self.counters.series_expired += series.expire(oldest);
         }
     }
 }

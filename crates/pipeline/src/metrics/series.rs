@@ -1,0 +1,264 @@
+//! The metrics' series, kept by the pipeline itself and encoded for
+//! Prometheus at scrape time (a `Collector` of prometheus-client). A
+//! flow's update is one hash of its label values, laid end to end in a
+//! reused buffer, and one lookup: no label vector is built, hashed with
+//! SipHash and compared string by string per flow, as a `Family` lookup
+//! does (that was half the pipeline's time).
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use std::sync::{Arc, Mutex};
+// foldhash: keys come from our own agents.
+use foldhash::{HashMap, HashMapExt};
+
+/// Seconds buckets for RTT and DNS latency: from 100 µs (veth) to 5 s.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 5.0,
+];
+
+/// A histogram's observations: per bucket (the last one +Inf), sum, count.
+#[derive(Debug, Clone, Default)]
+pub struct HistogramValue {
+    buckets: [u64; LATENCY_BUCKETS.len() + 1],
+    sum: f64,
+    count: u64,
+}
+
+impl HistogramValue {
+    fn observe(&mut self, v: f64) {
+        let at = LATENCY_BUCKETS
+            .iter()
+            .position(|bound| v <= *bound)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[at] += 1;
+        self.sum += v;
+        self.count += 1;
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Value {
+    Counter(u64),
+    Histogram(Box<HistogramValue>),
+}
+
+#[derive(Debug, Clone)]
+struct Series {
+    /// Time (ms) of its last update, for expiry.
+    last_seen: i64,
+    value: Value,
+}
+
+/// One metric's series, by label values (see `LabelKey`).
+pub struct MetricSeries {
+    /// Full name (without `_total` for counters: the encoder adds it).
+    pub name: String,
+    pub help: &'static str,
+    pub histogram: bool,
+    /// Label names, in the order of the values in a key.
+    pub label_names: Vec<&'static str>,
+    series: HashMap<Box<str>, Series>,
+}
+
+/// Label values laid end to end, each as `<length>:<value>`, so no two
+/// label sets make the same key whatever their values hold.
+#[derive(Debug, Default)]
+pub struct LabelKey(String);
+
+impl LabelKey {
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    pub fn push(&mut self, value: &str) {
+        use std::fmt::Write;
+        let _ = write!(self.0, "{}:", value.len());
+        self.0.push_str(value);
+    }
+
+    /// Appends values already laid out as a key.
+    pub fn push_raw(&mut self, laid_out: &str) {
+        self.0.push_str(laid_out);
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The values of a key, in order.
+    fn values(key: &str) -> Vec<&str> {
+        let mut values = Vec::new();
+        let mut rest = key;
+        while let Some((len, tail)) = rest.split_once(':') {
+            let Ok(len) = len.parse::<usize>() else { break };
+            let Some((value, after)) = tail.split_at_checked(len) else {
+                break;
+            };
+            values.push(value);
+            rest = after;
+        }
+        values
+    }
+}
+
+/// What an update did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Updated {
+    Yes,
+    /// A new series past the cap: refused.
+    Capped,
+}
+
+impl MetricSeries {
+    pub fn new(
+        name: String,
+        help: &'static str,
+        histogram: bool,
+        label_names: Vec<&'static str>,
+    ) -> MetricSeries {
+        MetricSeries {
+            name,
+            help,
+            histogram,
+            label_names,
+            series: HashMap::new(),
+        }
+    }
+
+    /// Updates the series of `key` with `change` (made if new, within the
+    /// cap): one lookup for a series that exists.
+    fn update(
+        &mut self,
+        key: &LabelKey,
+        now_ms: i64,
+        max_series: usize,
+        change: impl FnOnce(&mut Value),
+    ) -> Updated {
+        if let Some(series) = self.series.get_mut(key.as_str()) {
+            series.last_seen = now_ms;
+            change(&mut series.value);
+            return Updated::Yes;
+        }
+        if self.series.len() >= max_series {
+            return Updated::Capped;
+        }
+        let mut value = if self.histogram {
+            Value::Histogram(Box::default())
+        } else {
+            Value::Counter(0)
+        };
+        change(&mut value);
+        let series = Series {
+            last_seen: now_ms,
+            value,
+        };
+        self.series.insert(key.as_str().into(), series);
+        Updated::Yes
+    }
+
+    /// Adds `by` to the counter of `key`.
+    pub fn add(&mut self, key: &LabelKey, by: u64, now_ms: i64, max_series: usize) -> Updated {
+        self.update(key, now_ms, max_series, |value| {
+            if let Value::Counter(n) = value {
+                *n += by;
+            }
+        })
+    }
+
+    /// Observes `v` in the histogram of `key`.
+    pub fn observe(&mut self, key: &LabelKey, v: f64, now_ms: i64, max_series: usize) -> Updated {
+        self.update(key, now_ms, max_series, |value| {
+            if let Value::Histogram(h) = value {
+                h.observe(v);
+            }
+        })
+    }
+
+    /// Removes the series not updated since `oldest_ms`; how many.
+    pub fn expire(&mut self, oldest_ms: i64) -> u64 {
+        let before = self.series.len();
+        self.series.retain(|_, s| s.last_seen >= oldest_ms);
+        (before - self.series.len()) as u64
+    }
+
+    fn encode(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let kind = if self.histogram {
+            MetricType::Histogram
+        } else {
+            MetricType::Counter
+        };
+        let mut family = encoder.encode_descriptor(&self.name, self.help, None, kind)?;
+        for (key, series) in &self.series {
+            let labels: Vec<(&str, &str)> = self
+                .label_names
+                .iter()
+                .copied()
+                .zip(LabelKey::values(key))
+                .collect();
+            let metric = family.encode_family(&labels)?;
+            match &series.value {
+                Value::Counter(n) => ConstCounter::new(*n).encode(metric)?,
+                Value::Histogram(h) => {
+                    let mut metric = metric;
+                    let bounds = LATENCY_BUCKETS.iter().copied().chain([f64::INFINITY]);
+                    let buckets: Vec<(f64, u64)> = bounds.zip(h.buckets).collect();
+                    metric.encode_histogram::<NoLabelSet>(h.sum, h.count, &buckets, None)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The metrics as Prometheus reads them: shared with the stage that
+/// updates them, locked once per scrape.
+#[derive(Clone)]
+pub struct SharedSeries(pub Arc<Mutex<Vec<MetricSeries>>>);
+
+impl std::fmt::Debug for SharedSeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedSeries")
+    }
+}
+
+impl Collector for SharedSeries {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let metrics = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for metric in metrics.iter() {
+            metric.encode(&mut encoder)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_keep_values_apart_whatever_they_hold() {
+        let mut a = LabelKey::default();
+        a.push("a:1");
+        a.push("");
+        let mut b = LabelKey::default();
+        b.push("a");
+        b.push("1:");
+        assert_ne!(a.as_str(), b.as_str());
+        assert_eq!(LabelKey::values(a.as_str()), ["a:1", ""]);
+        assert_eq!(LabelKey::values(b.as_str()), ["a", "1:"]);
+    }
+
+    #[test]
+    fn histograms_count_per_bucket_with_an_infinite_last() {
+        let mut h = HistogramValue::default();
+        for v in [0.00005, 0.0001, 0.003, 9.0] {
+            h.observe(v);
+        }
+        assert_eq!(h.buckets[0], 2);
+        assert_eq!(h.buckets[5], 1);
+        assert_eq!(h.buckets[12], 1);
+        assert_eq!(h.count, 4);
+    }
+}
