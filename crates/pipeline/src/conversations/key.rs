@@ -51,6 +51,15 @@ impl ConversationKey {
         )
     }
 
+    /// A flow's (source, destination), given `forward` from `of`.
+    pub fn ends(&self, forward: bool) -> (Endpoint, Endpoint) {
+        if forward {
+            (self.low, self.high)
+        } else {
+            (self.high, self.low)
+        }
+    }
+
     /// `_HashId`: 16 hex digits of FNV-1a over the key, the same for both
     /// directions and across restarts.
     pub fn hash_id(&self) -> String {

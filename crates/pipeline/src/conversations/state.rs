@@ -67,8 +67,7 @@ fn opened_by_sender(flow: &FlowRecord) -> Option<bool> {
 
 /// Who started a conversation seen first through `flow`: the sender of a
 /// SYN, the receiver of a SYN-ACK, else (until a flow tells) its sender.
-fn initiator(flow: &FlowRecord) -> (Endpoint, Endpoint, bool) {
-    let (src, dst) = (Endpoint::of(flow, Side::Src), Endpoint::of(flow, Side::Dst));
+fn initiator(flow: &FlowRecord, src: Endpoint, dst: Endpoint) -> (Endpoint, Endpoint, bool) {
     match opened_by_sender(flow) {
         Some(true) => (src, dst, true),
         Some(false) => (dst, src, true),
@@ -80,8 +79,15 @@ fn initiator(flow: &FlowRecord) -> (Endpoint, Endpoint, bool) {
 }
 
 impl Conversation {
-    pub fn new(hash_id: String, flow: &FlowRecord, now_ms: i64) -> Conversation {
-        let (a, b, initiator_known) = initiator(flow);
+    /// A conversation begun by `flow`, from `src` to `dst` (its endpoints,
+    /// as its key gives them: parsed once per flow).
+    pub fn new(
+        hash_id: String,
+        flow: &FlowRecord,
+        (src, dst): (Endpoint, Endpoint),
+        now_ms: i64,
+    ) -> Conversation {
+        let (a, b, initiator_known) = initiator(flow, src, dst);
         Conversation {
             hash_id,
             side_a: EndpointLabels::default(),
@@ -118,9 +124,9 @@ impl Conversation {
         }
     }
 
-    /// Adds a flow of this conversation.
-    pub fn add(&mut self, flow: &FlowRecord) {
-        let mut ab = Endpoint::of(flow, Side::Src) == self.a;
+    /// Adds a flow of this conversation, whose source is `src`.
+    pub fn add(&mut self, flow: &FlowRecord, src: Endpoint) {
+        let mut ab = src == self.a;
         if !self.initiator_known
             && let Some(sender_opened) = opened_by_sender(flow)
         {

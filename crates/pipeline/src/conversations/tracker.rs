@@ -52,14 +52,21 @@ impl ConversationTracker {
     /// newConnection).
     pub fn on_flow(&mut self, flow: &FlowRecord, now_ms: i64) -> Vec<Value> {
         self.counters.flows_received += 1;
-        let (key, _) = ConversationKey::of(flow);
+        let (key, forward) = ConversationKey::of(flow);
+        let ends = key.ends(forward);
         let mut out = Vec::new();
-        let is_new = !self.conversations.contains_key(&key);
+        // A known conversation: one lookup.
+        if let Some(conversation) = self.conversations.get_mut(&key) {
+            conversation.add(flow, ends.0);
+            if self.config.log_types.flows() {
+                out.push(flow_log(flow, &conversation.hash_id, false));
+            }
+            return self.sent(out);
+        }
         // The last ACKs of a closed connection can reach us an eviction after
         // its end: they belong to it, not to a new conversation (a new one
         // on the same ports starts with a SYN).
-        if is_new
-            && flow.flags & TCP_SYN == 0
+        if flow.flags & TCP_SYN == 0
             && let Some((hash_id, _)) = self.ended.get(&key)
         {
             self.counters.late_flows += 1;
@@ -68,7 +75,7 @@ impl ConversationTracker {
             }
             return self.sent(out);
         }
-        if is_new && self.conversations.len() >= self.config.max_connections_tracked {
+        if self.conversations.len() >= self.config.max_connections_tracked {
             self.counters.conversations_dropped += 1;
             if self.config.log_types.flows() {
                 out.push(flow_log(flow, &key.hash_id(), false));
@@ -78,16 +85,14 @@ impl ConversationTracker {
         let conversation = self
             .conversations
             .entry(key)
-            .or_insert_with(|| Conversation::new(key.hash_id(), flow, now_ms));
-        conversation.add(flow);
-        if is_new {
-            self.counters.conversations_started += 1;
-            if self.config.log_types.conversation_updates() {
-                out.push(conversation.record("newConnection", true));
-            }
+            .or_insert_with(|| Conversation::new(key.hash_id(), flow, ends, now_ms));
+        conversation.add(flow, ends.0);
+        self.counters.conversations_started += 1;
+        if self.config.log_types.conversation_updates() {
+            out.push(conversation.record("newConnection", true));
         }
         if self.config.log_types.flows() {
-            out.push(flow_log(flow, &conversation.hash_id, is_new));
+            out.push(flow_log(flow, &conversation.hash_id, true));
         }
         self.sent(out)
     }
