@@ -5,10 +5,12 @@
 #   bench/pipeline.sh [RECORDS] [CONVERSATIONS]
 #
 # 1. Records per second on one core through protobuf decoding, conversion to
-#    flow records, enrichment, metrics and conversation tracking, next to
-#    decoding alone measured in the same run (synthetic_flows throughput).
+#    flow records, enrichment, metrics, conversation tracking and the store's
+#    append, next to decoding alone measured in the same run
+#    (synthetic_flows throughput).
 # 2. The collector's resident memory idle and with CONVERSATIONS active
 #    conversations, fed over gRPC by the synthetic agent (synthetic_flows send).
+# Ends with two lines: `decode_records_per_s N` and `pipeline_records_per_s N`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS=${1:-2000000}
@@ -19,14 +21,16 @@ BIN=target/release
 echo "## Pipeline throughput (one core, $RECORDS records, $CONVERSATIONS conversations)"
 echo
 echo '```'
-"$BIN/examples/synthetic_flows" throughput "$RECORDS" "$CONVERSATIONS"
+"$BIN/examples/synthetic_flows" throughput "$RECORDS" "$CONVERSATIONS" | tee /tmp/flowlens-throughput.$$ | grep -v '_per_s '
+FIGURES=$(grep '_per_s ' /tmp/flowlens-throughput.$$)
+rm -f /tmp/flowlens-throughput.$$
 echo '```'
 echo
 
 GRPC=127.0.0.1:19391
 HTTP=127.0.0.1:19390
 "$BIN/flowlens" collector --grpc-listen $GRPC --listen $HTTP \
-    --log-types EndedConversations --max-connections-tracked $((CONVERSATIONS * 2)) \
+    --log-types EndedConversations --max-connections-tracked $((CONVERSATIONS * 2)) --no-store \
     > /dev/null 2>&1 &
 COLLECTOR=$!
 trap 'kill $COLLECTOR 2>/dev/null || true' EXIT
@@ -45,3 +49,8 @@ echo "| idle (baseline) | $IDLE |"
 echo "| $TRACKED active conversations | $ACTIVE |"
 echo
 echo "RSS ratio: $(echo "scale=2; $ACTIVE / $IDLE" | bc)"
+
+# Last, for scripts: the decode-only baseline and the whole pipeline's
+# records/s of the same run, each alone on its line.
+echo
+echo "$FIGURES"

@@ -2,9 +2,11 @@
 //!
 //!   synthetic_flows throughput [RECORDS] [CONVERSATIONS]
 //!       One core, in process: encoded pbflow batches -> decode -> flow
-//!       records -> enrichment -> metrics -> conversation tracking. Prints
-//!       records/s of each step, the ratio of the whole to decoding alone
-//!       (measured in the same run), and memory per tracked conversation.
+//!       records -> enrichment -> metrics -> conversation tracking -> store
+//!       append (and its Parquet writes). Prints records/s of each step,
+//!       the ratio of the whole to decoding alone (measured in the same
+//!       run), memory per tracked conversation, and last the lines
+//!       `decode_records_per_s N` and `pipeline_records_per_s N`.
 //!
 //!   synthetic_flows send ADDR [CONVERSATIONS]
 //!       A synthetic agent: sends both directions of CONVERSATIONS
@@ -169,17 +171,38 @@ fn throughput(records: usize, conversations: usize) {
     }
     let decode_convert = rate(n, start);
 
+    // Memory per conversation: the pipeline alone, from a fresh start.
     let p = processor(conversations);
     let rss_before = rss_kib();
+    for b in &batches {
+        let mut flows = decode(b);
+        p.ingest(&mut flows, BASE_MS + 1000);
+    }
+    let rss_after = rss_kib();
+    let tracked = p.tracker.lock().unwrap().tracked();
+    drop(p);
+
+    // Throughput, with the store on this thread too: its appends and its
+    // Parquet writes (every 65,536 records) count in the pipeline's time.
+    let dir = std::env::temp_dir().join(format!("flowlens-bench-pipeline-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = flowlens_store::Store::open(flowlens_store::StoreOptions {
+        rollups: false,
+        ..flowlens_store::StoreOptions::new(&dir)
+    })
+    .expect("a store in the temporary directory");
+    let p = processor(conversations);
     let start = Instant::now();
     let mut out = 0;
     for b in &batches {
         let mut flows = decode(b);
         out += p.ingest(&mut flows, BASE_MS + 1000).len();
+        store.append_flows(&flows);
     }
     let full = rate(records, start);
-    let rss_after = rss_kib();
-    let tracked = p.tracker.lock().unwrap().tracked();
+    let stored = store.counters().records_received;
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
     println!("records                      {records}");
     println!(
         "bytes per encoded record     {:.1}",
@@ -187,15 +210,19 @@ fn throughput(records: usize, conversations: usize) {
     );
     println!("decode only (baseline)       {decode_only:.0} records/s");
     println!("decode + to flow records     {decode_convert:.0} records/s");
-    println!("full pipeline                {full:.0} records/s");
+    println!("full pipeline (and store)    {full:.0} records/s");
     println!("full / decode-only ratio     {:.3}", full / decode_only);
     println!("records out                  {out}");
+    println!("records stored               {stored}");
     println!("conversations tracked        {tracked}");
     println!(
         "memory per conversation      {:.0} bytes (RSS +{} KiB, incl. metric series)",
         (rss_after.saturating_sub(rss_before)) as f64 * 1024.0 / tracked.max(1) as f64,
         rss_after.saturating_sub(rss_before)
     );
+    // For scripts: the baseline and the figure, alone on their lines.
+    println!("decode_records_per_s {decode_only:.0}");
+    println!("pipeline_records_per_s {full:.0}");
 }
 
 async fn send(addr: String, conversations: usize) {
