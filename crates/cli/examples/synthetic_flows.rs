@@ -120,14 +120,7 @@ fn processor(conversations: usize) -> Processor {
         ..TrackerConfig::default()
     });
     let subnets = SubnetLabels::parse(&[("lab".into(), vec!["198.18.0.0/15".into()])]).unwrap();
-    Processor::new(
-        HostEnricher {
-            inventory: inventory(),
-            subnets,
-        },
-        metrics,
-        tracker,
-    )
+    Processor::new(HostEnricher::new(inventory(), subnets), metrics, tracker)
 }
 
 fn rss_kib() -> u64 {

@@ -72,10 +72,7 @@ impl ProcessorArgs {
         )
         .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
         let mut processor = Processor::new(
-            HostEnricher {
-                inventory: HostInventory::default(),
-                subnets,
-            },
+            HostEnricher::new(HostInventory::default(), subnets),
             flow_metrics,
             ConversationTracker::new(tracker_config),
         );

@@ -2,6 +2,7 @@
 //! record read and written together.
 
 use crate::FlowRecord;
+use crate::record::Label;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -22,16 +23,16 @@ impl Side {
 /// The enrichment fields of one side of a record.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointLabels {
-    pub host_name: Option<String>,
-    pub namespace: Option<String>,
-    pub name: Option<String>,
-    pub kind: Option<String>,
-    pub subnet: Option<String>,
+    pub host_name: Option<Label>,
+    pub namespace: Option<Label>,
+    pub name: Option<Label>,
+    pub kind: Option<Label>,
+    pub subnet: Option<Label>,
 }
 
 impl EndpointLabels {
     /// (JSON name without the side prefix, value) of each field.
-    pub fn fields(&self) -> [(&'static str, &Option<String>); 5] {
+    pub fn fields(&self) -> [(&'static str, &Option<Label>); 5] {
         [
             ("K8S_HostName", &self.host_name),
             ("K8S_Namespace", &self.namespace),

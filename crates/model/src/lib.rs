@@ -10,5 +10,5 @@ pub mod schema;
 pub mod tcp_flags;
 
 pub use endpoint::{EndpointLabels, Side};
-pub use record::{FlowRecord, NetworkEvent};
+pub use record::{FlowRecord, Label, NetworkEvent};
 pub use schema::{FIELDS, FieldSpec, FieldType};

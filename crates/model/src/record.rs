@@ -2,6 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+/// An endpoint label (host, namespace, name, kind, subnet): shared, not
+/// copied — the enricher hands the same few values to every flow, and
+/// records, conversations and metric series keep them by reference.
+pub type Label = std::sync::Arc<str>;
+
 /// A flow record with netobserv's JSON names and types: numbers stay numbers,
 /// addresses are text. `Bytes` counts whole frames as the kernel's TC hook sees
 /// them (Ethernet header + IP packet, no FCS), the same bytes the interface
@@ -95,53 +100,53 @@ pub struct FlowRecord {
         skip_serializing_if = "Option::is_none",
         default
     )]
-    pub src_k8s_host_name: Option<String>,
+    pub src_k8s_host_name: Option<Label>,
     #[serde(
         rename = "DstK8S_HostName",
         skip_serializing_if = "Option::is_none",
         default
     )]
-    pub dst_k8s_host_name: Option<String>,
+    pub dst_k8s_host_name: Option<Label>,
     #[serde(
         rename = "SrcK8S_Namespace",
         skip_serializing_if = "Option::is_none",
         default
     )]
-    pub src_k8s_namespace: Option<String>,
+    pub src_k8s_namespace: Option<Label>,
     #[serde(
         rename = "DstK8S_Namespace",
         skip_serializing_if = "Option::is_none",
         default
     )]
-    pub dst_k8s_namespace: Option<String>,
+    pub dst_k8s_namespace: Option<Label>,
     #[serde(
         rename = "SrcK8S_Name",
         skip_serializing_if = "Option::is_none",
         default
     )]
-    pub src_k8s_name: Option<String>,
+    pub src_k8s_name: Option<Label>,
     #[serde(
         rename = "DstK8S_Name",
         skip_serializing_if = "Option::is_none",
         default
     )]
-    pub dst_k8s_name: Option<String>,
+    pub dst_k8s_name: Option<Label>,
     #[serde(
         rename = "SrcK8S_Type",
         skip_serializing_if = "Option::is_none",
         default
     )]
-    pub src_k8s_type: Option<String>,
+    pub src_k8s_type: Option<Label>,
     #[serde(
         rename = "DstK8S_Type",
         skip_serializing_if = "Option::is_none",
         default
     )]
-    pub dst_k8s_type: Option<String>,
+    pub dst_k8s_type: Option<Label>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub src_subnet_label: Option<String>,
+    pub src_subnet_label: Option<Label>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub dst_subnet_label: Option<String>,
+    pub dst_subnet_label: Option<Label>,
     /// 0 ingress (into this host), 1 egress (out of it), 2 inner (both ends
     /// on this host), as netobserv.
     #[serde(skip_serializing_if = "Option::is_none", default)]

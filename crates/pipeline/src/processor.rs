@@ -82,7 +82,7 @@ impl Processor {
     /// A fresh view of the host's addresses and network namespaces.
     pub fn set_inventory(&self, inventory: HostInventory) {
         if let Ok(mut e) = self.enricher.write() {
-            e.inventory = inventory;
+            e.set_inventory(inventory);
         }
     }
 }
@@ -99,10 +99,7 @@ mod tests {
         let mut registry = prometheus_client::registry::Registry::default();
         let include: Vec<String> = DEFAULT_INCLUDE_LIST.iter().map(|s| s.to_string()).collect();
         let processor = Processor::new(
-            HostEnricher {
-                inventory: HostInventory::default(),
-                subnets: SubnetLabels::parse(&[]).unwrap(),
-            },
+            HostEnricher::new(HostInventory::default(), SubnetLabels::parse(&[]).unwrap()),
             FlowMetrics::new(&mut registry, &include, 100, 60_000).unwrap(),
             ConversationTracker::new(TrackerConfig::default()),
         )

@@ -4,7 +4,7 @@
 
 use crate::pbflow;
 use flowlens_model::names::{rcode_name, tcp_state_name, tcp_state_number};
-use flowlens_model::{EndpointLabels, FlowRecord, NetworkEvent, Side};
+use flowlens_model::{EndpointLabels, FlowRecord, Label, NetworkEvent, Side};
 use std::net::{IpAddr, Ipv6Addr};
 
 /// What makes a received record unusable; the receiver counts these by
@@ -152,23 +152,24 @@ fn narrow<T: TryFrom<u64>>(value: u64, field: &'static str) -> Result<T, DecodeE
 }
 
 fn endpoint_to_pb(e: EndpointLabels) -> Option<pbflow::Endpoint> {
-    (e != EndpointLabels::default()).then_some(pbflow::Endpoint {
-        host_name: e.host_name,
-        namespace: e.namespace,
-        name: e.name,
-        r#type: e.kind,
-        subnet_label: e.subnet,
+    let text = |label: Option<Label>| label.map(|l| l.to_string());
+    (e != EndpointLabels::default()).then(|| pbflow::Endpoint {
+        host_name: text(e.host_name),
+        namespace: text(e.namespace),
+        name: text(e.name),
+        r#type: text(e.kind),
+        subnet_label: text(e.subnet),
     })
 }
 
 fn endpoint_from_pb(e: Option<pbflow::Endpoint>) -> EndpointLabels {
     let e = e.unwrap_or_default();
     EndpointLabels {
-        host_name: e.host_name,
-        namespace: e.namespace,
-        name: e.name,
-        kind: e.r#type,
-        subnet: e.subnet_label,
+        host_name: e.host_name.map(Label::from),
+        namespace: e.namespace.map(Label::from),
+        name: e.name.map(Label::from),
+        kind: e.r#type.map(Label::from),
+        subnet: e.subnet_label.map(Label::from),
     }
 }
 

@@ -7,7 +7,7 @@ mod subnets;
 
 pub use subnets::{SubnetError, SubnetLabels};
 
-use flowlens_model::{EndpointLabels, FlowRecord, Side};
+use flowlens_model::{EndpointLabels, FlowRecord, Label, Side};
 use foldhash::HashMap;
 use std::net::IpAddr;
 
@@ -28,46 +28,86 @@ pub struct HostInventory {
 /// `*K8S_Type` (`Node` or `NetworkNamespace`); for each end in a configured
 /// subnet `*SubnetLabel`; and `FlowDirection` (0 ingress, 1 egress, 2 inner;
 /// for a flow with neither end here, the direction it crossed its first
-/// interface).
+/// interface). The labels of each known address are made once, when the
+/// inventory is set, and shared by every flow (no copy per flow).
 pub struct HostEnricher {
-    pub inventory: HostInventory,
+    inventory: HostInventory,
     pub subnets: SubnetLabels,
+    /// The labels of each address of the host (without its subnet).
+    resolved: HashMap<IpAddr, EndpointLabels>,
 }
 
 impl HostEnricher {
-    fn endpoint(&self, addr: &str) -> (bool, EndpointLabels) {
-        let ip: Option<IpAddr> = addr.parse().ok();
-        let owner = ip.and_then(|ip| self.inventory.owners.get(&ip));
-        let subnet = ip
-            .and_then(|ip| self.subnets.label_of(ip))
-            .map(str::to_string);
-        let fields = match owner {
-            None => EndpointLabels {
-                host_name: None,
-                namespace: None,
-                name: None,
-                kind: None,
-                subnet,
-            },
-            Some(None) => EndpointLabels {
-                host_name: Some(self.inventory.host_name.clone()),
-                namespace: None,
-                name: Some(self.inventory.host_name.clone()),
-                kind: Some("Node".into()),
-                subnet,
-            },
-            Some(Some(netns)) => {
-                let (namespace, name) = namespace_and_name(netns);
-                EndpointLabels {
-                    host_name: Some(self.inventory.host_name.clone()),
-                    namespace: Some(namespace.to_string()),
-                    name: Some(name.to_string()),
-                    kind: Some("NetworkNamespace".into()),
-                    subnet,
-                }
-            }
+    pub fn new(inventory: HostInventory, subnets: SubnetLabels) -> HostEnricher {
+        let mut enricher = HostEnricher {
+            inventory: HostInventory::default(),
+            subnets,
+            resolved: HashMap::default(),
         };
-        (owner.is_some(), fields)
+        enricher.set_inventory(inventory);
+        enricher
+    }
+
+    pub fn inventory(&self) -> &HostInventory {
+        &self.inventory
+    }
+
+    /// A fresh view of the host's addresses and network namespaces.
+    pub fn set_inventory(&mut self, inventory: HostInventory) {
+        let host = Label::from(inventory.host_name.as_str());
+        let node = Label::from("Node");
+        let netns_kind = Label::from("NetworkNamespace");
+        self.resolved = inventory
+            .owners
+            .iter()
+            .map(|(ip, owner)| {
+                let labels = match owner {
+                    None => EndpointLabels {
+                        host_name: Some(host.clone()),
+                        namespace: None,
+                        name: Some(host.clone()),
+                        kind: Some(node.clone()),
+                        subnet: None,
+                    },
+                    Some(netns) => {
+                        let (namespace, name) = namespace_and_name(netns);
+                        EndpointLabels {
+                            host_name: Some(host.clone()),
+                            namespace: Some(Label::from(namespace)),
+                            name: Some(Label::from(name)),
+                            kind: Some(netns_kind.clone()),
+                            subnet: None,
+                        }
+                    }
+                };
+                (*ip, labels)
+            })
+            .collect();
+        self.inventory = inventory;
+    }
+
+    /// Whether `addr` is this host's, and its labels.
+    fn endpoint(&self, addr: &str) -> (bool, EndpointLabels) {
+        let Ok(ip) = addr.parse::<IpAddr>() else {
+            return (false, EndpointLabels::default());
+        };
+        let subnet = self.subnets.label_of(ip).cloned();
+        match self.resolved.get(&ip) {
+            Some(labels) => (
+                true,
+                EndpointLabels {
+                    subnet,
+                    ..labels.clone()
+                },
+            ),
+            None => (
+                false,
+                EndpointLabels {
+                    subnet,
+                    ..EndpointLabels::default()
+                },
+            ),
+        }
     }
 }
 
@@ -110,14 +150,13 @@ mod tests {
         .into_iter()
         .map(|(a, ns)| (a.parse().unwrap(), ns.map(str::to_string)))
         .collect();
-        HostEnricher {
-            inventory: HostInventory {
+        HostEnricher::new(
+            HostInventory {
                 host_name: "node-1".into(),
                 owners,
             },
-            subnets: SubnetLabels::parse(&[("lab".to_string(), vec!["198.18.0.0/24".to_string()])])
-                .unwrap(),
-        }
+            SubnetLabels::parse(&[("lab".to_string(), vec!["198.18.0.0/24".to_string()])]).unwrap(),
+        )
     }
 
     fn flow(src: &str, dst: &str) -> FlowRecord {

@@ -1,6 +1,7 @@
 //! Subnet labels (netobserv's `spec.processor.subnetLabels.customLabels`):
 //! CIDR lists named by users; the most specific match names an address.
 
+use flowlens_model::Label;
 use std::net::IpAddr;
 
 /// A CIDR that does not parse, named in the message.
@@ -73,7 +74,7 @@ fn mask(prefix: u8, width: u8) -> u128 {
 
 #[derive(Debug, Clone, Default)]
 pub struct SubnetLabels {
-    entries: Vec<(Cidr, String)>,
+    entries: Vec<(Cidr, Label)>,
 }
 
 impl SubnetLabels {
@@ -82,7 +83,7 @@ impl SubnetLabels {
         let mut entries = Vec::new();
         for (name, cidrs) in labels {
             for cidr in cidrs {
-                entries.push((Cidr::parse(cidr)?, name.clone()));
+                entries.push((Cidr::parse(cidr)?, Label::from(name.as_str())));
             }
         }
         // The most specific subnet wins.
@@ -90,11 +91,11 @@ impl SubnetLabels {
         Ok(SubnetLabels { entries })
     }
 
-    pub fn label_of(&self, ip: IpAddr) -> Option<&str> {
+    pub fn label_of(&self, ip: IpAddr) -> Option<&Label> {
         self.entries
             .iter()
             .find(|(c, _)| c.contains(ip))
-            .map(|(_, n)| n.as_str())
+            .map(|(_, n)| n)
     }
 }
 
@@ -112,13 +113,11 @@ mod tests {
             ("db".into(), vec!["198.18.3.0/24".into()]),
         ])
         .unwrap();
-        assert_eq!(labels.label_of("198.19.1.1".parse().unwrap()), Some("lab"));
-        assert_eq!(labels.label_of("198.18.3.9".parse().unwrap()), Some("db"));
-        assert_eq!(
-            labels.label_of("fd00:198:18::5".parse().unwrap()),
-            Some("lab")
-        );
-        assert_eq!(labels.label_of("192.0.2.1".parse().unwrap()), None);
+        let of = |ip: &str| labels.label_of(ip.parse().unwrap()).map(|l| l.to_string());
+        assert_eq!(of("198.19.1.1").as_deref(), Some("lab"));
+        assert_eq!(of("198.18.3.9").as_deref(), Some("db"));
+        assert_eq!(of("fd00:198:18::5").as_deref(), Some("lab"));
+        assert_eq!(of("192.0.2.1"), None);
         let err = SubnetLabels::parse(&[("x".into(), vec!["198.18.0.0/40".into()])]).unwrap_err();
         assert!(err.0.contains("198.18.0.0/40"), "{err}");
     }

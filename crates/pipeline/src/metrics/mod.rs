@@ -167,8 +167,8 @@ fn endpoint_label_names(scope: Scope, with_source: bool) -> Vec<&'static str> {
 }
 
 /// A label's value: empty when the field is absent.
-fn text(v: &Option<String>) -> &str {
-    v.as_deref().unwrap_or("")
+fn text<S: AsRef<str>>(v: &Option<S>) -> &str {
+    v.as_ref().map_or("", |s| s.as_ref())
 }
 
 /// Appends the values of `endpoint_label_names(scope, with_source)`.
