@@ -60,19 +60,41 @@ impl ConversationKey {
         }
     }
 
-    /// `_HashId`: 16 hex digits of FNV-1a over the key, the same for both
-    /// directions and across restarts.
-    pub fn hash_id(&self) -> String {
-        let text = format!(
+    /// `_HashId`: FNV-1a over the key's text, the same for both
+    /// directions and across restarts (hashed as it is formatted: no text
+    /// is kept).
+    pub fn hash_id(&self) -> HashId {
+        use std::fmt::Write;
+        let mut fnv = Fnv(0xcbf29ce484222325);
+        let _ = write!(
+            fnv,
             "{}|{}|{}|{}|{}",
             self.low.addr, self.low.port, self.high.addr, self.high.port, self.proto
         );
-        let mut hash: u64 = 0xcbf29ce484222325;
+        HashId(fnv.0)
+    }
+}
+
+/// FNV-1a of the bytes written.
+struct Fnv(u64);
+
+impl std::fmt::Write for Fnv {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
         for byte in text.bytes() {
-            hash ^= byte as u64;
-            hash = hash.wrapping_mul(0x100000001b3);
+            self.0 ^= byte as u64;
+            self.0 = self.0.wrapping_mul(0x100000001b3);
         }
-        format!("{hash:016x}")
+        Ok(())
+    }
+}
+
+/// A conversation's `_HashId`, shown as 16 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HashId(pub u64);
+
+impl std::fmt::Display for HashId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
     }
 }
 
@@ -91,6 +113,15 @@ mod tests {
         }
     }
 
+    fn fnv_of_text(text: &str) -> String {
+        let mut hash: u64 = 0xcbf29ce484222325;
+        for byte in text.bytes() {
+            hash ^= byte as u64;
+            hash = hash.wrapping_mul(0x100000001b3);
+        }
+        format!("{hash:016x}")
+    }
+
     #[test]
     fn both_directions_share_a_key() {
         let (a, a_forward) = ConversationKey::of(&flow("198.18.0.1", 40000, "198.18.0.2", 80));
@@ -98,7 +129,15 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a_forward, b_forward);
         assert_eq!(a.hash_id(), b.hash_id());
-        assert_eq!(a.hash_id().len(), 16);
+        assert_eq!(a.hash_id().to_string().len(), 16);
+        // The same ids as before they were kept as numbers.
+        assert_eq!(
+            ConversationKey::of(&flow("198.18.0.1", 1, "198.18.0.2", 2))
+                .0
+                .hash_id()
+                .to_string(),
+            fnv_of_text("198.18.0.1|1|198.18.0.2|2|6")
+        );
         let (c, _) = ConversationKey::of(&flow("198.18.0.1", 40001, "198.18.0.2", 80));
         assert_ne!(a.hash_id(), c.hash_id());
     }

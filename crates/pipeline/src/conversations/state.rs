@@ -1,6 +1,6 @@
 //! One conversation's running totals, and the record it renders.
 
-use super::key::Endpoint;
+use super::key::{Endpoint, HashId};
 use flowlens_model::tcp_flags::{
     FIN as TCP_FIN, RST as TCP_RST, SYN as TCP_SYN, SYN_ACK as TCP_SYN_ACK,
 };
@@ -17,7 +17,7 @@ fn put_side(labels: &EndpointLabels, side: Side, r: &mut Map<String, Value>) {
 }
 
 pub struct Conversation {
-    pub hash_id: String,
+    pub hash_id: HashId,
     side_a: EndpointLabels,
     side_b: EndpointLabels,
     /// The initiator (A) and the responder (B).
@@ -82,7 +82,7 @@ impl Conversation {
     /// A conversation begun by `flow`, from `src` to `dst` (its endpoints,
     /// as its key gives them: parsed once per flow).
     pub fn new(
-        hash_id: String,
+        hash_id: HashId,
         flow: &FlowRecord,
         (src, dst): (Endpoint, Endpoint),
         now_ms: i64,
@@ -240,7 +240,7 @@ impl Conversation {
     pub fn record(&self, record_type: &str, is_first: bool) -> Value {
         let mut r = Map::new();
         r.insert("_RecordType".into(), json!(record_type));
-        r.insert("_HashId".into(), json!(self.hash_id));
+        r.insert("_HashId".into(), json!(self.hash_id.to_string()));
         r.insert("_IsFirst".into(), json!(is_first));
         r.insert("SrcAddr".into(), json!(self.a.addr));
         r.insert("SrcPort".into(), json!(self.a.port));

@@ -1,7 +1,7 @@
 //! The tracker: flows in, conversation records out, on flows and on a timer.
 
 use super::config::TrackerConfig;
-use super::key::ConversationKey;
+use super::key::{ConversationKey, HashId};
 use super::state::Conversation;
 use flowlens_model::FlowRecord;
 use flowlens_model::tcp_flags::SYN as TCP_SYN;
@@ -30,7 +30,7 @@ pub struct ConversationTracker {
     conversations: HashMap<ConversationKey, Conversation>,
     /// TCP conversations that ended within their `end_ms`: their id and
     /// when they ended. A flow of one without SYN is a straggler of it.
-    ended: HashMap<ConversationKey, (String, i64)>,
+    ended: HashMap<ConversationKey, (HashId, i64)>,
     pub counters: TrackerCounters,
 }
 
@@ -59,7 +59,7 @@ impl ConversationTracker {
         if let Some(conversation) = self.conversations.get_mut(&key) {
             conversation.add(flow, ends.0);
             if self.config.log_types.flows() {
-                out.push(flow_log(flow, &conversation.hash_id, false));
+                out.push(flow_log(flow, conversation.hash_id, false));
             }
             return self.sent(out);
         }
@@ -71,14 +71,14 @@ impl ConversationTracker {
         {
             self.counters.late_flows += 1;
             if self.config.log_types.flows() {
-                out.push(flow_log(flow, hash_id, false));
+                out.push(flow_log(flow, *hash_id, false));
             }
             return self.sent(out);
         }
         if self.conversations.len() >= self.config.max_connections_tracked {
             self.counters.conversations_dropped += 1;
             if self.config.log_types.flows() {
-                out.push(flow_log(flow, &key.hash_id(), false));
+                out.push(flow_log(flow, key.hash_id(), false));
             }
             return self.sent(out);
         }
@@ -92,7 +92,7 @@ impl ConversationTracker {
             out.push(conversation.record("newConnection", true));
         }
         if self.config.log_types.flows() {
-            out.push(flow_log(flow, &conversation.hash_id, true));
+            out.push(flow_log(flow, conversation.hash_id, true));
         }
         self.sent(out)
     }
@@ -124,7 +124,7 @@ impl ConversationTracker {
                 out.extend(self.end(&c));
                 // Bounded like the conversations themselves.
                 if c.proto == 6 && self.ended.len() < self.config.max_connections_tracked {
-                    self.ended.insert(key, (c.hash_id.clone(), now_ms));
+                    self.ended.insert(key, (c.hash_id, now_ms));
                 }
             }
         }
@@ -157,11 +157,11 @@ impl ConversationTracker {
 }
 
 /// A flow log: the flow's own fields plus its conversation's id.
-fn flow_log(flow: &FlowRecord, hash_id: &str, is_first: bool) -> Value {
+fn flow_log(flow: &FlowRecord, hash_id: HashId, is_first: bool) -> Value {
     let mut value = serde_json::to_value(flow).unwrap_or_else(|_| json!({}));
     if let Value::Object(map) = &mut value {
         map.insert("_RecordType".into(), json!("flowLog"));
-        map.insert("_HashId".into(), json!(hash_id));
+        map.insert("_HashId".into(), json!(hash_id.to_string()));
         map.insert("_IsFirst".into(), json!(is_first));
     }
     value
