@@ -11,6 +11,7 @@
 use crate::clock::MonoToWall;
 use crate::extras::{ExtrasNames, FlowExtras, apply};
 use crate::kernel_types::{FlowKey, FlowMetrics, ip_from_kernel, mac_to_string};
+use flowlens_model::Address;
 use flowlens_model::FlowRecord;
 use std::collections::HashMap;
 
@@ -227,9 +228,9 @@ fn build_record(
     let has_addresses = matches!(key.eth_protocol, 0x0800 | 0x86DD | 0x0806);
     let address = |bytes| {
         if has_addresses {
-            ip_from_kernel(bytes).to_string()
+            Address::from(ip_from_kernel(bytes))
         } else {
-            String::new()
+            Address::NONE
         }
     };
     FlowRecord {

@@ -56,8 +56,8 @@ fn flow(i: usize, conversations: usize, base_ms: i64) -> FlowRecord {
         (server, client, server_port, client_port, 0)
     };
     FlowRecord {
-        src_addr: src.to_string(),
-        dst_addr: dst.to_string(),
+        src_addr: std::net::IpAddr::V4(src).into(),
+        dst_addr: std::net::IpAddr::V4(dst).into(),
         src_port: sport,
         dst_port: dport,
         proto,

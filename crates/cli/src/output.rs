@@ -153,8 +153,8 @@ fn table_row(r: &FlowRecord) -> String {
         .join(",");
     let cells = [
         time,
-        endpoint(&r.src_addr, r.src_port, has_ports),
-        endpoint(&r.dst_addr, r.dst_port, has_ports),
+        endpoint(&r.src_addr.to_string(), r.src_port, has_ports),
+        endpoint(&r.dst_addr.to_string(), r.dst_port, has_ports),
         proto_name(r),
         r.bytes.to_string(),
         r.packets.to_string(),

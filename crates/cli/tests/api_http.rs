@@ -25,7 +25,7 @@ fn flows(n: usize) -> Vec<FlowRecord> {
     let offset = |i: usize| (i as i64 * 60_000) / n.max(6_000) as i64;
     (0..n)
         .map(|i| FlowRecord {
-            src_addr: format!("198.18.0.{}", 1 + i % 5),
+            src_addr: format!("198.18.0.{}", 1 + i % 5).into(),
             dst_addr: "198.18.1.1".into(),
             src_port: (30000 + i % 30000) as u16,
             dst_port: if i % 4 == 0 { 53 } else { 443 },

@@ -2,6 +2,7 @@
 //! describes its fields. JSON names follow netobserv so that tools written for
 //! netobserv read flowlens records unchanged.
 
+pub mod address;
 pub mod endpoint;
 pub mod fixtures;
 pub mod names;
@@ -9,6 +10,7 @@ pub mod record;
 pub mod schema;
 pub mod tcp_flags;
 
+pub use address::Address;
 pub use endpoint::{EndpointLabels, Side};
 pub use record::{FlowRecord, Label, NetworkEvent};
 pub use schema::{FIELDS, FieldSpec, FieldType};

@@ -1,5 +1,6 @@
 //! One flow: one direction of a 5-tuple over one eviction period.
 
+use crate::Address;
 use serde::{Deserialize, Serialize};
 
 /// An endpoint label (host, namespace, name, kind, subnet): shared, not
@@ -15,8 +16,8 @@ pub type Label = std::sync::Arc<str>;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct FlowRecord {
-    pub src_addr: String,
-    pub dst_addr: String,
+    pub src_addr: Address,
+    pub dst_addr: Address,
     pub src_port: u16,
     pub dst_port: u16,
     /// IP protocol number: 6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6, 132 SCTP.

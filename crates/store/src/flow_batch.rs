@@ -32,6 +32,19 @@ fn column_of(name: &str, f: &[FlowRecord], first_id: u64) -> Option<ArrayRef> {
             Arc::new(StringArray::from_iter_values(f.iter().map($get))) as ArrayRef
         };
     }
+    // Addresses are formatted here, into the column's buffer (no string
+    // per record).
+    macro_rules! address {
+        ($get:expr) => {{
+            let mut column = StringBuilder::with_capacity(f.len(), f.len() * 15);
+            for r in f {
+                use std::fmt::Write;
+                let _ = write!(column, "{}", $get(r));
+                column.append_value("");
+            }
+            Arc::new(column.finish()) as ArrayRef
+        }};
+    }
     // A feature that is off leaves its columns empty: those are made as
     // null arrays at once (most of the columns of most records).
     macro_rules! maybe_text {
@@ -57,8 +70,8 @@ fn column_of(name: &str, f: &[FlowRecord], first_id: u64) -> Option<ArrayRef> {
         )));
     }
     let array = match name {
-        "SrcAddr" => text!(|r| r.src_addr.as_str()),
-        "DstAddr" => text!(|r| r.dst_addr.as_str()),
+        "SrcAddr" => address!(|r: &FlowRecord| r.src_addr),
+        "DstAddr" => address!(|r: &FlowRecord| r.dst_addr),
         "SrcPort" => num!(UInt16Type, |r| Some(r.src_port)),
         "DstPort" => num!(UInt16Type, |r| Some(r.dst_port)),
         "Proto" => num!(UInt8Type, |r| Some(r.proto)),

@@ -30,8 +30,8 @@ impl DecodeError {
     }
 }
 
-fn ip_to_pb(text: &str) -> Option<pbflow::Ip> {
-    let family = match text.parse::<IpAddr>().ok()? {
+fn ip_to_pb(ip: Option<IpAddr>) -> Option<pbflow::Ip> {
+    let family = match ip? {
         IpAddr::V4(v4) => pbflow::ip::IpFamily::Ipv4(u32::from(v4)),
         IpAddr::V6(v6) => pbflow::ip::IpFamily::Ipv6(v6.octets().to_vec()),
     };
@@ -40,12 +40,12 @@ fn ip_to_pb(text: &str) -> Option<pbflow::Ip> {
     })
 }
 
-fn ip_from_pb(ip: Option<&pbflow::Ip>, field: &'static str) -> Result<String, DecodeError> {
+fn ip_from_pb(ip: Option<&pbflow::Ip>, field: &'static str) -> Result<IpAddr, DecodeError> {
     let family = ip
         .and_then(|ip| ip.ip_family.as_ref())
         .ok_or(DecodeError::Missing(field))?;
     let addr = match family {
-        pbflow::ip::IpFamily::Ipv4(v4) => return Ok(ipv4_text(*v4)),
+        pbflow::ip::IpFamily::Ipv4(v4) => return Ok(IpAddr::V4((*v4).into())),
         pbflow::ip::IpFamily::Ipv6(bytes) => {
             let octets: [u8; 16] =
                 bytes
@@ -58,12 +58,20 @@ fn ip_from_pb(ip: Option<&pbflow::Ip>, field: &'static str) -> Result<String, De
             let v6 = Ipv6Addr::from(octets);
             // netobserv's agent sends IPv4 as IPv4-mapped IPv6.
             match v6.to_ipv4_mapped() {
-                Some(v4) => return Ok(ipv4_text(v4.into())),
+                Some(v4) => return Ok(IpAddr::V4(v4)),
                 None => IpAddr::V6(v6),
             }
         }
     };
-    Ok(addr.to_string())
+    Ok(addr)
+}
+
+/// An address as text (IPv4 the fast way).
+fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => ipv4_text(v4.into()),
+        IpAddr::V6(v6) => v6.to_string(),
+    }
 }
 
 /// "aa:bb:cc:dd:ee:ff" as netobserv's uint64 (the six bytes, big-endian).
@@ -226,8 +234,8 @@ pub fn to_pb(r: &FlowRecord) -> pbflow::Record {
             dst_mac: mac_to_u64(&r.dst_mac),
         }),
         network: Some(pbflow::Network {
-            src_addr: ip_to_pb(&r.src_addr),
-            dst_addr: ip_to_pb(&r.dst_addr),
+            src_addr: ip_to_pb(r.src_addr.ip()),
+            dst_addr: ip_to_pb(r.dst_addr.ip()),
             dscp: r.dscp as u32,
         }),
         transport: Some(pbflow::Transport {
@@ -239,7 +247,7 @@ pub fn to_pb(r: &FlowRecord) -> pbflow::Record {
         packets: r.packets,
         interface: r.interfaces.first().cloned().unwrap_or_default(),
         duplicate: false,
-        agent_ip: ip_to_pb(&r.agent_ip),
+        agent_ip: ip_to_pb(r.agent_ip.parse().ok()),
         flags: r.flags,
         icmp_type: r.icmp_type.map(u32::from),
         icmp_code: r.icmp_code.map(u32::from),
@@ -297,8 +305,8 @@ pub fn from_pb(p: pbflow::Record) -> Result<FlowRecord, DecodeError> {
             .unzip()
     };
     let mut r = FlowRecord {
-        src_addr: ip_from_pb(network.src_addr.as_ref(), "network.src_addr")?,
-        dst_addr: ip_from_pb(network.dst_addr.as_ref(), "network.dst_addr")?,
+        src_addr: ip_from_pb(network.src_addr.as_ref(), "network.src_addr")?.into(),
+        dst_addr: ip_from_pb(network.dst_addr.as_ref(), "network.dst_addr")?.into(),
         src_port: narrow(transport.src_port as u64, "transport.src_port")?,
         dst_port: narrow(transport.dst_port as u64, "transport.dst_port")?,
         proto: narrow(transport.protocol as u64, "transport.protocol")?,
@@ -324,7 +332,7 @@ pub fn from_pb(p: pbflow::Record) -> Result<FlowRecord, DecodeError> {
         agent_ip: p
             .agent_ip
             .as_ref()
-            .map(|ip| ip_from_pb(Some(ip), "agent_ip"))
+            .map(|ip| ip_from_pb(Some(ip), "agent_ip").map(ip_text))
             .transpose()?
             .unwrap_or_default(),
         sampling: p.sampling,
@@ -495,7 +503,7 @@ mod tests {
                 src_addr: Some(pbflow::Ip {
                     ip_family: Some(pbflow::ip::IpFamily::Ipv6(vec![1, 2, 3])),
                 }),
-                dst_addr: ip_to_pb("198.18.0.2"),
+                dst_addr: ip_to_pb("198.18.0.2".parse().ok()),
                 dscp: 0,
             }),
             ..Default::default()

@@ -4,8 +4,8 @@
 use flowlens_model::{FlowRecord, Side};
 use std::net::{IpAddr, Ipv4Addr};
 
-/// One side of a conversation. The address is parsed rather than copied:
-/// keys are built for every flow, and a parse allocates nothing.
+/// One side of a conversation (keys are built for every flow: nothing in
+/// them allocates).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Endpoint {
     pub addr: IpAddr,
@@ -21,7 +21,7 @@ impl Endpoint {
             Side::Dst => (&flow.dst_addr, flow.dst_port),
         };
         Endpoint {
-            addr: addr.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            addr: addr.ip().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             port,
         }
     }

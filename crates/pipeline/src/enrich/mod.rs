@@ -7,7 +7,7 @@ mod subnets;
 
 pub use subnets::{SubnetError, SubnetLabels};
 
-use flowlens_model::{EndpointLabels, FlowRecord, Label, Side};
+use flowlens_model::{Address, EndpointLabels, FlowRecord, Label, Side};
 use foldhash::HashMap;
 use std::net::IpAddr;
 
@@ -87,8 +87,8 @@ impl HostEnricher {
     }
 
     /// Whether `addr` is this host's, and its labels.
-    fn endpoint(&self, addr: &str) -> (bool, EndpointLabels) {
-        let Ok(ip) = addr.parse::<IpAddr>() else {
+    fn endpoint(&self, addr: Address) -> (bool, EndpointLabels) {
+        let Some(ip) = addr.ip() else {
             return (false, EndpointLabels::default());
         };
         let subnet = self.subnets.label_of(ip).cloned();
@@ -123,8 +123,8 @@ fn namespace_and_name(netns: &str) -> (&str, &str) {
 
 impl Enricher for HostEnricher {
     fn enrich(&self, r: &mut FlowRecord) {
-        let (src_local, src) = self.endpoint(&r.src_addr);
-        let (dst_local, dst) = self.endpoint(&r.dst_addr);
+        let (src_local, src) = self.endpoint(r.src_addr);
+        let (dst_local, dst) = self.endpoint(r.dst_addr);
         r.set_endpoint(Side::Src, src);
         r.set_endpoint(Side::Dst, dst);
         r.flow_direction = match (src_local, dst_local) {
