@@ -73,8 +73,23 @@ impl LabelKey {
     }
 
     pub fn push(&mut self, value: &str) {
-        use std::fmt::Write;
-        let _ = write!(self.0, "{}:", value.len());
+        // The length in decimal, by hand: no formatting machinery for each
+        // label of each flow.
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut n = value.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for &d in &digits[at..] {
+            self.0.push(d as char);
+        }
+        self.0.push(':');
         self.0.push_str(value);
     }
 
@@ -248,6 +263,9 @@ mod tests {
         assert_ne!(a.as_str(), b.as_str());
         assert_eq!(LabelKey::values(a.as_str()), ["a:1", ""]);
         assert_eq!(LabelKey::values(b.as_str()), ["a", "1:"]);
+        let mut long = LabelKey::default();
+        long.push(&"x".repeat(1234));
+        assert!(long.as_str().starts_with("1234:x"));
     }
 
     #[test]
