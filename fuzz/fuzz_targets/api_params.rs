@@ -31,7 +31,7 @@ fn server() -> &'static Server {
             .as_millis() as i64;
         let flows: Vec<FlowRecord> = (0..50)
             .map(|i| FlowRecord {
-                src_addr: format!("198.18.0.{}", 1 + i % 4),
+                src_addr: format!("198.18.0.{}", 1 + i % 4).into(),
                 dst_addr: "198.18.1.1".into(),
                 src_port: 40000 + i as u16,
                 dst_port: if i % 3 == 0 { 53 } else { 443 },
