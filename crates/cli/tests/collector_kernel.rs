@@ -154,19 +154,7 @@ fn kill_9_of_the_collector_at_any_moment_stores_every_packet_once() {
     // 10,000 UDP packets of one flow over 10 seconds.
     const PACKETS: u64 = 10_000;
     const PORT: u16 = 9999;
-    let target: std::net::Ipv4Addr = b.ipv4.parse().unwrap();
-    let host = a.clone();
-    let sender = std::thread::spawn(move || {
-        Lab::in_netns(&host, move || {
-            let socket = std::net::UdpSocket::bind("0.0.0.0:40999").unwrap();
-            let start = std::time::Instant::now();
-            for i in 0..PACKETS {
-                let due = start + Duration::from_millis(i);
-                std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
-                socket.send_to(&i.to_le_bytes(), (target, PORT)).unwrap();
-            }
-        })
-    });
+    let (_, sender) = lab::paced_udp_flow(a, 40999, b.ipv4.parse().unwrap(), PORT, PACKETS);
     // Killed at different moments of its 5-second store flushes, a new
     // one started on the same data directory each time.
     let mut replayed = 0;

@@ -213,19 +213,7 @@ fn kill_9_of_up_loses_at_most_one_active_timeout_of_traffic_and_nothing_twice() 
     // 8,000 UDP packets of one flow, 1 ms apart.
     const PACKETS: u64 = 8_000;
     const PORT: u16 = 9998;
-    let target: std::net::Ipv4Addr = b.ipv4.parse().unwrap();
-    let host = a.clone();
-    let start = std::time::Instant::now();
-    let sender = std::thread::spawn(move || {
-        Lab::in_netns(&host, move || {
-            let socket = std::net::UdpSocket::bind("0.0.0.0:40998").unwrap();
-            for i in 0..PACKETS {
-                let due = start + Duration::from_millis(i);
-                std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
-                socket.send_to(&i.to_le_bytes(), (target, PORT)).unwrap();
-            }
-        })
-    });
+    let (start, sender) = lab::paced_udp_flow(a, 40998, b.ipv4.parse().unwrap(), PORT, PACKETS);
     // Killed 3.2 s in (before the store's first 5-second flush: the log
     // alone holds what was evicted), restarted on the same data directory.
     std::thread::sleep(Duration::from_millis(3200));

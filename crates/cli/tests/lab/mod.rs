@@ -658,3 +658,28 @@ pub fn stored_udp_packets(data_dir: &std::path::Path, src: &str, port: u16) -> (
         .sum();
     (packets, page.records.len())
 }
+
+/// Sends `packets` UDP packets of one flow from `host` (source port
+/// `from_port`) to `target:port`, packet i at i ms after the returned
+/// start, on a thread of its own.
+pub fn paced_udp_flow(
+    host: &Host,
+    from_port: u16,
+    target: std::net::Ipv4Addr,
+    port: u16,
+    packets: u64,
+) -> (Instant, std::thread::JoinHandle<()>) {
+    let host = host.clone();
+    let start = Instant::now();
+    let sender = std::thread::spawn(move || {
+        Lab::in_netns(&host, move || {
+            let socket = std::net::UdpSocket::bind(("0.0.0.0", from_port)).unwrap();
+            for i in 0..packets {
+                let due = start + Duration::from_millis(i);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                socket.send_to(&i.to_le_bytes(), (target, port)).unwrap();
+            }
+        })
+    });
+    (start, sender)
+}
