@@ -44,12 +44,16 @@ impl Processor {
             flows.iter_mut().for_each(|f| e.enrich(f));
         }
         if let Ok(mut m) = self.metrics.lock() {
-            for f in flows.iter() {
-                match &self.metrics_filter {
-                    Some(filter) if !filter.matches(f) => m.counters.flows_not_selected += 1,
-                    _ => m.observe(f, now_ms),
+            let mut not_selected = 0;
+            let selected = flows.iter().filter(|f| match &self.metrics_filter {
+                Some(filter) if !filter.matches(f) => {
+                    not_selected += 1;
+                    false
                 }
-            }
+                _ => true,
+            });
+            m.observe_all(selected, now_ms);
+            m.counters.flows_not_selected += not_selected;
         }
         let mut records = Vec::new();
         if let Ok(mut t) = self.tracker.lock() {

@@ -282,6 +282,24 @@ impl FlowMetrics {
     /// Accounts one (enriched) flow at `now_ms`. Counts are scaled by the
     /// flow's sampling rate, so sampled agents give comparable totals.
     pub fn observe(&mut self, r: &FlowRecord, now_ms: i64) {
+        self.observe_all([r], now_ms);
+    }
+
+    /// Accounts flows as `observe` does, taking the series' lock (shared
+    /// with the scrape) once for all of them.
+    pub fn observe_all<'r>(
+        &mut self,
+        flows: impl IntoIterator<Item = &'r FlowRecord>,
+        now_ms: i64,
+    ) {
+        let shared = self.series.clone();
+        let mut all = shared.lock().unwrap_or_else(|p| p.into_inner());
+        for r in flows {
+            self.account(r, &mut all, now_ms);
+        }
+    }
+
+    fn account(&mut self, r: &FlowRecord, all: &mut [MetricSeries], now_ms: i64) {
         self.counters.flows_received += 1;
         let scale = r.sampling.max(1) as u64;
         let direction = r
@@ -293,7 +311,6 @@ impl FlowMetrics {
         );
         let max_series = self.max_series;
         self.built = [false; 6];
-        let mut all = self.series.lock().unwrap_or_else(|p| p.into_inner());
         for (m, series) in self.metrics.iter().zip(all.iter_mut()) {
             // (value, the extra label values)
             let update: Option<(f64, [&str; 2])> = match m.measure {
