@@ -294,10 +294,6 @@ impl tokio_stream::Stream for ExportBody {
 }
 
 pub(super) async fn export(state: ApiState, params: HashMap<String, String>) -> Response {
-    let plan = match plan(&params) {
-        Ok(plan) => plan,
-        Err(e) => return e.into_response(),
-    };
     let Some(slot) = state.slot().await else {
         return super::saturated(&state).into_response();
     };
@@ -312,6 +308,15 @@ pub(super) async fn export(state: ApiState, params: HashMap<String, String>) -> 
     tokio::task::spawn_blocking(move || {
         // The slot stays taken until the scan has really stopped.
         let _slot = slot;
+        // Parameters and filter checked here, as every query's are: off
+        // the event loop.
+        let plan = match plan(&params) {
+            Ok(plan) => plan,
+            Err(e) => {
+                let _ = started.send(Err(e));
+                return;
+            }
+        };
         if produce(&store, plan, &control, started, &chunks, timeout).is_ok() {
             done.store(true, Ordering::Release);
         }
