@@ -2,12 +2,14 @@
 //! matches on the reason's name (without SKB_DROP_REASON_), so reasons that
 //! later kernels add fall into a category by their name's shape, else `other`.
 
+use flowlens_model::vocab::DropCategory;
+
 /// Category of each kernel drop reason (name without SKB_DROP_REASON_), as
 /// of Linux 6.18. Reasons not listed fall back on the shape of their name
 /// (`fallback_category`), so newer kernels need no code change.
-pub const CATEGORY_TABLE: &[(&str, &[&str])] = &[
+pub const CATEGORY_TABLE: &[(DropCategory, &[&str])] = &[
     (
-        "policy_denied",
+        DropCategory::PolicyDenied,
         &[
             "NETFILTER_DROP",
             "XFRM_POLICY",
@@ -33,7 +35,7 @@ pub const CATEGORY_TABLE: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "no_socket",
+        DropCategory::NoSocket,
         &[
             "NO_SOCKET",
             "SOCKET_CLOSE",
@@ -46,7 +48,7 @@ pub const CATEGORY_TABLE: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "no_route",
+        DropCategory::NoRoute,
         &[
             "IP_OUTNOROUTES",
             "IP_INNOROUTES",
@@ -71,11 +73,11 @@ pub const CATEGORY_TABLE: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "checksum",
+        DropCategory::Checksum,
         &["TCP_CSUM", "UDP_CSUM", "IP_CSUM", "ICMP_CSUM", "SKB_CSUM"],
     ),
     (
-        "queue_full",
+        DropCategory::QueueFull,
         &[
             "SOCKET_RCVBUFF",
             "SOCKET_BACKLOG",
@@ -104,7 +106,7 @@ pub const CATEGORY_TABLE: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "malformed",
+        DropCategory::Malformed,
         &[
             "PKT_TOO_SMALL",
             "PKT_TOO_BIG",
@@ -154,35 +156,35 @@ pub const CATEGORY_TABLE: &[(&str, &[&str])] = &[
     ),
 ];
 
-fn fallback_category(short: &str) -> &'static str {
+fn fallback_category(short: &str) -> DropCategory {
     if short.contains("CSUM") || short.contains("CHECKSUM") {
-        "checksum"
+        DropCategory::Checksum
     } else if short.contains("QDISC")
         || short.contains("QUEUE")
         || short.contains("FULL")
         || short.contains("NOMEM")
     {
-        "queue_full"
+        DropCategory::QueueFull
     } else if short.contains("ROUTE") || short.contains("NEIGH") {
-        "no_route"
+        DropCategory::NoRoute
     } else if short.contains("INVALID") || short.contains("TRUNC") || short.contains("BAD") {
-        "malformed"
+        DropCategory::Malformed
     } else if short.contains("FILTER") || short.contains("POLICY") {
-        "policy_denied"
+        DropCategory::PolicyDenied
     } else {
-        "other"
+        DropCategory::Other
     }
 }
 
 /// The category of a drop reason (`SKB_DROP_REASON_X` or `X`). An IPv4
 /// header drop of a packet whose TTL ran out (`ttl` 0 or 1, as ip_forward
 /// drops it) is `ttl_exceeded`.
-pub fn drop_category(reason_name: &str, ttl: Option<u8>) -> &'static str {
+pub fn drop_category(reason_name: &str, ttl: Option<u8>) -> DropCategory {
     let short = reason_name
         .strip_prefix("SKB_DROP_REASON_")
         .unwrap_or(reason_name);
     if short == "IP_INHDR" && matches!(ttl, Some(0 | 1)) {
-        return "ttl_exceeded";
+        return DropCategory::TtlExceeded;
     }
     CATEGORY_TABLE
         .iter()
@@ -190,8 +192,6 @@ pub fn drop_category(reason_name: &str, ttl: Option<u8>) -> &'static str {
         .map(|(category, _)| *category)
         .unwrap_or_else(|| fallback_category(short))
 }
-
-pub use flowlens_model::names::tcp_state_name;
 
 #[cfg(test)]
 mod tests {
@@ -201,34 +201,36 @@ mod tests {
     fn categories_of_common_reasons() {
         assert_eq!(
             drop_category("SKB_DROP_REASON_NETFILTER_DROP", None),
-            "policy_denied"
+            DropCategory::PolicyDenied
         );
-        assert_eq!(drop_category("NO_SOCKET", None), "no_socket");
+        assert_eq!(drop_category("NO_SOCKET", None), DropCategory::NoSocket);
         assert_eq!(
             drop_category("SKB_DROP_REASON_IP_OUTNOROUTES", None),
-            "no_route"
+            DropCategory::NoRoute
         );
-        assert_eq!(drop_category("SKB_DROP_REASON_TCP_CSUM", None), "checksum");
+        assert_eq!(
+            drop_category("SKB_DROP_REASON_TCP_CSUM", None),
+            DropCategory::Checksum
+        );
         assert_eq!(
             drop_category("SKB_DROP_REASON_QDISC_DROP", None),
-            "queue_full"
+            DropCategory::QueueFull
         );
         assert_eq!(
             drop_category("SKB_DROP_REASON_IP_INHDR", Some(64)),
-            "malformed"
+            DropCategory::Malformed
         );
         assert_eq!(
             drop_category("SKB_DROP_REASON_IP_INHDR", Some(1)),
-            "ttl_exceeded"
+            DropCategory::TtlExceeded
         );
         assert_eq!(
             drop_category("SKB_DROP_REASON_NEW_QUEUE_THING", None),
-            "queue_full"
+            DropCategory::QueueFull
         );
         assert_eq!(
             drop_category("SKB_DROP_REASON_SOMETHING_NEW", None),
-            "other"
+            DropCategory::Other
         );
-        assert_eq!(tcp_state_name(1), "TCP_ESTABLISHED");
     }
 }

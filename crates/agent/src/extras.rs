@@ -2,8 +2,9 @@
 //! onto the flow records they belong to.
 
 use crate::dns::{decode_question, qtype_name, rcode_name};
-use crate::drop_reasons::{drop_category, tcp_state_name};
+use crate::drop_reasons::drop_category;
 use crate::kernel_types::{FlowExtra, extra_bits};
+use flowlens_model::vocab::{ConnOutcome, TcpState};
 use flowlens_model::{FlowRecord, NetworkEvent};
 use std::collections::HashMap;
 
@@ -33,19 +34,6 @@ impl FlowExtras {
 pub struct ExtrasNames<'a> {
     /// enum skb_drop_reason of the running kernel.
     pub drop_reasons: &'a HashMap<u64, String>,
-}
-
-fn outcome_name(outcome: u8) -> Option<&'static str> {
-    Some(match outcome {
-        1 => "established",
-        2 => "completed",
-        3 => "refused",
-        4 => "reset",
-        5 => "timed_out",
-        6 => "error",
-        7 => "aborted",
-        _ => return None,
-    })
 }
 
 /// Adds the feature fields of `extras` to `record`; fields of features that
@@ -82,7 +70,7 @@ fn apply_kernel(record: &mut FlowRecord, k: &FlowExtra, names: &ExtrasNames<'_>)
         record.tcp_retransmits = Some(k.retransmits);
     }
     if has(extra_bits::OUTCOME) {
-        record.conn_outcome = outcome_name(k.outcome).map(str::to_string);
+        record.conn_outcome = ConnOutcome::from_code(k.outcome.into());
     }
     if has(extra_bits::DROPS) {
         record.pkt_drop_packets = Some(k.drop_packets);
@@ -92,10 +80,10 @@ fn apply_kernel(record: &mut FlowRecord, k: &FlowExtra, names: &ExtrasNames<'_>)
             .get(&(k.drop_latest_reason as u64))
             .cloned()
             .unwrap_or_else(|| format!("SKB_DROP_REASON_{}", k.drop_latest_reason));
-        record.pkt_drop_category = Some(drop_category(&cause, Some(k.drop_latest_ttl)).to_string());
+        record.pkt_drop_category = Some(drop_category(&cause, Some(k.drop_latest_ttl)));
         record.pkt_drop_latest_drop_cause = Some(cause);
         if record.proto == 6 && k.drop_latest_state != 0 {
-            record.pkt_drop_latest_state = Some(tcp_state_name(k.drop_latest_state).to_string());
+            record.pkt_drop_latest_state = Some(TcpState::from_number(k.drop_latest_state));
         }
     }
     if has(extra_bits::DNS) {
@@ -162,11 +150,11 @@ mod tests {
             record.pkt_drop_latest_drop_cause.as_deref(),
             Some("SKB_DROP_REASON_NETFILTER_DROP")
         );
-        assert_eq!(record.pkt_drop_category.as_deref(), Some("policy_denied"));
         assert_eq!(
-            record.pkt_drop_latest_state.as_deref(),
-            Some("TCP_SYN_SENT")
+            record.pkt_drop_category,
+            Some(flowlens_model::vocab::DropCategory::PolicyDenied)
         );
+        assert_eq!(record.pkt_drop_latest_state, Some(TcpState::SynSent));
         assert_eq!(
             record.time_flow_rtt_ns, None,
             "features that saw nothing add no field"

@@ -182,8 +182,8 @@ fn retransmits_add_up_to_the_kernels_count_and_drops_to_nftables() {
     assert!(
         to_server.iter().any(|r| {
             r.pkt_drop_latest_drop_cause.as_deref() == Some("SKB_DROP_REASON_NETFILTER_DROP")
-                && r.pkt_drop_category.as_deref() == Some("policy_denied")
-                && r.pkt_drop_latest_state.as_deref() == Some("TCP_ESTABLISHED")
+                && r.pkt_drop_category.map(|v| v.as_str()) == Some("policy_denied")
+                && r.pkt_drop_latest_state.map(|v| v.as_str()) == Some("TCP_ESTABLISHED")
         }),
         "{to_server:?}"
     );
@@ -220,7 +220,7 @@ fn udp_drops_by_policy_match_the_rule_counter() {
             .filter(|r| r.pkt_drop_packets.is_some())
             .all(|r| {
                 r.pkt_drop_latest_drop_cause.as_deref() == Some("SKB_DROP_REASON_NETFILTER_DROP")
-                    && r.pkt_drop_category.as_deref() == Some("policy_denied")
+                    && r.pkt_drop_category.map(|v| v.as_str()) == Some("policy_denied")
                     && r.pkt_drop_latest_state.is_none()
             })
     );
@@ -229,7 +229,7 @@ fn udp_drops_by_policy_match_the_rule_counter() {
 fn outcome_of(run: &AgentRun, dst_port: u16) -> Vec<String> {
     flows(run, |r| r.proto == 6 && r.dst_port == dst_port)
         .iter()
-        .filter_map(|r| r.conn_outcome.clone())
+        .filter_map(|r| r.conn_outcome.map(|o| o.to_string()))
         .collect()
 }
 
@@ -311,7 +311,7 @@ fn connection_outcomes_tell_refused_from_timed_out_and_reset() {
     // The server's side of that connection ended in a reset it sent.
     let server_side: Vec<String> = flows(&run, |r| r.proto == 6 && r.src_port == 7202)
         .iter()
-        .filter_map(|r| r.conn_outcome.clone())
+        .filter_map(|r| r.conn_outcome.map(|o| o.to_string()))
         .collect();
     assert_eq!(
         server_side.last().map(String::as_str),
@@ -617,7 +617,7 @@ fn runs_with_bpf_perfmon_and_net_admin_only() {
     let run = agent.stop();
     assert_eq!(run.stat("feature_hook_failures"), 0, "{}", run.stderr);
     let refused = flows(&run, |r| r.dst_port == 7400 && r.conn_outcome.is_some());
-    assert_eq!(refused[0].conn_outcome.as_deref(), Some("refused"));
+    assert_eq!(refused[0].conn_outcome.map(|v| v.as_str()), Some("refused"));
 }
 
 #[test]
@@ -654,7 +654,7 @@ fn ipv6_connections_get_outcomes_and_rtt() {
             r.dst_port == port && r.src_addr == "fd00:198:18::1"
         })
         .iter()
-        .filter_map(|r| r.conn_outcome.clone())
+        .filter_map(|r| r.conn_outcome.map(|o| o.to_string()))
         .collect()
     };
     assert_eq!(outcome(7601), vec!["refused"], "{}", run.stderr);

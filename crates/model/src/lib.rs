@@ -9,8 +9,11 @@ pub mod names;
 pub mod record;
 pub mod schema;
 pub mod tcp_flags;
+pub mod view;
+pub mod vocab;
 
 pub use address::Address;
 pub use endpoint::{EndpointLabels, Side};
 pub use record::{FlowRecord, Label, NetworkEvent};
 pub use schema::{FIELDS, FieldSpec, FieldType};
+pub use view::{RecordView, Scalar};

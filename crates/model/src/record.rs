@@ -1,6 +1,7 @@
 //! One flow: one direction of a 5-tuple over one eviction period.
 
 use crate::Address;
+use crate::vocab::{ConnOutcome, DropCategory, TcpState};
 use serde::{Deserialize, Serialize};
 
 /// An endpoint label (host, namespace, name, kind, subnet): shared, not
@@ -62,7 +63,7 @@ pub struct FlowRecord {
 
     // ConnectionTracking.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub conn_outcome: Option<String>,
+    pub conn_outcome: Option<ConnOutcome>,
 
     // PacketDrop.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -70,11 +71,11 @@ pub struct FlowRecord {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub pkt_drop_packets: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub pkt_drop_latest_state: Option<String>,
+    pub pkt_drop_latest_state: Option<TcpState>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub pkt_drop_latest_drop_cause: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub pkt_drop_category: Option<String>,
+    pub pkt_drop_category: Option<DropCategory>,
 
     // DNSTracking.
     #[serde(skip_serializing_if = "Option::is_none", default)]

@@ -44,11 +44,12 @@ fn values_of(field_name: &str) -> Vec<Completion> {
         return vec![];
     };
     match field.kind {
-        Kind::Enum(v) => (v.names)()
-            .into_iter()
-            .map(|(name, n)| {
-                let doc = n.map(|n| format!("= {n}")).unwrap_or_default();
-                item(name, "value", &doc)
+        Kind::Enum(v) => v
+            .terms
+            .iter()
+            .map(|t| {
+                let doc = t.code.map(|n| format!("= {n}")).unwrap_or_default();
+                item(t.name, "value", &doc)
             })
             .collect(),
         Kind::Bool => vec![item("true", "value", ""), item("false", "value", "")],

@@ -17,11 +17,7 @@ fn numeric(field: &FieldDef, value: &Scalar) -> Option<f64> {
         _ => {
             let text = value.as_text()?;
             match field.kind {
-                Kind::Enum(v) => (v.names)()
-                    .into_iter()
-                    .find(|(name, _)| name.eq_ignore_ascii_case(text))
-                    .and_then(|(_, n)| n)
-                    .map(|n| n as f64),
+                Kind::Enum(v) => v.find(text).and_then(|t| t.code).map(|n| n as f64),
                 _ => text.parse().ok(),
             }
         }

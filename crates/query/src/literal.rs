@@ -98,7 +98,11 @@ pub fn number(text: &str, stored: Unit, bare: Unit) -> Result<f64, String> {
                 };
                 Ok(if unit == Unit::Millis { ns / 1e6 } else { ns })
             }
-            Unit::None | Unit::TimestampMs if suffix.is_empty() => Ok(1.0),
+            Unit::None | Unit::Packets | Unit::Segments | Unit::TimestampMs
+                if suffix.is_empty() =>
+            {
+                Ok(1.0)
+            }
             _ => Err(format!("`{text}`: this field takes a plain number")),
         }
     };

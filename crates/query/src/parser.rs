@@ -418,7 +418,7 @@ fn bool_true(field: &'static FieldDef) -> Expr {
 pub fn operators(field: &FieldDef) -> Vec<&'static str> {
     match field.kind {
         Kind::Number(_) => vec!["=", "!=", "<", "<=", ">", ">=", "in"],
-        Kind::Enum(v) if (v.names)().iter().any(|(_, n)| n.is_some()) => {
+        Kind::Enum(v) if v.numbered() => {
             vec!["=", "!=", "<", "<=", ">", ">=", "in"]
         }
         Kind::Enum(_) | Kind::Bool => vec!["=", "!=", "in"],
@@ -479,23 +479,22 @@ fn value_of(
                 .map_err(|_| fail(format!("`{text}` is not a TCP flag or a number"))),
         },
         Kind::Enum(vocabulary) => {
-            let names = (vocabulary.names)();
-            let numbered = names.iter().any(|(_, n)| n.is_some());
-            if let Some((name, n)) = names.iter().find(|(name, _)| {
-                name.eq_ignore_ascii_case(text)
-                    || name
+            let numbered = vocabulary.numbered();
+            if let Some(term) = vocabulary.terms.iter().find(|t| {
+                t.name.eq_ignore_ascii_case(text)
+                    || t.name
                         .strip_prefix("TCP_")
                         .is_some_and(|short| short.eq_ignore_ascii_case(text))
             }) {
-                return Ok(match n {
-                    Some(n) => Literal::Num(*n as f64),
-                    None => Literal::Text(name.to_string()),
+                return Ok(match term.code {
+                    Some(n) => Literal::Num(n as f64),
+                    None => Literal::Text(term.name.to_string()),
                 });
             }
             if numbered && let Ok(n) = text.parse::<f64>() {
                 return Ok(Literal::Num(n));
             }
-            let valid: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
+            let valid: Vec<&str> = vocabulary.names().collect();
             Err(fail(format!(
                 "`{text}` is not a value of `{written}` (valid: {}{})",
                 valid.join(", "),

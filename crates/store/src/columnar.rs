@@ -76,7 +76,8 @@ pub(crate) fn key_column(field: &FieldDef) -> Option<&'static str> {
 /// first input: the conversation splits it falls back to are null there.
 pub(crate) fn value_column(field: &FieldDef, table: Table) -> Option<&'static str> {
     let plain = match field.source {
-        Source::Derived(_, inputs) if table == Table::Flows => inputs
+        Source::Derived(d) if table == Table::Flows => d
+            .inputs()
             .first()
             .and_then(|name| column(name).map(|(_, ty)| (*name, ty))),
         _ => plain_column(field),

@@ -29,31 +29,11 @@ pub const RESOLUTIONS: [(&str, i64); 3] = [
 ];
 
 /// The fields rows are grouped by.
-pub const DIMENSIONS: &[&str] = &[
-    "SrcK8S_Namespace",
-    "DstK8S_Namespace",
-    "SrcK8S_Name",
-    "DstK8S_Name",
-    "SrcK8S_HostName",
-    "DstK8S_HostName",
-    "SrcK8S_Type",
-    "DstK8S_Type",
-    "Proto",
-    "FlowDirection",
-    "PktDropLatestDropCause",
-    "PktDropLatestState",
-    "DnsFlagsResponseCode",
-    "ConnOutcome",
-];
+pub const DIMENSIONS: &[&str] = &flowlens_model::schema::ROLLUP_DIMENSIONS;
 
-/// The counters rows sum.
-pub const SUMS: &[&str] = &[
-    "Bytes",
-    "Packets",
-    "PktDropPackets",
-    "PktDropBytes",
-    "TcpRetransmits",
-];
+/// The counters rows sum (the schema's `Rollup::Sum` fields).
+pub const SUMS: [&str; flowlens_model::schema::ROLLUP_SUMS.len()] =
+    flowlens_model::schema::ROLLUP_SUMS;
 
 /// The columns a rollup reads from the flows it sums.
 pub fn inputs() -> Vec<&'static str> {

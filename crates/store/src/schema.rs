@@ -4,6 +4,7 @@
 //! nulls, which Parquet stores in a few bits.
 
 use arrow_schema::{DataType, Field, Schema};
+use flowlens_model::schema::field_spec;
 use flowlens_model::{FIELDS, FieldType};
 use std::sync::{Arc, OnceLock};
 
@@ -32,20 +33,6 @@ pub struct Column {
 /// The store's id of a record: unique and increasing, the tiebreak of
 /// records with the same end time (and the paging cursor's second half).
 pub const ID: &str = "_Id";
-
-/// Fields of conversation records that flows do not have.
-const CONVERSATION_COLUMNS: &[(&str, ColType)] = &[
-    ("_RecordType", ColType::Text),
-    ("_HashId", ColType::Text),
-    ("_IsFirst", ColType::Bool),
-    ("Bytes_AB", ColType::U64),
-    ("Bytes_BA", ColType::U64),
-    ("Packets_AB", ColType::U64),
-    ("Packets_BA", ColType::U64),
-    ("numFlowLogs", ColType::U64),
-    ("TimeFlowRttAvgNs", ColType::U64),
-    ("CloseCause", ColType::Text),
-];
 
 /// Rows of rollup files: how many flow records a row sums (see `rollup`).
 pub const WEIGHT: &str = "_Flows";
@@ -77,11 +64,6 @@ pub fn columns() -> &'static [Column] {
             name: f.name,
             ty: col_type(f.ty),
         }));
-        columns.extend(
-            CONVERSATION_COLUMNS
-                .iter()
-                .map(|(name, ty)| Column { name, ty: *ty }),
-        );
         columns.push(Column {
             name: WEIGHT,
             ty: ColType::U64,
@@ -94,7 +76,7 @@ pub fn columns() -> &'static [Column] {
 /// the model's fields, and for conversations their own fields too (an
 /// export's CSV header, fixed before any record is read).
 pub fn table_columns(table: crate::Table) -> Vec<&'static str> {
-    let conversation_only = |name: &str| CONVERSATION_COLUMNS.iter().any(|(c, _)| *c == name);
+    let conversation_only = |name: &str| field_spec(name).is_some_and(|f| !f.records.flows());
     columns()
         .iter()
         .map(|c| c.name)

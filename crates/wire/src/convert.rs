@@ -3,7 +3,8 @@
 //! the flowlens fields carry the rest, so a record survives the trip whole.
 
 use crate::pbflow;
-use flowlens_model::names::{rcode_name, tcp_state_name, tcp_state_number};
+use flowlens_model::names::rcode_name;
+use flowlens_model::vocab::TcpState;
 use flowlens_model::{EndpointLabels, FlowRecord, Label, NetworkEvent, Side};
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -17,6 +18,11 @@ pub enum DecodeError {
     BadAddressLength { field: &'static str, len: usize },
     #[error("{field}: {value} is out of range")]
     OutOfRange { field: &'static str, value: u64 },
+    #[error("{field}: {error}")]
+    UnknownName {
+        field: &'static str,
+        error: flowlens_model::vocab::UnknownName,
+    },
 }
 
 impl DecodeError {
@@ -26,8 +32,18 @@ impl DecodeError {
             DecodeError::Missing(_) => "missing_field",
             DecodeError::BadAddressLength { .. } => "bad_address",
             DecodeError::OutOfRange { .. } => "out_of_range",
+            DecodeError::UnknownName { .. } => "unknown_name",
         }
     }
+}
+
+/// A vocabulary's value sent by name.
+fn named<T: std::str::FromStr<Err = flowlens_model::vocab::UnknownName>>(
+    name: &str,
+    field: &'static str,
+) -> Result<T, DecodeError> {
+    name.parse()
+        .map_err(|error| DecodeError::UnknownName { field, error })
 }
 
 fn ip_to_pb(ip: Option<IpAddr>) -> Option<pbflow::Ip> {
@@ -256,9 +272,8 @@ pub fn to_pb(r: &FlowRecord) -> pbflow::Record {
         pkt_drop_latest_flags: 0,
         pkt_drop_latest_state: r
             .pkt_drop_latest_state
-            .as_deref()
-            .and_then(tcp_state_number)
-            .map(u32::from),
+            .and_then(TcpState::code)
+            .map(|c| c as u32),
         pkt_drop_latest_drop_cause: 0,
         dns_id: r.dns_id.map(u32::from),
         dns_flags: r.dns_flags.map(u32::from),
@@ -274,9 +289,9 @@ pub fn to_pb(r: &FlowRecord) -> pbflow::Record {
         time_flow_rtt_max_ns: r.time_flow_rtt_max_ns,
         time_flow_handshake_rtt_ns: r.time_flow_handshake_rtt_ns,
         tcp_retransmits: r.tcp_retransmits,
-        conn_outcome: r.conn_outcome.clone(),
+        conn_outcome: r.conn_outcome.map(|o| o.as_str().to_string()),
         pkt_drop_latest_drop_cause_name: r.pkt_drop_latest_drop_cause.clone(),
-        pkt_drop_category: r.pkt_drop_category.clone(),
+        pkt_drop_category: r.pkt_drop_category.map(|c| c.as_str().to_string()),
         dns_name: r.dns_name.clone(),
         dns_query_type: r.dns_query_type.clone(),
         dns_unanswered: r.dns_unanswered,
@@ -341,18 +356,23 @@ pub fn from_pb(p: pbflow::Record) -> Result<FlowRecord, DecodeError> {
         time_flow_rtt_max_ns: p.time_flow_rtt_max_ns,
         time_flow_handshake_rtt_ns: p.time_flow_handshake_rtt_ns,
         tcp_retransmits: p.tcp_retransmits,
-        conn_outcome: p.conn_outcome,
+        conn_outcome: p
+            .conn_outcome
+            .map(|name| named(&name, "conn_outcome"))
+            .transpose()?,
         pkt_drop_bytes: p.pkt_drop_bytes,
         pkt_drop_packets: p.pkt_drop_packets,
         pkt_drop_latest_state: p
             .pkt_drop_latest_state
-            .map(|s| tcp_state_name(narrow(s as u64, "pkt_drop_latest_state").unwrap_or(0)))
-            .map(str::to_string),
+            .map(|s| TcpState::from_number(narrow(s as u64, "pkt_drop_latest_state").unwrap_or(0))),
         pkt_drop_latest_drop_cause: p.pkt_drop_latest_drop_cause_name.or_else(|| {
             (p.pkt_drop_latest_drop_cause != 0)
                 .then(|| format!("SKB_DROP_REASON_{}", p.pkt_drop_latest_drop_cause))
         }),
-        pkt_drop_category: p.pkt_drop_category,
+        pkt_drop_category: p
+            .pkt_drop_category
+            .map(|name| named(&name, "pkt_drop_category"))
+            .transpose()?,
         dns_id: p.dns_id.map(|v| narrow(v as u64, "dns_id")).transpose()?,
         dns_flags: p
             .dns_flags
@@ -476,7 +496,7 @@ mod tests {
         assert_eq!(r.src_addr, "198.18.0.1");
         assert_eq!(r.interfaces, vec!["eth0"]);
         assert_eq!(r.if_directions, vec![1]);
-        assert_eq!(r.pkt_drop_latest_state.as_deref(), Some("TCP_ESTABLISHED"));
+        assert_eq!(r.pkt_drop_latest_state, Some(TcpState::Established));
         assert_eq!(
             r.pkt_drop_latest_drop_cause.as_deref(),
             Some("SKB_DROP_REASON_12")

@@ -4,6 +4,7 @@ use super::key::{Endpoint, HashId};
 use flowlens_model::tcp_flags::{
     FIN as TCP_FIN, RST as TCP_RST, SYN as TCP_SYN, SYN_ACK as TCP_SYN_ACK,
 };
+use flowlens_model::vocab::{CloseCause, ConnOutcome, RecordType};
 use flowlens_model::{EndpointLabels, FlowRecord, Side};
 use serde_json::{Map, Value, json};
 
@@ -50,7 +51,7 @@ pub struct Conversation {
     dns_unanswered: bool,
     sampling: u32,
     /// Why it is closing, once it is, and since when (flow time).
-    pub close_cause: Option<&'static str>,
+    pub close_cause: Option<CloseCause>,
     pub terminating_since_ms: Option<i64>,
     pub last_heartbeat_ms: i64,
 }
@@ -206,22 +207,22 @@ impl Conversation {
     /// A conversation starts closing on a known outcome, a RST, or FIN in
     /// both directions; the outcome the kernel saw wins over flags.
     fn update_close_cause(&mut self, flow: &FlowRecord) {
-        let from_outcome = match flow.conn_outcome.as_deref() {
-            Some("refused") => Some("refused"),
-            Some("timed_out") => Some("timed_out"),
-            Some("reset") => Some("reset"),
-            Some("completed") => Some("completed"),
+        let from_outcome = match flow.conn_outcome {
+            Some(ConnOutcome::Refused) => Some(CloseCause::Refused),
+            Some(ConnOutcome::TimedOut) => Some(CloseCause::TimedOut),
+            Some(ConnOutcome::Reset) => Some(CloseCause::Reset),
+            Some(ConnOutcome::Completed) => Some(CloseCause::Completed),
             _ => None,
         };
         let from_flags = if flow.flags & TCP_RST != 0 {
             // A RST before any SYN-ACK answers the SYN: refused.
             Some(if self.flags & TCP_SYN_ACK == 0 {
-                "refused"
+                CloseCause::Refused
             } else {
-                "reset"
+                CloseCause::Reset
             })
         } else if self.fin_ab && self.fin_ba {
-            Some("completed")
+            Some(CloseCause::Completed)
         } else {
             None
         };
@@ -237,7 +238,7 @@ impl Conversation {
     }
 
     /// The conversation record of type `record_type`.
-    pub fn record(&self, record_type: &str, is_first: bool) -> Value {
+    pub fn record(&self, record_type: RecordType, is_first: bool) -> Value {
         let mut r = Map::new();
         r.insert("_RecordType".into(), json!(record_type));
         r.insert("_HashId".into(), json!(self.hash_id.to_string()));
@@ -282,10 +283,10 @@ impl Conversation {
         );
         put("DnsName", self.dns_name.clone().map(Value::from));
         put("DnsUnanswered", self.dns_unanswered.then_some(json!(true)));
-        if record_type == "endConnection" {
+        if record_type == RecordType::EndConnection {
             put(
                 "CloseCause",
-                Some(json!(self.close_cause.unwrap_or("idle"))),
+                Some(json!(self.close_cause.unwrap_or(CloseCause::Idle))),
             );
         }
         Value::Object(r)

@@ -5,6 +5,7 @@ use super::key::{ConversationKey, HashId};
 use super::state::Conversation;
 use flowlens_model::FlowRecord;
 use flowlens_model::tcp_flags::SYN as TCP_SYN;
+use flowlens_model::vocab::{CloseCause, RecordType};
 use serde_json::{Value, json};
 // foldhash: keys come from our own agents, and SipHash was a tenth of
 // the pipeline's time.
@@ -89,7 +90,7 @@ impl ConversationTracker {
         conversation.add(flow, ends.0);
         self.counters.conversations_started += 1;
         if self.config.log_types.conversation_updates() {
-            out.push(conversation.record("newConnection", true));
+            out.push(conversation.record(RecordType::NewConnection, true));
         }
         if self.config.log_types.flows() {
             out.push(flow_log(flow, conversation.hash_id, true));
@@ -112,7 +113,7 @@ impl ConversationTracker {
             } else if now_ms - c.last_heartbeat_ms >= t.heartbeat_ms {
                 c.last_heartbeat_ms = now_ms;
                 if self.config.log_types.conversation_updates() {
-                    out.push(c.record("heartbeat", false));
+                    out.push(c.record(RecordType::Heartbeat, false));
                 }
             }
         }
@@ -136,7 +137,7 @@ impl ConversationTracker {
     pub fn flush(&mut self) -> Vec<Value> {
         let mut out = Vec::new();
         for (_, mut c) in std::mem::take(&mut self.conversations) {
-            c.close_cause.get_or_insert("active");
+            c.close_cause.get_or_insert(CloseCause::Active);
             out.extend(self.end(&c));
         }
         self.sent(out)
@@ -147,7 +148,7 @@ impl ConversationTracker {
         self.config
             .log_types
             .ended_conversations()
-            .then(|| c.record("endConnection", false))
+            .then(|| c.record(RecordType::EndConnection, false))
     }
 
     fn sent(&mut self, out: Vec<Value>) -> Vec<Value> {
@@ -160,7 +161,7 @@ impl ConversationTracker {
 fn flow_log(flow: &FlowRecord, hash_id: HashId, is_first: bool) -> Value {
     let mut value = serde_json::to_value(flow).unwrap_or_else(|_| json!({}));
     if let Value::Object(map) = &mut value {
-        map.insert("_RecordType".into(), json!("flowLog"));
+        map.insert("_RecordType".into(), json!(RecordType::FlowLog));
         map.insert("_HashId".into(), json!(hash_id.to_string()));
         map.insert("_IsFirst".into(), json!(is_first));
     }
@@ -325,7 +326,7 @@ mod tests {
         let mut t = tracker(LogTypes::EndedConversations);
         let mut syn = flow(true, 74, 2, SYN, 1_000);
         t.on_flow(&syn, 1_000);
-        syn.conn_outcome = Some("timed_out".into());
+        syn.conn_outcome = Some(flowlens_model::vocab::ConnOutcome::TimedOut);
         syn.packets = 0;
         t.on_flow(&syn, 3_000);
         assert_eq!(t.tick(8_001)[0]["CloseCause"], "timed_out");

@@ -6,6 +6,7 @@
 
 mod series;
 
+use flowlens_model::vocab::TcpState;
 use flowlens_model::{FlowRecord, Side};
 use prometheus_client::registry::Registry;
 use series::{LabelKey, MetricSeries, SharedSeries, Updated};
@@ -321,23 +322,22 @@ impl FlowMetrics {
                 Measure::Flows => Some((1.0, ["", ""])),
                 Measure::DropPackets => r.pkt_drop_packets.map(|packets| {
                     let extra = [
-                        text(&r.pkt_drop_latest_state),
+                        r.pkt_drop_latest_state.map_or("", TcpState::as_str),
                         text(&r.pkt_drop_latest_drop_cause),
                     ];
                     (packets as f64, extra)
                 }),
                 Measure::DropBytes => r.pkt_drop_packets.map(|_| {
                     let extra = [
-                        text(&r.pkt_drop_latest_state),
+                        r.pkt_drop_latest_state.map_or("", TcpState::as_str),
                         text(&r.pkt_drop_latest_drop_cause),
                     ];
                     (r.pkt_drop_bytes.unwrap_or(0) as f64, extra)
                 }),
                 Measure::Retransmits => r.tcp_retransmits.map(|v| (v as f64, ["", ""])),
-                Measure::ConnectionOutcomes => r
-                    .conn_outcome
-                    .as_deref()
-                    .map(|outcome| (1.0, [outcome, ""])),
+                Measure::ConnectionOutcomes => {
+                    r.conn_outcome.map(|outcome| (1.0, [outcome.as_str(), ""]))
+                }
                 Measure::Rtt => r.time_flow_rtt_ns.map(|ns| (ns as f64 / 1e9, ["", ""])),
                 // Once per DNS transaction: on the response's flow (the
                 // query's flow carries the latency too, for conversations).
