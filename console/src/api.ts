@@ -2,6 +2,8 @@
 // takes the view's time range and filter the same way, so one helper builds
 // the query string.
 
+import type { FieldInfo } from "./schema";
+
 export type FlowRecord = Record<string, unknown>;
 
 export interface Page {
@@ -37,11 +39,6 @@ export interface TopologyNode {
   drops: number;
 }
 
-export interface FieldDoc {
-  name: string;
-  aliases: string[];
-  doc: string;
-}
 
 export interface Completion {
   text: string;
@@ -143,6 +140,6 @@ export const api = {
     return get<Completions>(`/api/filter/complete?${queryString({ filter, cursor })}`, signal);
   },
   fields() {
-    return get<FieldDoc[]>("/api/fields");
+    return get<FieldInfo[]>("/api/fields");
   },
 };

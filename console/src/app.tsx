@@ -2,7 +2,8 @@
 // range, auto-refresh, theme) and the view the URL names.
 
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { api, type FieldDoc, type FlowRecord, type Scope } from "./api";
+import { api, type FlowRecord, type Scope } from "./api";
+import type { FieldInfo } from "./schema";
 import { FilterBar } from "./filterbar";
 import { Overview } from "./overview";
 import { Records } from "./records";
@@ -127,7 +128,7 @@ function conversationFlows(r: FlowRecord): string {
 export function App() {
   const [state, setState] = useState<ViewState>(() => parseState(location.search));
   const [tick, setTick] = useState(0);
-  const [fields, setFields] = useState<FieldDoc[]>([]);
+  const [fields, setFields] = useState<FieldInfo[]>([]);
   const [theme, setTheme] = useTheme();
   const Topology = useTopology(state.view === "topology");
 

@@ -3,51 +3,21 @@
 // learns the data model from their own records.
 
 import { useEffect, useRef } from "preact/hooks";
-import type { FieldDoc, FlowRecord } from "./api";
+import type { FlowRecord } from "./api";
 import * as fmt from "./format";
+import { type FieldInfo, fieldOfJson, readable } from "./schema";
 
 interface Props {
   record: FlowRecord;
-  fields: FieldDoc[];
+  fields: FieldInfo[];
   onClose: () => void;
   action?: { label: string; run: () => void };
 }
 
-/** Extra explanations of record fields that are not filter fields. */
-const NOTES: Record<string, string> = {
+/** The store's own field, which is not a field of records. */
+const STORE_FIELDS: Record<string, string> = {
   _Id: "The store's id of this record (unique; pages are cut by time and id)",
-  _IsFirst: "True on the first record of a conversation",
-  numFlowLogs: "Flow records joined into this conversation so far",
-  Packets_AB: "Packets from A (the side that opened the connection) to B",
-  Packets_BA: "Packets from B to A",
-  TimeFlowRttAvgNs: "Average smoothed RTT over the conversation's flows (ns)",
-  IfDirections: "Direction at each interface: 0 ingress, 1 egress",
-  NetworkEvents: "Network events (policy verdicts) seen on this flow",
-  Bytes: "Bytes of this flow (one direction)",
-  Packets: "Packets of this flow (one direction)",
 };
-
-/** A readable form next to raw values that have one. */
-function readable(key: string, v: unknown): string {
-  switch (key) {
-    case "Proto":
-      return fmt.protocolName(v);
-    case "Flags":
-      return fmt.tcpFlags(v);
-    case "FlowDirection":
-      return fmt.directionName(v);
-    case "TimeFlowStartMs":
-    case "TimeFlowEndMs":
-      return typeof v === "number" ? new Date(v).toISOString() : "";
-    case "Bytes":
-    case "Bytes_AB":
-    case "Bytes_BA":
-    case "PktDropBytes":
-      return typeof v === "number" ? fmt.bytes(v) : "";
-  }
-  if (key.endsWith("Ns") && typeof v === "number") return fmt.millis(v / 1e6);
-  return "";
-}
 
 export function Drawer({ record, fields, onClose, action }: Props) {
   const panel = useRef<HTMLElement>(null);
@@ -61,8 +31,8 @@ export function Drawer({ record, fields, onClose, action }: Props) {
   }, [record]);
 
   const docOf = (key: string) => {
-    const f = fields.find((d) => d.aliases.includes(key) || d.name === key);
-    return f ? { name: f.name, doc: f.doc } : { name: "", doc: NOTES[key] ?? "" };
+    const f = fieldOfJson(fields, key);
+    return f ? { name: f.filterable ? f.name : "", doc: f.doc } : { name: "", doc: STORE_FIELDS[key] ?? "" };
   };
 
   return (
@@ -81,7 +51,8 @@ export function Drawer({ record, fields, onClose, action }: Props) {
       <dl>
         {Object.entries(record).map(([key, value]) => {
           const { name, doc } = docOf(key);
-          const extra = readable(key, value);
+          const f = fieldOfJson(fields, key);
+          const extra = f ? readable(f, value) : "";
           return (
             <div class="field" key={key}>
               <dt>
@@ -91,7 +62,7 @@ export function Drawer({ record, fields, onClose, action }: Props) {
               <dd>
                 <span class="value">{fmt.plain(value)}</span>
                 {extra && <span class="muted"> ({extra})</span>}
-                {(doc || NOTES[key]) && <div class="doc">{doc || NOTES[key]}</div>}
+                {doc && <div class="doc">{doc}</div>}
               </dd>
             </div>
           );

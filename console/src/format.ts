@@ -1,16 +1,5 @@
 // How numbers, times and record values are shown.
 
-const PROTOCOLS: Record<number, string> = { 1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 132: "SCTP" };
-const DIRECTIONS: Record<number, string> = { 0: "ingress", 1: "egress", 2: "inner" };
-
-export function protocolName(n: unknown): string {
-  return typeof n === "number" ? (PROTOCOLS[n] ?? String(n)) : "";
-}
-
-export function directionName(n: unknown): string {
-  return typeof n === "number" ? (DIRECTIONS[n] ?? String(n)) : "";
-}
-
 /** 1536 -> "1.5 KiB". */
 export function bytes(n: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -44,28 +33,6 @@ export function time(ms: unknown): string {
 export function dateTime(ms: number): string {
   const d = new Date(ms);
   return `${d.toLocaleDateString()} ${time(ms)}`;
-}
-
-/** TCP flag bits in netobserv's encoding (low 8 bits as on the wire, then its extras). */
-const FLAG_NAMES: [number, string][] = [
-  [0x001, "FIN"],
-  [0x002, "SYN"],
-  [0x004, "RST"],
-  [0x008, "PSH"],
-  [0x010, "ACK"],
-  [0x020, "URG"],
-  [0x040, "ECE"],
-  [0x080, "CWR"],
-  [0x100, "SYN_ACK"],
-  [0x200, "FIN_ACK"],
-  [0x400, "RST_ACK"],
-];
-
-export function tcpFlags(n: unknown): string {
-  if (typeof n !== "number" || n === 0) return "";
-  return FLAG_NAMES.filter(([bit]) => n & bit)
-    .map(([, name]) => name)
-    .join(" ");
 }
 
 /** Any record value as text, for cells the table has no special way to show. */

@@ -3,9 +3,10 @@
 // details drawer, and export of the current query.
 
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
-import { api, type FieldDoc, type FlowRecord, type Scope, type Table } from "./api";
-import { COLUMNS, CONVERSATION_COLUMNS, type Column, visibleColumns } from "./columns";
+import { api, type FlowRecord, type Scope, type Table } from "./api";
+import { type Column, columnsOf, visibleColumns } from "./columns";
 import { Drawer } from "./drawer";
+import type { FieldInfo } from "./schema";
 import { PAGE_SIZES, type ViewState } from "./state";
 
 interface Props {
@@ -13,7 +14,7 @@ interface Props {
   scope: Scope;
   state: ViewState;
   tick: number;
-  fields: FieldDoc[];
+  fields: FieldInfo[];
   onState: (patch: Partial<ViewState>) => void;
   /** Opens the flow table on a conversation's flows. */
   onShowFlows?: (record: FlowRecord) => void;
@@ -31,7 +32,7 @@ function compare(a: number | string, b: number | string): number {
 }
 
 export function Records({ table, scope, state, tick, fields, onState, onShowFlows }: Props) {
-  const all = table === "flows" ? COLUMNS : CONVERSATION_COLUMNS;
+  const all = useMemo(() => columnsOf(fields, table), [fields, table]);
   const columns = visibleColumns(all, state.columns);
   // Cursors of the pages before the one shown; the last is the shown page's.
   const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);

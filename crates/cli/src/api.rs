@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use flowlens_query::{FIELD_DEFS, Filter, complete, fields::lookup};
+use flowlens_query::{Filter, complete, fields::lookup};
 use flowlens_store::{Cursor, Metric, Order, RecordQuery, Store, Table};
 use flowlens_store::{Interrupted, QueryControl};
 use serde_json::{Value, json};
@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod export;
+mod fields;
 pub use export::to_csv;
 
 type Params = Query<HashMap<String, String>>;
@@ -579,10 +580,7 @@ fn complete_filter(p: HashMap<String, String>) -> Response {
 }
 
 async fn fields() -> Response {
-    let list: Vec<Value> = FIELD_DEFS
-        .iter()
-        .map(|f| json!({"name": f.name, "aliases": f.aliases, "doc": f.doc}))
-        .collect();
+    let list = fields::all();
     Json(list).into_response()
 }
 

@@ -115,13 +115,7 @@ fn proto_name(record: &FlowRecord) -> String {
     match record.proto {
         _ if record.etype == 0x0806 => "ARP".into(),
         0 if record.etype != 0x0800 && record.etype != 0x86DD => format!("0x{:04x}", record.etype),
-        1 => "ICMP".into(),
-        2 => "IGMP".into(),
-        6 => "TCP".into(),
-        17 => "UDP".into(),
-        58 => "ICMPv6".into(),
-        132 => "SCTP".into(),
-        other => other.to_string(),
+        other => flowlens_model::vocab::protocol_label(other).into_owned(),
     }
 }
 

@@ -135,15 +135,16 @@ fn advanced_duration(file: Option<&FlowCollectorFile>, key: &str) -> Result<Opti
 }
 
 fn protocol_number(name: &str) -> Result<u8> {
-    Ok(match name.to_ascii_lowercase().as_str() {
-        "tcp" => 6,
-        "udp" => 17,
-        "icmp" => 1,
-        "icmpv6" => 58,
-        "sctp" => 132,
-        other => other.parse().with_context(|| {
-            format!("unknown protocol `{name}` (tcp, udp, icmp, icmpv6, sctp or a number)")
-        })?,
+    let vocabulary = &flowlens_model::vocab::PROTOCOLS;
+    if let Some(code) = vocabulary.find(name).and_then(|t| t.code) {
+        return Ok(code as u8);
+    }
+    name.parse().with_context(|| {
+        let names: Vec<&str> = vocabulary.names().collect();
+        format!(
+            "unknown protocol `{name}` ({} or a number)",
+            names.join(", ")
+        )
     })
 }
 

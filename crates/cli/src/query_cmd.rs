@@ -167,12 +167,10 @@ fn notes(r: &Map<String, Value>) -> String {
 
 fn proto(r: &Map<String, Value>) -> String {
     match r.get("Proto").and_then(Value::as_u64) {
-        Some(1) => "ICMP".into(),
-        Some(6) => "TCP".into(),
-        Some(17) => "UDP".into(),
-        Some(58) => "ICMPv6".into(),
-        Some(132) => "SCTP".into(),
-        Some(n) => n.to_string(),
+        Some(n) => match u8::try_from(n) {
+            Ok(n) => flowlens_model::vocab::protocol_label(n).into_owned(),
+            Err(_) => n.to_string(),
+        },
         None => String::new(),
     }
 }

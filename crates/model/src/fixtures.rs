@@ -3,7 +3,8 @@
 
 use crate::{FlowRecord, NetworkEvent};
 
-/// A flow with every field set, values chosen to catch lossy conversions
+/// A flow with every field set (no `..Default::default()`: a new field
+/// of `FlowRecord` must be given here), values chosen to catch lossy conversions
 /// (an IPv6 destination, a nanosecond RTT past 2 s, DNS, drops, events).
 pub fn full_record() -> FlowRecord {
     FlowRecord {
@@ -49,6 +50,11 @@ pub fn full_record() -> FlowRecord {
         src_k8s_namespace: Some("frontend".into()),
         src_k8s_name: Some("frontend".into()),
         src_k8s_type: Some("NetworkNamespace".into()),
+        src_subnet_label: Some("clients".into()),
+        dst_k8s_host_name: Some("node-2".into()),
+        dst_k8s_namespace: Some("backend".into()),
+        dst_k8s_name: Some("db".into()),
+        dst_k8s_type: Some("Pod".into()),
         dst_subnet_label: Some("lab".into()),
         flow_direction: Some(2),
         network_events: Some(vec![NetworkEvent {
@@ -57,6 +63,5 @@ pub fn full_record() -> FlowRecord {
             direction: "ingress".into(),
             group: 2,
         }]),
-        ..Default::default()
     }
 }
