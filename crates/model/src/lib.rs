@@ -7,6 +7,7 @@ pub mod endpoint;
 pub mod fixtures;
 pub mod names;
 pub mod record;
+mod record_view;
 pub mod schema;
 pub mod tcp_flags;
 pub mod view;

@@ -59,11 +59,8 @@ impl Filter {
         self.expr.matches(record)
     }
 
-    /// Whether a flow record matches.
+    /// Whether a flow record matches (read in place, not as JSON).
     pub fn matches(&self, record: &FlowRecord) -> bool {
-        match serde_json::to_value(record) {
-            Ok(Value::Object(map)) => self.expr.matches(&map),
-            _ => false,
-        }
+        self.expr.matches(record)
     }
 }
