@@ -6,6 +6,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = flowlens_agent::config::parse_config(text, "fuzz.yaml");
+        let _ = flowlens_config::parse_config(text, "fuzz.yaml");
     }
 });

@@ -5,7 +5,7 @@ pub mod agent;
 pub mod attach;
 pub mod btf_enums;
 pub mod clock;
-pub mod config;
+pub use flowlens_config as config;
 pub mod dns;
 pub mod drop_reasons;
 pub mod extras;

@@ -178,7 +178,7 @@ pub fn time_param(text: &str, now: i64) -> Result<i64, String> {
     } else if let Some(ms) = rfc3339_ms(text) {
         ms
     } else {
-        flowlens_agent::config::parse_duration(text)
+        flowlens_config::parse_duration(text)
             .ok()
             .and_then(|d| i64::try_from(d.as_millis()).ok())
             .and_then(|ago| now.checked_sub(ago))
@@ -452,7 +452,7 @@ fn series_query(store: &Store, params: &HashMap<String, String>) -> Result<Respo
     let metric = req.metric()?;
     let step = match req.get("step") {
         None => ((until - since) / 60).max(1000),
-        Some(t) => flowlens_agent::config::parse_duration(t)
+        Some(t) => flowlens_config::parse_duration(t)
             .ok()
             .and_then(|d| i64::try_from(d.as_millis()).ok())
             .filter(|ms| *ms >= 1000)

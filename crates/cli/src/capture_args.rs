@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use flowlens_agent::config::{
+use flowlens_config::{
     AgentOverrides, AgentSettings, Feature, FlowCollectorFile, load_config_file, parse_duration,
 };
 use std::path::PathBuf;

@@ -11,7 +11,7 @@ use crate::shutdown::shutdown_signal;
 use crate::store_args::StoreArgs;
 use anyhow::{Context, Result};
 use clap::Args;
-use flowlens_agent::config::load_config_file;
+use flowlens_config::load_config_file;
 use flowlens_wire::connections::{BoundedListener, ConnectionStats};
 use flowlens_wire::receiver::{Receiver, ReceiverLimits, ReceiverStats, serve};
 use prometheus_client::registry::Registry;

@@ -6,8 +6,8 @@
 use crate::capture_args::duration_arg;
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use flowlens_agent::config::parse_duration;
-use flowlens_agent::config::{ConfigValue, FlowCollectorFile};
+use flowlens_config::parse_duration;
+use flowlens_config::{ConfigValue, FlowCollectorFile};
 use flowlens_pipeline::Processor;
 use flowlens_pipeline::conversations::{ConversationTracker, LogTypes, Timeouts, TrackerConfig};
 use flowlens_pipeline::enrich::{HostEnricher, HostInventory, SubnetLabels};
@@ -292,7 +292,7 @@ fn file_log_types(file: Option<&FlowCollectorFile>) -> Result<Option<LogTypes>> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flowlens_agent::config::parse_config;
+    use flowlens_config::parse_config;
 
     fn args(per_protocol: &[&str]) -> ConversationArgs {
         ConversationArgs {

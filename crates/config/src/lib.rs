@@ -1,5 +1,8 @@
-//! Agent configuration: a YAML file shaped like OpenShift's `FlowCollector`
-//! resource, overridden by command-line flags, resolved into `AgentSettings`.
+//! flowlens configuration: a YAML file shaped like OpenShift's
+//! `FlowCollector` resource, overridden by command-line flags, resolved into
+//! `AgentSettings` (the agent's) and read by the collector and `up` for the
+//! processor's keys; durations as every command writes them. Its own crate,
+//! so that the collector and the query API do not depend on the eBPF agent.
 
 pub mod duration;
 pub mod features;

@@ -228,7 +228,7 @@ pub fn load_config_file(path: &Path) -> Result<FlowCollectorFile, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AgentOverrides, AgentSettings};
+    use crate::{AgentOverrides, AgentSettings};
 
     const USERS_EXAMPLE: &str = "apiVersion: v1
 kind: FlowCollector
