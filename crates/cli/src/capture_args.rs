@@ -4,7 +4,7 @@
 use anyhow::Result;
 use clap::Args;
 use flowlens_config::{
-    AgentOverrides, AgentSettings, Feature, FlowCollectorFile, load_config_file, parse_duration,
+    AgentOverrides, AgentSettings, Feature, FlowCollectorFile, load_config_file,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,9 +44,7 @@ pub struct CaptureArgs {
     nflog_groups: Option<Vec<u16>>,
 }
 
-pub fn duration_arg(text: &str) -> Result<Duration, String> {
-    parse_duration(text).map_err(|e| e.to_string())
-}
+pub use flowlens_config::duration_arg;
 
 impl CaptureArgs {
     /// The file (if any) and the settings it and the flags give; warnings

@@ -1,17 +1,16 @@
-//! The `flowlens` binary's commands and servers, as a library: the binary
+//! The `flowlens` binary's commands, as a library (the HTTP side is
+//! `crates/server`, re-exported here): the binary
 //! (`main.rs`) parses the command line and calls them, and the fuzz targets
 //! (`fuzz/`) drive the API's routes in process.
 
+pub use flowlens_server::{api, console_http, http_server, metrics};
+
 pub mod agent_cmd;
-pub mod api;
 pub mod capture_args;
 pub mod collector_cmd;
-pub mod console_http;
 pub mod demo;
 pub mod durable_ingest;
 pub mod http_client;
-pub mod http_server;
-pub mod metrics;
 pub mod output;
 pub mod pipeline_run;
 pub mod processor_args;

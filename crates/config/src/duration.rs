@@ -66,6 +66,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
 }
 
 /// Serde adapter for an optional Go-style duration field.
+/// `parse_duration` as a command-line value parser (clap's shape).
+pub fn duration_arg(text: &str) -> Result<Duration, String> {
+    parse_duration(text).map_err(|e| e.to_string())
+}
+
 pub mod serde_opt {
     use serde::{Deserialize, Deserializer, de::Error};
     use std::time::Duration;

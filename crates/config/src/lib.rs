@@ -9,7 +9,7 @@ pub mod features;
 pub mod file;
 pub mod interface_selector;
 
-pub use duration::parse_duration;
+pub use duration::{duration_arg, parse_duration};
 pub use features::Feature;
 pub use file::{ConfigError, ConfigValue, FlowCollectorFile, load_config_file, parse_config};
 pub use interface_selector::InterfaceSelector;

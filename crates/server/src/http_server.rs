@@ -22,7 +22,7 @@ pub struct HttpArgs {
     pub max_http_connections: usize,
     /// A request's headers must arrive within this, and an idle
     /// keep-alive connection is closed after it.
-    #[arg(long, value_name = "DURATION", value_parser = crate::capture_args::duration_arg, default_value = "10s")]
+    #[arg(long, value_name = "DURATION", value_parser = flowlens_config::duration_arg, default_value = "10s")]
     pub http_header_timeout: Duration,
 }
 
