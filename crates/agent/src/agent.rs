@@ -31,7 +31,7 @@ pub struct FlowAgent {
     /// Packets received through the ring buffer since the last eviction.
     overflow: HashMap<FlowKey, FlowMetrics>,
     merger: FlowMerger,
-    agent_ip: String,
+    agent_ip: std::net::IpAddr,
     /// NetworkEvents: NFLOG listeners, one per network namespace.
     nflog: Option<crate::nflog::NflogWatcher>,
     /// NetworkEvents waiting for their flow's verdict.
@@ -133,7 +133,7 @@ impl FlowAgent {
             failed: HashSet::new(),
             overflow: HashMap::new(),
             merger: FlowMerger::default(),
-            agent_ip: crate::host::agent_ip().to_string(),
+            agent_ip: crate::host::agent_ip(),
             shared_stats: Default::default(),
             stats,
         })
@@ -228,7 +228,7 @@ impl FlowAgent {
         }
         let ctx = RecordContext {
             clock: MonoToWall::now(),
-            agent_ip: &self.agent_ip,
+            agent_ip: self.agent_ip,
             sampling: self.settings.sampling,
             names: ExtrasNames {
                 drop_reasons: &self.drop_reasons,

@@ -174,13 +174,6 @@ pub fn ip_from_kernel(bytes: [u8; 16]) -> IpAddr {
     }
 }
 
-pub fn mac_to_string(mac: [u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,7 +199,7 @@ mod tests {
         let v6: Ipv6Addr = "fd00:198:18::1".parse().unwrap();
         assert_eq!(ip_from_kernel(v6.octets()).to_string(), "fd00:198:18::1");
         assert_eq!(
-            mac_to_string([0xde, 0xad, 0, 1, 2, 0xff]),
+            flowlens_model::MacAddr([0xde, 0xad, 0, 1, 2, 0xff]).to_string(),
             "DE:AD:00:01:02:FF"
         );
     }

@@ -10,9 +10,9 @@
 
 use crate::clock::MonoToWall;
 use crate::extras::{ExtrasNames, FlowExtras, apply};
-use crate::kernel_types::{FlowKey, FlowMetrics, ip_from_kernel, mac_to_string};
-use flowlens_model::Address;
+use crate::kernel_types::{FlowKey, FlowMetrics, ip_from_kernel};
 use flowlens_model::FlowRecord;
+use flowlens_model::{Address, MacAddr};
 use std::collections::HashMap;
 
 /// A flow without the interface it was seen on.
@@ -87,7 +87,7 @@ pub struct FlowMerger {
 
 pub struct RecordContext<'a> {
     pub clock: MonoToWall,
-    pub agent_ip: &'a str,
+    pub agent_ip: std::net::IpAddr,
     pub sampling: u32,
     pub names: ExtrasNames<'a>,
 }
@@ -240,8 +240,8 @@ fn build_record(
         dst_port: key.dst_port,
         proto: key.protocol,
         etype: key.eth_protocol,
-        src_mac: mac_to_string(counted.src_mac),
-        dst_mac: mac_to_string(counted.dst_mac),
+        src_mac: MacAddr(counted.src_mac),
+        dst_mac: MacAddr(counted.dst_mac),
         dscp: counted.dscp,
         icmp_type: is_icmp.then_some(key.icmp_type),
         icmp_code: is_icmp.then_some(key.icmp_code),
@@ -259,7 +259,7 @@ fn build_record(
             })
             .collect(),
         if_directions: crossings.iter().map(|(c, _)| c.direction).collect(),
-        agent_ip: ctx.agent_ip.to_string(),
+        agent_ip: ctx.agent_ip.into(),
         sampling: ctx.sampling,
         ..FlowRecord::default()
     }
@@ -307,7 +307,7 @@ mod tests {
     fn ctx() -> RecordContext<'static> {
         RecordContext {
             clock: MonoToWall::now(),
-            agent_ip: "198.18.0.254",
+            agent_ip: "198.18.0.254".parse().unwrap(),
             sampling: 1,
             names: ExtrasNames {
                 drop_reasons: &NO_REASONS,

@@ -5,6 +5,7 @@
 pub mod address;
 pub mod endpoint;
 pub mod fixtures;
+pub mod mac;
 pub mod names;
 pub mod record;
 mod record_view;
@@ -15,6 +16,7 @@ pub mod vocab;
 
 pub use address::Address;
 pub use endpoint::{EndpointLabels, Side};
+pub use mac::MacAddr;
 pub use record::{FlowRecord, Label, NetworkEvent};
 pub use schema::{FIELDS, FieldSpec, FieldType};
 pub use view::{RecordView, Scalar};

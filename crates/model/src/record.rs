@@ -1,7 +1,7 @@
 //! One flow: one direction of a 5-tuple over one eviction period.
 
-use crate::Address;
 use crate::vocab::{ConnOutcome, DropCategory, TcpState};
+use crate::{Address, MacAddr};
 use serde::{Deserialize, Serialize};
 
 /// An endpoint label (host, namespace, name, kind, subnet): shared, not
@@ -25,8 +25,8 @@ pub struct FlowRecord {
     pub proto: u8,
     /// EtherType: 2048 IPv4, 34525 IPv6, 2054 ARP.
     pub etype: u16,
-    pub src_mac: String,
-    pub dst_mac: String,
+    pub src_mac: MacAddr,
+    pub dst_mac: MacAddr,
     pub dscp: u8,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub icmp_type: Option<u8>,
@@ -43,7 +43,7 @@ pub struct FlowRecord {
     /// ...and the direction it crossed each: 0 ingress, 1 egress.
     pub if_directions: Vec<u8>,
     #[serde(rename = "AgentIP")]
-    pub agent_ip: String,
+    pub agent_ip: Address,
     /// 1 in `Sampling` packets was accounted (1: all of them).
     pub sampling: u32,
 

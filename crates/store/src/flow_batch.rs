@@ -27,11 +27,6 @@ pub fn flows_to_batch(flows: &[FlowRecord], first_id: u64) -> RecordBatch {
 }
 
 fn column_of(name: &str, f: &[FlowRecord], first_id: u64) -> Option<ArrayRef> {
-    macro_rules! text {
-        ($get:expr) => {
-            Arc::new(StringArray::from_iter_values(f.iter().map($get))) as ArrayRef
-        };
-    }
     // Addresses are formatted here, into the column's buffer (no string
     // per record).
     macro_rules! address {
@@ -41,6 +36,16 @@ fn column_of(name: &str, f: &[FlowRecord], first_id: u64) -> Option<ArrayRef> {
                 use std::fmt::Write;
                 let _ = write!(column, "{}", $get(r));
                 column.append_value("");
+            }
+            Arc::new(column.finish()) as ArrayRef
+        }};
+    }
+    macro_rules! mac {
+        ($get:expr) => {{
+            let mut column = StringBuilder::with_capacity(f.len(), f.len() * 17);
+            for r in f {
+                let text = $get(r).text();
+                column.append_value(std::str::from_utf8(&text).unwrap_or_default());
             }
             Arc::new(column.finish()) as ArrayRef
         }};
@@ -76,8 +81,8 @@ fn column_of(name: &str, f: &[FlowRecord], first_id: u64) -> Option<ArrayRef> {
         "DstPort" => num!(UInt16Type, |r| Some(r.dst_port)),
         "Proto" => num!(UInt8Type, |r| Some(r.proto)),
         "Etype" => num!(UInt16Type, |r| Some(r.etype)),
-        "SrcMac" => text!(|r| r.src_mac.as_str()),
-        "DstMac" => text!(|r| r.dst_mac.as_str()),
+        "SrcMac" => mac!(|r: &FlowRecord| r.src_mac),
+        "DstMac" => mac!(|r: &FlowRecord| r.dst_mac),
         "Dscp" => num!(UInt8Type, |r| Some(r.dscp)),
         "IcmpType" => num!(UInt8Type, |r| r.icmp_type),
         "IcmpCode" => num!(UInt8Type, |r| r.icmp_code),
@@ -102,7 +107,7 @@ fn column_of(name: &str, f: &[FlowRecord], first_id: u64) -> Option<ArrayRef> {
             }
             Arc::new(b.finish())
         }
-        "AgentIP" => text!(|r| r.agent_ip.as_str()),
+        "AgentIP" => address!(|r: &FlowRecord| r.agent_ip),
         "Sampling" => num!(UInt32Type, |r| Some(r.sampling)),
         "TimeFlowRttNs" => num!(UInt64Type, |r| r.time_flow_rtt_ns),
         "TimeFlowRttMinNs" => num!(UInt64Type, |r| r.time_flow_rtt_min_ns),

@@ -5,7 +5,7 @@
 use crate::pbflow;
 use flowlens_model::names::rcode_name;
 use flowlens_model::vocab::TcpState;
-use flowlens_model::{EndpointLabels, FlowRecord, Label, NetworkEvent, Side};
+use flowlens_model::{EndpointLabels, FlowRecord, Label, MacAddr, NetworkEvent, Side};
 use std::net::{IpAddr, Ipv6Addr};
 
 /// What makes a received record unusable; the receiver counts these by
@@ -80,54 +80,6 @@ fn ip_from_pb(ip: Option<&pbflow::Ip>, field: &'static str) -> Result<IpAddr, De
         }
     };
     Ok(addr)
-}
-
-/// An address as text (IPv4 the fast way).
-fn ip_text(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => ipv4_text(v4.into()),
-        IpAddr::V6(v6) => v6.to_string(),
-    }
-}
-
-/// "aa:bb:cc:dd:ee:ff" as netobserv's uint64 (the six bytes, big-endian).
-fn mac_to_u64(text: &str) -> u64 {
-    text.split(':')
-        .map(|part| u8::from_str_radix(part, 16).unwrap_or(0))
-        .fold(0u64, |acc, b| (acc << 8) | b as u64)
-        & 0xffff_ffff_ffff
-}
-
-// Decoding formats two MACs and two addresses per record; written out by
-// hand, these were several times faster than `format!` and `Display`.
-fn mac_from_u64(mac: u64) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(17);
-    for (i, byte) in mac.to_be_bytes()[2..].iter().enumerate() {
-        if i > 0 {
-            text.push(':');
-        }
-        text.push(HEX[(byte >> 4) as usize] as char);
-        text.push(HEX[(byte & 0xf) as usize] as char);
-    }
-    text
-}
-
-fn ipv4_text(addr: u32) -> String {
-    let mut text = String::with_capacity(15);
-    for (i, octet) in addr.to_be_bytes().into_iter().enumerate() {
-        if i > 0 {
-            text.push('.');
-        }
-        if octet >= 100 {
-            text.push((b'0' + octet / 100) as char);
-        }
-        if octet >= 10 {
-            text.push((b'0' + octet / 10 % 10) as char);
-        }
-        text.push((b'0' + octet % 10) as char);
-    }
-    text
 }
 
 fn timestamp(ms: i64) -> prost_types::Timestamp {
@@ -246,8 +198,8 @@ pub fn to_pb(r: &FlowRecord) -> pbflow::Record {
         time_flow_start: Some(timestamp(r.time_flow_start_ms)),
         time_flow_end: Some(timestamp(r.time_flow_end_ms)),
         data_link: Some(pbflow::DataLink {
-            src_mac: mac_to_u64(&r.src_mac),
-            dst_mac: mac_to_u64(&r.dst_mac),
+            src_mac: r.src_mac.to_u64(),
+            dst_mac: r.dst_mac.to_u64(),
         }),
         network: Some(pbflow::Network {
             src_addr: ip_to_pb(r.src_addr.ip()),
@@ -263,7 +215,7 @@ pub fn to_pb(r: &FlowRecord) -> pbflow::Record {
         packets: r.packets,
         interface: r.interfaces.first().cloned().unwrap_or_default(),
         duplicate: false,
-        agent_ip: ip_to_pb(r.agent_ip.parse().ok()),
+        agent_ip: ip_to_pb(r.agent_ip.ip()),
         flags: r.flags,
         icmp_type: r.icmp_type.map(u32::from),
         icmp_code: r.icmp_code.map(u32::from),
@@ -326,8 +278,8 @@ pub fn from_pb(p: pbflow::Record) -> Result<FlowRecord, DecodeError> {
         dst_port: narrow(transport.dst_port as u64, "transport.dst_port")?,
         proto: narrow(transport.protocol as u64, "transport.protocol")?,
         etype: narrow(p.eth_protocol as u64, "eth_protocol")?,
-        src_mac: mac_from_u64(link.src_mac),
-        dst_mac: mac_from_u64(link.dst_mac),
+        src_mac: MacAddr::from_u64(link.src_mac),
+        dst_mac: MacAddr::from_u64(link.dst_mac),
         dscp: narrow(network.dscp as u64, "network.dscp")?,
         icmp_type: p
             .icmp_type
@@ -347,9 +299,9 @@ pub fn from_pb(p: pbflow::Record) -> Result<FlowRecord, DecodeError> {
         agent_ip: p
             .agent_ip
             .as_ref()
-            .map(|ip| ip_from_pb(Some(ip), "agent_ip").map(ip_text))
-            .transpose()?
-            .unwrap_or_default(),
+            .map(|ip| ip_from_pb(Some(ip), "agent_ip"))
+            .transpose()
+            .map(flowlens_model::Address)?,
         sampling: p.sampling,
         time_flow_rtt_ns: p.time_flow_rtt.as_ref().map(duration_ns),
         time_flow_rtt_min_ns: p.time_flow_rtt_min_ns,
@@ -502,14 +454,6 @@ mod tests {
             Some("SKB_DROP_REASON_12")
         );
         assert_eq!(r.dns_flags_response_code.as_deref(), Some("ServFail"));
-    }
-
-    #[test]
-    fn text_forms_match_the_standard_ones() {
-        for addr in [0u32, 0xc612_0001, 0x0a00_000a, 0xffff_ffff, 0x6464_6401] {
-            assert_eq!(ipv4_text(addr), Ipv4Addr::from(addr).to_string());
-        }
-        assert_eq!(mac_from_u64(0x0a58_0aff_0001), "0a:58:0a:ff:00:01");
     }
 
     #[test]
