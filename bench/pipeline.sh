@@ -8,6 +8,8 @@
 #    flow records, enrichment, metrics, conversation tracking and the store's
 #    append, next to decoding alone measured in the same run
 #    (synthetic_flows throughput).
+#    Then the conversation tracker's memory per conversation, alone in a
+#    process (synthetic_flows conversation-memory).
 # 2. The collector's resident memory idle and with CONVERSATIONS active
 #    conversations, fed over gRPC by the synthetic agent (synthetic_flows send).
 # Ends with two lines: `decode_records_per_s N` and `pipeline_records_per_s N`.
@@ -23,6 +25,7 @@ echo
 echo '```'
 "$BIN/examples/synthetic_flows" throughput "$RECORDS" "$CONVERSATIONS" | tee /tmp/flowlens-throughput.$$ | grep -v '_per_s '
 FIGURES=$(grep '_per_s ' /tmp/flowlens-throughput.$$)
+"$BIN/examples/synthetic_flows" conversation-memory "$RECORDS" "$CONVERSATIONS"
 rm -f /tmp/flowlens-throughput.$$
 echo '```'
 echo

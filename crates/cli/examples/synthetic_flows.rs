@@ -114,13 +114,17 @@ fn processor(conversations: usize) -> Processor {
     let mut registry = prometheus_client::registry::Registry::default();
     let include: Vec<String> = DEFAULT_INCLUDE_LIST.iter().map(|s| s.to_string()).collect();
     let metrics = FlowMetrics::new(&mut registry, &include, 1_000_000, i64::MAX).unwrap();
-    let tracker = ConversationTracker::new(TrackerConfig {
+    let tracker = ConversationTracker::new(tracker_config(conversations));
+    let subnets = SubnetLabels::parse(&[("lab".into(), vec!["198.18.0.0/15".into()])]).unwrap();
+    Processor::new(HostEnricher::new(inventory(), subnets), metrics, tracker)
+}
+
+fn tracker_config(conversations: usize) -> TrackerConfig {
+    TrackerConfig {
         log_types: LogTypes::EndedConversations,
         max_connections_tracked: conversations * 2,
         ..TrackerConfig::default()
-    });
-    let subnets = SubnetLabels::parse(&[("lab".into(), vec!["198.18.0.0/15".into()])]).unwrap();
-    Processor::new(HostEnricher::new(inventory(), subnets), metrics, tracker)
+    }
 }
 
 fn rss_kib() -> u64 {
@@ -256,6 +260,29 @@ async fn send(addr: String, conversations: usize) {
     );
 }
 
+/// Memory per conversation of the conversation tracker alone, in a process
+/// of its own (an earlier pass's freed pages would hide its growth): the
+/// flows are decoded first, so only the tracker grows while measured.
+fn conversation_memory(records: usize, conversations: usize) {
+    let batches = encoded_batches(records, conversations);
+    let flows: Vec<Vec<FlowRecord>> = batches.iter().map(|b| decode(b)).collect();
+    let mut tracker = ConversationTracker::new(tracker_config(conversations));
+    let rss_before = rss_kib();
+    for batch in &flows {
+        for flow in batch {
+            tracker.on_flow(flow, BASE_MS + 1000);
+        }
+    }
+    let tracker_kib = rss_kib().saturating_sub(rss_before);
+    let tracker_tracked = tracker.tracked();
+    drop((tracker, flows));
+
+    println!(
+        "memory per conversation      {:.0} bytes in the tracker alone (RSS +{tracker_kib} KiB, {tracker_tracked} conversations)",
+        tracker_kib as f64 * 1024.0 / tracker_tracked.max(1) as f64,
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let number = |i: usize, default: usize| {
@@ -265,6 +292,9 @@ fn main() {
     };
     match args.first().map(String::as_str) {
         Some("throughput") => throughput(number(1, 2_000_000), number(2, 100_000)),
+        Some("conversation-memory") => {
+            conversation_memory(number(1, 1_000_000), number(2, 100_000))
+        }
         Some("send") => {
             let addr = args.get(1).expect("send ADDR [CONVERSATIONS]").clone();
             tokio::runtime::Runtime::new()
@@ -273,7 +303,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: synthetic_flows throughput [RECORDS] [CONVERSATIONS] | send ADDR [CONVERSATIONS]"
+                "usage: synthetic_flows throughput|conversation-memory [RECORDS] [CONVERSATIONS] | send ADDR [CONVERSATIONS]"
             );
             std::process::exit(2);
         }

@@ -21,7 +21,7 @@ impl Side {
 }
 
 /// The enrichment fields of one side of a record.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct EndpointLabels {
     pub host_name: Option<Label>,
     pub namespace: Option<Label>,

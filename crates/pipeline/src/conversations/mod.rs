@@ -5,7 +5,9 @@
 
 mod config;
 mod key;
+mod labels;
 mod state;
+mod table;
 mod tracker;
 
 pub use config::{LogTypes, Timeouts, TrackerConfig};

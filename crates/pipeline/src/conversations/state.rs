@@ -1,12 +1,15 @@
 //! One conversation's running totals, and the record it renders.
 
 use super::key::{Endpoint, HashId};
+use super::labels::LabelInterner;
+use flowlens_model::names::{rcode_name, rcode_number};
 use flowlens_model::tcp_flags::{
     FIN as TCP_FIN, RST as TCP_RST, SYN as TCP_SYN, SYN_ACK as TCP_SYN_ACK,
 };
 use flowlens_model::vocab::{CloseCause, ConnOutcome, RecordType};
 use flowlens_model::{EndpointLabels, FlowRecord, Side};
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 
 /// Writes one side's enrichment into a conversation record.
 fn put_side(labels: &EndpointLabels, side: Side, r: &mut Map<String, Value>) {
@@ -19,8 +22,8 @@ fn put_side(labels: &EndpointLabels, side: Side, r: &mut Map<String, Value>) {
 
 pub struct Conversation {
     pub hash_id: HashId,
-    side_a: EndpointLabels,
-    side_b: EndpointLabels,
+    side_a: Arc<EndpointLabels>,
+    side_b: Arc<EndpointLabels>,
     /// The initiator (A) and the responder (B).
     pub a: Endpoint,
     pub b: Endpoint,
@@ -38,16 +41,20 @@ pub struct Conversation {
     pub flags: u32,
     fin_ab: bool,
     fin_ba: bool,
-    rtt_min: Option<u64>,
-    rtt_max: Option<u64>,
-    rtt_sum: u128,
+    /// Which of the optional totals below a flow has given (`seen::*`):
+    /// a bit each instead of an `Option` each (8 bytes a field less).
+    seen: u8,
+    rtt_min: u64,
+    rtt_max: u64,
+    rtt_sum: u64,
     rtt_count: u64,
-    retransmits: Option<u64>,
-    drop_packets: Option<u64>,
-    drop_bytes: Option<u64>,
-    drop_cause: Option<String>,
-    dns_rcode: Option<String>,
-    dns_name: Option<String>,
+    retransmits: u64,
+    drop_packets: u64,
+    drop_bytes: u64,
+    drop_cause: Option<Box<str>>,
+    /// The DNS response code's number (named when the record is made).
+    dns_rcode: Option<u16>,
+    dns_name: Option<Box<str>>,
     dns_unanswered: bool,
     sampling: u32,
     /// Why it is closing, once it is, and since when (flow time).
@@ -87,12 +94,14 @@ impl Conversation {
         flow: &FlowRecord,
         (src, dst): (Endpoint, Endpoint),
         now_ms: i64,
+        labels: &mut LabelInterner,
     ) -> Conversation {
         let (a, b, initiator_known) = initiator(flow, src, dst);
+        let unnamed = labels.intern(EndpointLabels::default());
         Conversation {
             hash_id,
-            side_a: EndpointLabels::default(),
-            side_b: EndpointLabels::default(),
+            side_a: unnamed.clone(),
+            side_b: unnamed,
             a,
             b,
             initiator_known,
@@ -107,13 +116,14 @@ impl Conversation {
             flags: 0,
             fin_ab: false,
             fin_ba: false,
-            rtt_min: None,
-            rtt_max: None,
+            seen: 0,
+            rtt_min: 0,
+            rtt_max: 0,
             rtt_sum: 0,
             rtt_count: 0,
-            retransmits: None,
-            drop_packets: None,
-            drop_bytes: None,
+            retransmits: 0,
+            drop_packets: 0,
+            drop_bytes: 0,
             drop_cause: None,
             dns_rcode: None,
             dns_name: None,
@@ -126,7 +136,7 @@ impl Conversation {
     }
 
     /// Adds a flow of this conversation, whose source is `src`.
-    pub fn add(&mut self, flow: &FlowRecord, src: Endpoint) {
+    pub fn add(&mut self, flow: &FlowRecord, src: Endpoint, labels: &mut LabelInterner) {
         let mut ab = src == self.a;
         if !self.initiator_known
             && let Some(sender_opened) = opened_by_sender(flow)
@@ -144,10 +154,10 @@ impl Conversation {
             (Side::Dst, Side::Src)
         };
         if !flow.endpoint_is(a_side, &self.side_a) {
-            self.side_a = flow.endpoint(a_side);
+            self.side_a = labels.intern(flow.endpoint(a_side));
         }
         if !flow.endpoint_is(b_side, &self.side_b) {
-            self.side_b = flow.endpoint(b_side);
+            self.side_b = labels.intern(flow.endpoint(b_side));
         }
         if ab {
             self.bytes_ab += flow.bytes;
@@ -173,27 +183,46 @@ impl Conversation {
         .into_iter()
         .flatten()
         {
-            self.rtt_min = Some(self.rtt_min.map_or(rtt, |m| m.min(rtt)));
-            self.rtt_max = Some(self.rtt_max.map_or(rtt, |m| m.max(rtt)));
+            let first = self.seen & seen::RTT == 0;
+            self.rtt_min = if first { rtt } else { self.rtt_min.min(rtt) };
+            self.rtt_max = if first { rtt } else { self.rtt_max.max(rtt) };
+            self.seen |= seen::RTT;
         }
         if let Some(rtt) = flow.time_flow_rtt_ns {
-            self.rtt_sum += rtt as u128;
+            // u64 ns: 584 years of summed RTTs.
+            self.rtt_sum = self.rtt_sum.saturating_add(rtt);
             self.rtt_count += 1;
         }
-        add_opt(&mut self.retransmits, flow.tcp_retransmits);
-        add_opt(&mut self.drop_packets, flow.pkt_drop_packets);
-        add_opt(&mut self.drop_bytes, flow.pkt_drop_bytes);
-        if flow.pkt_drop_latest_drop_cause.is_some() {
-            self.drop_cause.clone_from(&flow.pkt_drop_latest_drop_cause);
+        self.add_total(seen::RETRANSMITS, flow.tcp_retransmits);
+        self.add_total(seen::DROP_PACKETS, flow.pkt_drop_packets);
+        self.add_total(seen::DROP_BYTES, flow.pkt_drop_bytes);
+        if let Some(cause) = &flow.pkt_drop_latest_drop_cause
+            && self.drop_cause.as_deref() != Some(cause.as_str())
+        {
+            self.drop_cause = Some(cause.as_str().into());
         }
-        if flow.dns_flags_response_code.is_some() {
-            self.dns_rcode.clone_from(&flow.dns_flags_response_code);
+        if let Some(rcode) = flow.dns_flags_response_code.as_deref() {
+            self.dns_rcode = rcode_number(rcode).or(self.dns_rcode);
         }
-        if flow.dns_name.is_some() {
-            self.dns_name.clone_from(&flow.dns_name);
+        if let Some(name) = &flow.dns_name
+            && self.dns_name.as_deref() != Some(name.as_str())
+        {
+            self.dns_name = Some(name.as_str().into());
         }
         self.dns_unanswered |= flow.dns_unanswered == Some(true);
         self.update_close_cause(flow);
+    }
+
+    fn add_total(&mut self, bit: u8, value: Option<u64>) {
+        if let Some(v) = value {
+            let total = match bit {
+                seen::RETRANSMITS => &mut self.retransmits,
+                seen::DROP_PACKETS => &mut self.drop_packets,
+                _ => &mut self.drop_bytes,
+            };
+            *total += v;
+            self.seen |= bit;
+        }
     }
 
     fn swap_sides(&mut self) {
@@ -264,24 +293,28 @@ impl Conversation {
                 r.insert(name.into(), v);
             }
         };
-        put("TimeFlowRttMinNs", self.rtt_min.map(|v| json!(v)));
-        put("TimeFlowRttMaxNs", self.rtt_max.map(|v| json!(v)));
+        let total = |bit: u8, v: u64| (self.seen & bit != 0).then(|| json!(v));
+        put("TimeFlowRttMinNs", total(seen::RTT, self.rtt_min));
+        put("TimeFlowRttMaxNs", total(seen::RTT, self.rtt_max));
         put(
             "TimeFlowRttAvgNs",
-            (self.rtt_count > 0).then(|| json!((self.rtt_sum / self.rtt_count as u128) as u64)),
+            (self.rtt_count > 0).then(|| json!(self.rtt_sum / self.rtt_count)),
         );
-        put("TcpRetransmits", self.retransmits.map(|v| json!(v)));
-        put("PktDropPackets", self.drop_packets.map(|v| json!(v)));
-        put("PktDropBytes", self.drop_bytes.map(|v| json!(v)));
+        put("TcpRetransmits", total(seen::RETRANSMITS, self.retransmits));
+        put(
+            "PktDropPackets",
+            total(seen::DROP_PACKETS, self.drop_packets),
+        );
+        put("PktDropBytes", total(seen::DROP_BYTES, self.drop_bytes));
         put(
             "PktDropLatestDropCause",
-            self.drop_cause.clone().map(Value::from),
+            self.drop_cause.as_deref().map(Value::from),
         );
         put(
             "DnsFlagsResponseCode",
-            self.dns_rcode.clone().map(Value::from),
+            self.dns_rcode.map(|code| Value::from(rcode_name(code))),
         );
-        put("DnsName", self.dns_name.clone().map(Value::from));
+        put("DnsName", self.dns_name.as_deref().map(Value::from));
         put("DnsUnanswered", self.dns_unanswered.then_some(json!(true)));
         if record_type == RecordType::EndConnection {
             put(
@@ -293,8 +326,10 @@ impl Conversation {
     }
 }
 
-fn add_opt(total: &mut Option<u64>, value: Option<u64>) {
-    if let Some(v) = value {
-        *total = Some(total.unwrap_or(0) + v);
-    }
+/// The bits of `Conversation::seen`.
+mod seen {
+    pub const RTT: u8 = 1;
+    pub const RETRANSMITS: u8 = 2;
+    pub const DROP_PACKETS: u8 = 4;
+    pub const DROP_BYTES: u8 = 8;
 }

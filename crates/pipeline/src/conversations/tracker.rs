@@ -2,7 +2,9 @@
 
 use super::config::TrackerConfig;
 use super::key::{ConversationKey, HashId};
+use super::labels::LabelInterner;
 use super::state::Conversation;
+use super::table::ConversationTable;
 use flowlens_model::FlowRecord;
 use flowlens_model::tcp_flags::SYN as TCP_SYN;
 use flowlens_model::vocab::{CloseCause, RecordType};
@@ -28,7 +30,8 @@ pub struct TrackerCounters {
 
 pub struct ConversationTracker {
     config: TrackerConfig,
-    conversations: HashMap<ConversationKey, Conversation>,
+    conversations: ConversationTable,
+    labels: LabelInterner,
     /// TCP conversations that ended within their `end_ms`: their id and
     /// when they ended. A flow of one without SYN is a straggler of it.
     ended: HashMap<ConversationKey, (HashId, i64)>,
@@ -39,7 +42,8 @@ impl ConversationTracker {
     pub fn new(config: TrackerConfig) -> ConversationTracker {
         ConversationTracker {
             config,
-            conversations: HashMap::new(),
+            conversations: ConversationTable::new(),
+            labels: LabelInterner::default(),
             ended: HashMap::new(),
             counters: TrackerCounters::default(),
         }
@@ -58,7 +62,7 @@ impl ConversationTracker {
         let mut out = Vec::new();
         // A known conversation: one lookup.
         if let Some(conversation) = self.conversations.get_mut(&key) {
-            conversation.add(flow, ends.0);
+            conversation.add(flow, ends.0, &mut self.labels);
             if self.config.log_types.flows() {
                 out.push(flow_log(flow, conversation.hash_id, false));
             }
@@ -83,11 +87,9 @@ impl ConversationTracker {
             }
             return self.sent(out);
         }
-        let conversation = self
-            .conversations
-            .entry(key)
-            .or_insert_with(|| Conversation::new(key.hash_id(), flow, ends, now_ms));
-        conversation.add(flow, ends.0);
+        let started = Conversation::new(key.hash_id(), flow, ends, now_ms, &mut self.labels);
+        let conversation = self.conversations.insert(key, started);
+        conversation.add(flow, ends.0, &mut self.labels);
         self.counters.conversations_started += 1;
         if self.config.log_types.conversation_updates() {
             out.push(conversation.record(RecordType::NewConnection, true));
@@ -102,8 +104,9 @@ impl ConversationTracker {
     pub fn tick(&mut self, now_ms: i64) -> Vec<Value> {
         let mut out = Vec::new();
         let mut ended = Vec::new();
-        for (key, c) in self.conversations.iter_mut() {
-            let t = self.config.timeouts_for(c.proto);
+        let config = &self.config;
+        self.conversations.for_each_mut(|key, c| {
+            let t = config.timeouts_for(c.proto);
             let terminated = c
                 .terminating_since_ms
                 .is_some_and(|since| now_ms - since >= t.terminating_ms);
@@ -112,12 +115,11 @@ impl ConversationTracker {
                 ended.push(*key);
             } else if now_ms - c.last_heartbeat_ms >= t.heartbeat_ms {
                 c.last_heartbeat_ms = now_ms;
-                if self.config.log_types.conversation_updates() {
+                if config.log_types.conversation_updates() {
                     out.push(c.record(RecordType::Heartbeat, false));
                 }
             }
-        }
-        let config = &self.config;
+        });
         self.ended
             .retain(|key, (_, at)| now_ms - *at < config.timeouts_for(key.proto).end_ms);
         for key in ended {
@@ -129,6 +131,7 @@ impl ConversationTracker {
                 }
             }
         }
+        self.labels.prune();
         self.sent(out)
     }
 
@@ -136,7 +139,7 @@ impl ConversationTracker {
     /// with cause `active`.
     pub fn flush(&mut self) -> Vec<Value> {
         let mut out = Vec::new();
-        for (_, mut c) in std::mem::take(&mut self.conversations) {
+        for mut c in self.conversations.drain() {
             c.close_cause.get_or_insert(CloseCause::Active);
             out.extend(self.end(&c));
         }
