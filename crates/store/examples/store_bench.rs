@@ -25,6 +25,10 @@ use serde_json::{Map, Value, json};
 use std::io::Write;
 use std::time::Instant;
 
+// The same allocator as the flowlens binary, which runs the store.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn record(i: usize, hour_end: i64, n: usize) -> Map<String, Value> {
     let c = i % 2000;
     let dns = i.is_multiple_of(10);

@@ -224,7 +224,8 @@ const NO_DICTIONARY: &[&str] = &[
 fn properties() -> WriterProperties {
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("level 3")))
-        .set_max_row_group_row_count(Some(64 * 1024));
+        .set_max_row_group_row_count(Some(64 * 1024))
+        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk);
     for name in NO_DICTIONARY {
         builder = builder.set_column_dictionary_enabled(ColumnPath::from(*name), false);
     }
