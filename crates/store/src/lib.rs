@@ -2,6 +2,7 @@
 //! files partitioned by hour under a data directory (readable by any Parquet
 //! tool), kept by age and size, and queried with the filter language.
 
+mod aggregate;
 mod batch;
 mod columnar;
 mod files;
@@ -14,11 +15,10 @@ mod space;
 mod store;
 pub mod wal;
 
+pub use aggregate::{Edge, Metric, SeriesPoint, Stat, TopEntry};
 pub use batch::{Columns, Row, to_batch};
 pub use files::Table;
 pub use interrupt::{Interrupted, QueryControl};
-pub use read::{
-    Cursor, Edge, FileCache, Metric, Order, Page, RecordQuery, SeriesPoint, Stat, TopEntry,
-};
+pub use read::{Cursor, FileCache, Order, Page, RecordQuery};
 pub use schema::{ID, arrow_schema, columns, table_columns};
 pub use store::{Store, StoreCounters, StoreOptions};
