@@ -170,7 +170,7 @@ pub struct JsonLineWriter {
 }
 
 impl JsonLineWriter {
-    pub fn write(&mut self, records: &[&serde_json::Value]) {
+    pub fn write<T: serde::Serialize>(&mut self, records: &[&T]) {
         if !records.is_empty() {
             self.stdout.write(|out| json_lines(out, records));
         }

@@ -5,11 +5,11 @@
 
 use crate::metrics::CounterSection;
 use crate::output::JsonLineWriter;
-use flowlens_model::FlowRecord;
+use flowlens_model::{ConversationRecord, FlowRecord, TrackerRecord};
 use flowlens_pipeline::Processor;
 use flowlens_pipeline::conversations::LogTypes;
 use flowlens_pipeline::enrich::HostInventory;
-use flowlens_store::{Store, StoreCounters, Table};
+use flowlens_store::{Store, StoreCounters};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -110,16 +110,10 @@ impl PipelineRun {
 
     /// Prints the records the log types ask for; stores the conversation
     /// records.
-    fn write(&self, records: Vec<serde_json::Value>) {
-        let record_type = |r: &serde_json::Value| {
-            r.get("_RecordType")
-                .and_then(|t| t.as_str())
-                .unwrap_or("flowLog")
-                .to_string()
-        };
-        let printed: Vec<&serde_json::Value> = records
+    fn write(&self, records: Vec<TrackerRecord>) {
+        let printed: Vec<&TrackerRecord> = records
             .iter()
-            .filter(|r| self.print.includes(&record_type(r)))
+            .filter(|r| self.print.includes(r.record_type()))
             .collect();
         if !printed.is_empty()
             && let Ok(mut w) = self.writer.lock()
@@ -127,16 +121,15 @@ impl PipelineRun {
             w.write(&printed);
         }
         if let Some(store) = &self.store {
-            let conversations: Vec<_> = records
+            let conversations: Vec<ConversationRecord> = records
                 .into_iter()
-                .filter(|r| record_type(r) != "flowLog")
                 .filter_map(|r| match r {
-                    serde_json::Value::Object(map) => Some(map),
-                    _ => None,
+                    TrackerRecord::Conversation(c) => Some(c),
+                    TrackerRecord::FlowLog(_) => None,
                 })
                 .collect();
             if !conversations.is_empty() {
-                store.append(Table::Conversations, conversations);
+                store.append_conversations(&conversations);
             }
         }
     }

@@ -3,6 +3,7 @@
 //! netobserv read flowlens records unchanged.
 
 pub mod address;
+pub mod conversation;
 pub mod endpoint;
 pub mod fixtures;
 pub mod mac;
@@ -15,6 +16,7 @@ pub mod view;
 pub mod vocab;
 
 pub use address::Address;
+pub use conversation::{ConversationRecord, FlowLog, HashId, TrackerRecord};
 pub use endpoint::{EndpointLabels, Side};
 pub use mac::MacAddr;
 pub use record::{FlowRecord, Label, NetworkEvent};

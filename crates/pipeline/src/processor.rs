@@ -5,8 +5,7 @@
 use crate::conversations::ConversationTracker;
 use crate::enrich::{Enricher, HostEnricher, HostInventory};
 use crate::metrics::FlowMetrics;
-use flowlens_model::FlowRecord;
-use serde_json::Value;
+use flowlens_model::{FlowRecord, TrackerRecord};
 use std::sync::{Mutex, RwLock};
 
 pub struct Processor {
@@ -37,9 +36,9 @@ impl Processor {
         self
     }
 
-    /// Takes flows (enriching them in place); returns the records they
-    /// cause (flow logs, new conversations), as the log types say.
-    pub fn ingest(&self, flows: &mut [FlowRecord], now_ms: i64) -> Vec<Value> {
+    /// Takes flows (enriching them in place); returns the typed records
+    /// they cause (flow logs, new conversations), as the log types say.
+    pub fn ingest(&self, flows: &mut [FlowRecord], now_ms: i64) -> Vec<TrackerRecord> {
         if let Ok(e) = self.enricher.read() {
             flows.iter_mut().for_each(|f| e.enrich(f));
         }
@@ -65,7 +64,7 @@ impl Processor {
     }
 
     /// Timer work: heartbeats and ended conversations, expired series.
-    pub fn tick(&self, now_ms: i64) -> Vec<Value> {
+    pub fn tick(&self, now_ms: i64) -> Vec<TrackerRecord> {
         if let Ok(mut m) = self.metrics.lock() {
             m.expire(now_ms);
         }
@@ -76,7 +75,7 @@ impl Processor {
     }
 
     /// Ends every open conversation (at shutdown).
-    pub fn flush(&self) -> Vec<Value> {
+    pub fn flush(&self) -> Vec<TrackerRecord> {
         self.tracker
             .lock()
             .map(|mut t| t.flush())

@@ -7,7 +7,7 @@ use crate::files::{self, DataFile, Table};
 use crate::flow_batch::flows_to_batch;
 use crate::rollup;
 use arrow_array::RecordBatch;
-use flowlens_model::FlowRecord;
+use flowlens_model::{ConversationRecord, FlowRecord};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
@@ -281,6 +281,20 @@ impl Store {
             }
             to_batch(&records[rows])
         });
+    }
+
+    /// Takes the conversation tracker's records (conversations; flow logs
+    /// are flows, stored by `append_flows`), made JSON here, at the store's
+    /// edge: a few records per connection, not per flow.
+    pub fn append_conversations(&self, records: &[ConversationRecord]) {
+        let maps = records
+            .iter()
+            .filter_map(|r| match serde_json::to_value(r) {
+                Ok(Value::Object(map)) => Some(map),
+                _ => None,
+            })
+            .collect();
+        self.append(Table::Conversations, maps);
     }
 
     /// Takes flow records, as `append` does, building their columns

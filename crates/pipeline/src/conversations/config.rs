@@ -1,5 +1,6 @@
 //! What the conversation tracker emits, and when.
 
+use flowlens_model::vocab::RecordType;
 use std::collections::HashMap;
 use std::str::FromStr;
 
@@ -37,11 +38,11 @@ impl LogTypes {
     }
 
     /// Whether a record of `_RecordType` `record_type` is of these types.
-    pub fn includes(self, record_type: &str) -> bool {
+    pub fn includes(self, record_type: RecordType) -> bool {
         match record_type {
-            "flowLog" => self.flows(),
-            "endConnection" => self.ended_conversations(),
-            _ => self.conversation_updates(),
+            RecordType::FlowLog => self.flows(),
+            RecordType::EndConnection => self.ended_conversations(),
+            RecordType::NewConnection | RecordType::Heartbeat => self.conversation_updates(),
         }
     }
 }

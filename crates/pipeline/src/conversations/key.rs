@@ -88,15 +88,7 @@ impl std::fmt::Write for Fnv {
     }
 }
 
-/// A conversation's `_HashId`, shown as 16 hex digits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct HashId(pub u64);
-
-impl std::fmt::Display for HashId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:016x}", self.0)
-    }
-}
+pub use flowlens_model::HashId;
 
 #[cfg(test)]
 mod tests {

@@ -1,24 +1,15 @@
 //! One conversation's running totals, and the record it renders.
 
-use super::key::{Endpoint, HashId};
+use super::key::Endpoint;
 use super::labels::LabelInterner;
 use flowlens_model::names::{rcode_name, rcode_number};
 use flowlens_model::tcp_flags::{
     FIN as TCP_FIN, RST as TCP_RST, SYN as TCP_SYN, SYN_ACK as TCP_SYN_ACK,
 };
 use flowlens_model::vocab::{CloseCause, ConnOutcome, RecordType};
+use flowlens_model::{ConversationRecord, HashId};
 use flowlens_model::{EndpointLabels, FlowRecord, Side};
-use serde_json::{Map, Value, json};
 use std::sync::Arc;
-
-/// Writes one side's enrichment into a conversation record.
-fn put_side(labels: &EndpointLabels, side: Side, r: &mut Map<String, Value>) {
-    for (name, value) in labels.fields() {
-        if let Some(v) = value {
-            r.insert(format!("{}{name}", side.prefix()), json!(v));
-        }
-    }
-}
 
 pub struct Conversation {
     pub hash_id: HashId,
@@ -267,62 +258,50 @@ impl Conversation {
     }
 
     /// The conversation record of type `record_type`.
-    pub fn record(&self, record_type: RecordType, is_first: bool) -> Value {
-        let mut r = Map::new();
-        r.insert("_RecordType".into(), json!(record_type));
-        r.insert("_HashId".into(), json!(self.hash_id.to_string()));
-        r.insert("_IsFirst".into(), json!(is_first));
-        r.insert("SrcAddr".into(), json!(self.a.addr));
-        r.insert("SrcPort".into(), json!(self.a.port));
-        r.insert("DstAddr".into(), json!(self.b.addr));
-        r.insert("DstPort".into(), json!(self.b.port));
-        r.insert("Proto".into(), json!(self.proto));
-        put_side(&self.side_a, Side::Src, &mut r);
-        put_side(&self.side_b, Side::Dst, &mut r);
-        r.insert("Bytes_AB".into(), json!(self.bytes_ab));
-        r.insert("Bytes_BA".into(), json!(self.bytes_ba));
-        r.insert("Packets_AB".into(), json!(self.packets_ab));
-        r.insert("Packets_BA".into(), json!(self.packets_ba));
-        r.insert("numFlowLogs".into(), json!(self.flow_logs));
-        r.insert("TimeFlowStartMs".into(), json!(self.first_ms));
-        r.insert("TimeFlowEndMs".into(), json!(self.last_ms));
-        r.insert("Flags".into(), json!(self.flags));
-        r.insert("Sampling".into(), json!(self.sampling));
-        let mut put = |name: &str, value: Option<Value>| {
-            if let Some(v) = value {
-                r.insert(name.into(), v);
-            }
-        };
-        let total = |bit: u8, v: u64| (self.seen & bit != 0).then(|| json!(v));
-        put("TimeFlowRttMinNs", total(seen::RTT, self.rtt_min));
-        put("TimeFlowRttMaxNs", total(seen::RTT, self.rtt_max));
-        put(
-            "TimeFlowRttAvgNs",
-            (self.rtt_count > 0).then(|| json!(self.rtt_sum / self.rtt_count)),
-        );
-        put("TcpRetransmits", total(seen::RETRANSMITS, self.retransmits));
-        put(
-            "PktDropPackets",
-            total(seen::DROP_PACKETS, self.drop_packets),
-        );
-        put("PktDropBytes", total(seen::DROP_BYTES, self.drop_bytes));
-        put(
-            "PktDropLatestDropCause",
-            self.drop_cause.as_deref().map(Value::from),
-        );
-        put(
-            "DnsFlagsResponseCode",
-            self.dns_rcode.map(|code| Value::from(rcode_name(code))),
-        );
-        put("DnsName", self.dns_name.as_deref().map(Value::from));
-        put("DnsUnanswered", self.dns_unanswered.then_some(json!(true)));
-        if record_type == RecordType::EndConnection {
-            put(
-                "CloseCause",
-                Some(json!(self.close_cause.unwrap_or(CloseCause::Idle))),
-            );
+    pub fn record(&self, record_type: RecordType, is_first: bool) -> ConversationRecord {
+        let total = |bit: u8, v: u64| (self.seen & bit != 0).then_some(v);
+        let (a, b) = (&*self.side_a, &*self.side_b);
+        ConversationRecord {
+            record_type,
+            hash_id: self.hash_id,
+            is_first,
+            src_addr: self.a.addr.into(),
+            src_port: self.a.port,
+            dst_addr: self.b.addr.into(),
+            dst_port: self.b.port,
+            proto: self.proto,
+            src_k8s_host_name: a.host_name.clone(),
+            src_k8s_namespace: a.namespace.clone(),
+            src_k8s_name: a.name.clone(),
+            src_k8s_type: a.kind.clone(),
+            src_subnet_label: a.subnet.clone(),
+            dst_k8s_host_name: b.host_name.clone(),
+            dst_k8s_namespace: b.namespace.clone(),
+            dst_k8s_name: b.name.clone(),
+            dst_k8s_type: b.kind.clone(),
+            dst_subnet_label: b.subnet.clone(),
+            bytes_ab: self.bytes_ab,
+            bytes_ba: self.bytes_ba,
+            packets_ab: self.packets_ab,
+            packets_ba: self.packets_ba,
+            num_flow_logs: self.flow_logs,
+            time_flow_start_ms: self.first_ms,
+            time_flow_end_ms: self.last_ms,
+            flags: self.flags,
+            sampling: self.sampling,
+            time_flow_rtt_min_ns: total(seen::RTT, self.rtt_min),
+            time_flow_rtt_max_ns: total(seen::RTT, self.rtt_max),
+            time_flow_rtt_avg_ns: (self.rtt_count > 0).then(|| self.rtt_sum / self.rtt_count),
+            tcp_retransmits: total(seen::RETRANSMITS, self.retransmits),
+            pkt_drop_packets: total(seen::DROP_PACKETS, self.drop_packets),
+            pkt_drop_bytes: total(seen::DROP_BYTES, self.drop_bytes),
+            pkt_drop_latest_drop_cause: self.drop_cause.as_deref().map(str::to_string),
+            dns_flags_response_code: self.dns_rcode.map(rcode_name),
+            dns_name: self.dns_name.as_deref().map(str::to_string),
+            dns_unanswered: self.dns_unanswered.then_some(true),
+            close_cause: (record_type == RecordType::EndConnection)
+                .then(|| self.close_cause.unwrap_or(CloseCause::Idle)),
         }
-        Value::Object(r)
     }
 }
 

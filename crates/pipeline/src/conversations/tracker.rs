@@ -5,10 +5,9 @@ use super::key::{ConversationKey, HashId};
 use super::labels::LabelInterner;
 use super::state::Conversation;
 use super::table::ConversationTable;
-use flowlens_model::FlowRecord;
 use flowlens_model::tcp_flags::SYN as TCP_SYN;
 use flowlens_model::vocab::{CloseCause, RecordType};
-use serde_json::{Value, json};
+use flowlens_model::{FlowLog, FlowRecord, TrackerRecord};
 // foldhash: keys come from our own agents, and SipHash was a tenth of
 // the pipeline's time.
 use foldhash::{HashMap, HashMapExt};
@@ -55,7 +54,7 @@ impl ConversationTracker {
 
     /// Takes one flow; returns the records it causes (its flow log, a
     /// newConnection).
-    pub fn on_flow(&mut self, flow: &FlowRecord, now_ms: i64) -> Vec<Value> {
+    pub fn on_flow(&mut self, flow: &FlowRecord, now_ms: i64) -> Vec<TrackerRecord> {
         self.counters.flows_received += 1;
         let (key, forward) = ConversationKey::of(flow);
         let ends = key.ends(forward);
@@ -92,7 +91,9 @@ impl ConversationTracker {
         conversation.add(flow, ends.0, &mut self.labels);
         self.counters.conversations_started += 1;
         if self.config.log_types.conversation_updates() {
-            out.push(conversation.record(RecordType::NewConnection, true));
+            out.push(TrackerRecord::Conversation(
+                conversation.record(RecordType::NewConnection, true),
+            ));
         }
         if self.config.log_types.flows() {
             out.push(flow_log(flow, conversation.hash_id, true));
@@ -101,7 +102,7 @@ impl ConversationTracker {
     }
 
     /// Heartbeats and ends due at `now_ms` (flow time of the wall clock).
-    pub fn tick(&mut self, now_ms: i64) -> Vec<Value> {
+    pub fn tick(&mut self, now_ms: i64) -> Vec<TrackerRecord> {
         let mut out = Vec::new();
         let mut ended = Vec::new();
         let config = &self.config;
@@ -116,7 +117,9 @@ impl ConversationTracker {
             } else if now_ms - c.last_heartbeat_ms >= t.heartbeat_ms {
                 c.last_heartbeat_ms = now_ms;
                 if config.log_types.conversation_updates() {
-                    out.push(c.record(RecordType::Heartbeat, false));
+                    out.push(TrackerRecord::Conversation(
+                        c.record(RecordType::Heartbeat, false),
+                    ));
                 }
             }
         });
@@ -137,7 +140,7 @@ impl ConversationTracker {
 
     /// Ends every conversation (at shutdown); those not closing yet end
     /// with cause `active`.
-    pub fn flush(&mut self) -> Vec<Value> {
+    pub fn flush(&mut self) -> Vec<TrackerRecord> {
         let mut out = Vec::new();
         for mut c in self.conversations.drain() {
             c.close_cause.get_or_insert(CloseCause::Active);
@@ -146,35 +149,30 @@ impl ConversationTracker {
         self.sent(out)
     }
 
-    fn end(&mut self, c: &Conversation) -> Option<Value> {
+    fn end(&mut self, c: &Conversation) -> Option<TrackerRecord> {
         self.counters.conversations_ended += 1;
         self.config
             .log_types
             .ended_conversations()
-            .then(|| c.record(RecordType::EndConnection, false))
+            .then(|| TrackerRecord::Conversation(c.record(RecordType::EndConnection, false)))
     }
 
-    fn sent(&mut self, out: Vec<Value>) -> Vec<Value> {
+    fn sent(&mut self, out: Vec<TrackerRecord>) -> Vec<TrackerRecord> {
         self.counters.records_sent += out.len() as u64;
         out
     }
 }
 
 /// A flow log: the flow's own fields plus its conversation's id.
-fn flow_log(flow: &FlowRecord, hash_id: HashId, is_first: bool) -> Value {
-    let mut value = serde_json::to_value(flow).unwrap_or_else(|_| json!({}));
-    if let Value::Object(map) = &mut value {
-        map.insert("_RecordType".into(), json!(RecordType::FlowLog));
-        map.insert("_HashId".into(), json!(hash_id.to_string()));
-        map.insert("_IsFirst".into(), json!(is_first));
-    }
-    value
+fn flow_log(flow: &FlowRecord, hash_id: HashId, is_first: bool) -> TrackerRecord {
+    TrackerRecord::FlowLog(FlowLog::new(flow.clone(), hash_id, is_first))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::conversations::{LogTypes, Timeouts};
+    use serde_json::Value;
 
     use flowlens_model::tcp_flags::{ACK, FIN, RST, RST_ACK, SYN, SYN_ACK};
 
@@ -197,11 +195,40 @@ mod tests {
         }
     }
 
-    fn tracker(log_types: LogTypes) -> ConversationTracker {
-        ConversationTracker::new(TrackerConfig {
+    /// The tracker with its records read as JSON (netobserv's names), as
+    /// they leave the pipeline.
+    struct JsonTracker(ConversationTracker);
+
+    impl JsonTracker {
+        fn json(records: Vec<TrackerRecord>) -> Vec<Value> {
+            records.iter().map(|r| Value::Object(r.to_json())).collect()
+        }
+        fn on_flow(&mut self, flow: &FlowRecord, now_ms: i64) -> Vec<Value> {
+            Self::json(self.0.on_flow(flow, now_ms))
+        }
+        fn tick(&mut self, now_ms: i64) -> Vec<Value> {
+            Self::json(self.0.tick(now_ms))
+        }
+        fn flush(&mut self) -> Vec<Value> {
+            Self::json(self.0.flush())
+        }
+        fn tracked(&self) -> usize {
+            self.0.tracked()
+        }
+    }
+
+    impl std::ops::Deref for JsonTracker {
+        type Target = ConversationTracker;
+        fn deref(&self) -> &ConversationTracker {
+            &self.0
+        }
+    }
+
+    fn tracker(log_types: LogTypes) -> JsonTracker {
+        JsonTracker(ConversationTracker::new(TrackerConfig {
             log_types,
             ..Default::default()
-        })
+        }))
     }
 
     fn of_type<'a>(records: &'a [Value], t: &str) -> Vec<&'a Value> {
@@ -356,7 +383,7 @@ mod tests {
                 terminating_ms: 5_000,
             },
         );
-        let mut t = ConversationTracker::new(config);
+        let mut t = JsonTracker(ConversationTracker::new(config));
         t.on_flow(&flow(true, 1, 1, ACK, 0), 0);
         assert_eq!(of_type(&t.tick(1_500), "heartbeat").len(), 1);
         let mut other = flow(true, 1, 1, ACK, 0);
