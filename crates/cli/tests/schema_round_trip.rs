@@ -3,7 +3,7 @@
 //! is one that record carries.
 
 use flowlens_model::FlowRecord;
-use flowlens_model::fixtures::full_record;
+use flowlens_model::fixtures::every_field_record;
 use flowlens_model::schema::flow_fields;
 use flowlens_store::{Order, RecordQuery, Store, StoreOptions, Table};
 use flowlens_wire::convert::{from_pb, to_pb};
@@ -11,13 +11,7 @@ use serde_json::Value;
 
 #[test]
 fn a_full_record_survives_json_protobuf_and_the_store() {
-    // The fixture is a DNS flow (UDP); ICMP's fields set too, so that no
-    // field of the schema goes untested.
-    let record = FlowRecord {
-        icmp_type: Some(8),
-        icmp_code: Some(0),
-        ..full_record()
-    };
+    let record = every_field_record();
     let json = serde_json::to_value(&record).unwrap();
     for spec in flow_fields() {
         assert!(

@@ -65,3 +65,13 @@ pub fn full_record() -> FlowRecord {
         }]),
     }
 }
+
+/// `full_record` with ICMP's fields set too (a DNS flow has none): every
+/// field of the schema set, for the tests that check each one.
+pub fn every_field_record() -> FlowRecord {
+    FlowRecord {
+        icmp_type: Some(8),
+        icmp_code: Some(0),
+        ..full_record()
+    }
+}

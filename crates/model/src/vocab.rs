@@ -32,14 +32,6 @@ impl Vocabulary {
             .find(|t| t.name.eq_ignore_ascii_case(name))
     }
 
-    /// The name of number `code`.
-    pub fn name_of(&self, code: i64) -> Option<&'static str> {
-        self.terms
-            .iter()
-            .find(|t| t.code == Some(code))
-            .map(|t| t.name)
-    }
-
     /// Whether the names stand for numbers (so `<` and `>` apply).
     pub fn numbered(&self) -> bool {
         self.terms.iter().any(|t| t.code.is_some())
