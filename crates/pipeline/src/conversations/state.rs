@@ -184,9 +184,25 @@ impl Conversation {
             self.rtt_sum = self.rtt_sum.saturating_add(rtt);
             self.rtt_count += 1;
         }
-        self.add_total(seen::RETRANSMITS, flow.tcp_retransmits);
-        self.add_total(seen::DROP_PACKETS, flow.pkt_drop_packets);
-        self.add_total(seen::DROP_BYTES, flow.pkt_drop_bytes);
+        let bits = &mut self.seen;
+        add_total(
+            &mut self.retransmits,
+            bits,
+            seen::RETRANSMITS,
+            flow.tcp_retransmits,
+        );
+        add_total(
+            &mut self.drop_packets,
+            bits,
+            seen::DROP_PACKETS,
+            flow.pkt_drop_packets,
+        );
+        add_total(
+            &mut self.drop_bytes,
+            bits,
+            seen::DROP_BYTES,
+            flow.pkt_drop_bytes,
+        );
         if let Some(cause) = &flow.pkt_drop_latest_drop_cause
             && self.drop_cause.as_deref() != Some(cause.as_str())
         {
@@ -202,18 +218,6 @@ impl Conversation {
         }
         self.dns_unanswered |= flow.dns_unanswered == Some(true);
         self.update_close_cause(flow);
-    }
-
-    fn add_total(&mut self, bit: u8, value: Option<u64>) {
-        if let Some(v) = value {
-            let total = match bit {
-                seen::RETRANSMITS => &mut self.retransmits,
-                seen::DROP_PACKETS => &mut self.drop_packets,
-                _ => &mut self.drop_bytes,
-            };
-            *total += v;
-            self.seen |= bit;
-        }
     }
 
     fn swap_sides(&mut self) {
@@ -302,6 +306,14 @@ impl Conversation {
             close_cause: (record_type == RecordType::EndConnection)
                 .then(|| self.close_cause.unwrap_or(CloseCause::Idle)),
         }
+    }
+}
+
+/// Adds a flow's optional count to a total, marking it seen.
+fn add_total(total: &mut u64, seen: &mut u8, bit: u8, value: Option<u64>) {
+    if let Some(v) = value {
+        *total += v;
+        *seen |= bit;
     }
 }
 
