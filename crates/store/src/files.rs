@@ -46,6 +46,80 @@ pub struct DataFile {
 /// The Parquet key-value metadata key holding a file's `wal_lsn`.
 const WAL_LSN_KEY: &str = "flowlens.wal_lsn";
 
+/// The most rows a file may claim per byte it holds. Our densest files (a
+/// flush of identical records, every column one dictionary run) hold a
+/// few rows per byte; a crafted footer can claim billions of rows that
+/// run-length encoding of nulls fits in a few bytes, and decoding them
+/// would hold a query (or the start) for minutes.
+const MAX_ROWS_PER_BYTE: u64 = 64;
+
+/// The most rows of any one file: far above a flush (`flush_rows`) or a
+/// rollup of one, far below what would take a query long to decode.
+const MAX_ROWS_PER_FILE: u64 = 16 * 1024 * 1024;
+
+/// The most values per row of a list column (a flow's interfaces, ...).
+const LIST_ITEMS_PER_ROW: u64 = 16;
+
+/// The most columns of a file: our tables have under a hundred.
+const MAX_COLUMNS: usize = 1024;
+
+/// A reader of the file at `path` whose footer is plausible (see
+/// `implausible`); errors name the file.
+fn open_reader(
+    path: &Path,
+    options: ArrowReaderOptions,
+) -> Result<ParquetRecordBatchReaderBuilder<std::fs::File>, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    match implausible(reader.metadata(), bytes) {
+        Some(why) => Err(format!("{}: {why}", path.display())),
+        None => Ok(reader),
+    }
+}
+
+/// Why a file's footer cannot be one of ours: rows it could not hold.
+fn implausible(meta: &parquet::file::metadata::ParquetMetaData, bytes: u64) -> Option<String> {
+    let columns = meta.file_metadata().schema_descr().columns();
+    if columns.len() > MAX_COLUMNS {
+        return Some(format!("it has {} columns", columns.len()));
+    }
+    let most = bytes
+        .saturating_mul(MAX_ROWS_PER_BYTE)
+        .min(MAX_ROWS_PER_FILE);
+    let declared = meta.file_metadata().num_rows();
+    let mut in_groups: u64 = 0;
+    for (i, group) in meta.row_groups().iter().enumerate() {
+        let Ok(rows) = u64::try_from(group.num_rows()) else {
+            return Some(format!("row group {i} claims {} rows", group.num_rows()));
+        };
+        in_groups = in_groups.saturating_add(rows);
+        // A list column (Interfaces, ...) holds more values than rows, a
+        // few per row in our files: its values are bounded the same way.
+        for chunk in group.columns() {
+            if u64::try_from(chunk.num_values()).map_or(true, |n| n > most * LIST_ITEMS_PER_ROW) {
+                return Some(format!(
+                    "its column {} claims {} values in row group {i}",
+                    chunk.column_path(),
+                    chunk.num_values()
+                ));
+            }
+        }
+    }
+    if u64::try_from(declared).ok() != Some(in_groups) {
+        Some(format!(
+            "its footer claims {declared} rows but its row groups {in_groups}"
+        ))
+    } else if in_groups > most {
+        Some(format!(
+            "it claims {in_groups} rows in {bytes} bytes (at most {most} are plausible)"
+        ))
+    } else {
+        None
+    }
+}
+
 /// (year, month, day) of days since 1970-01-01 (Howard Hinnant's
 /// civil_from_days).
 fn civil(days: i64) -> (i64, u32, u32) {
@@ -161,22 +235,17 @@ pub fn list(root: &Path, dir: &str) -> Listing {
                 let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
                 // Reading the footer checks that the file is whole.
                 let rows = guarded(|| {
-                    std::fs::File::open(&path)
-                        .map_err(|e| e.to_string())
-                        .and_then(|f| {
-                            ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| e.to_string())
-                        })
-                        .map(|b| {
-                            let meta = b.metadata().file_metadata();
-                            let lsn = meta
-                                .key_value_metadata()
-                                .into_iter()
-                                .flatten()
-                                .find(|kv| kv.key == WAL_LSN_KEY)
-                                .and_then(|kv| kv.value.as_deref()?.parse().ok())
-                                .unwrap_or(0);
-                            (meta.num_rows() as u64, lsn)
-                        })
+                    open_reader(&path, ArrowReaderOptions::new()).map(|b| {
+                        let meta = b.metadata().file_metadata();
+                        let lsn = meta
+                            .key_value_metadata()
+                            .into_iter()
+                            .flatten()
+                            .find(|kv| kv.key == WAL_LSN_KEY)
+                            .and_then(|kv| kv.value.as_deref()?.parse().ok())
+                            .unwrap_or(0);
+                        (meta.num_rows() as u64, lsn)
+                    })
                 });
                 let (rows, wal_lsn) = match rows {
                     Ok(found) => found,
@@ -383,7 +452,6 @@ fn read_unguarded(
     only: Option<&[&str]>,
     dictionary: Option<&str>,
 ) -> Result<Vec<RecordBatch>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let options = match dictionary {
         None => ArrowReaderOptions::new(),
         Some(name) => {
@@ -410,20 +478,17 @@ fn read_unguarded(
                 .with_schema(std::sync::Arc::new(arrow_schema::Schema::new(fields)))
         }
     };
-    let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
-        .and_then(|b| {
-            let b = b.with_batch_size(8192);
-            match only {
-                None => b.build(),
-                Some(names) => {
-                    let schema = b.schema().clone();
-                    let roots = names.iter().filter_map(|n| schema.index_of(n).ok());
-                    let mask = ProjectionMask::roots(b.parquet_schema(), roots);
-                    b.with_projection(mask).build()
-                }
-            }
-        })
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let b = open_reader(path, options)?.with_batch_size(8192);
+    let reader = match only {
+        None => b.build(),
+        Some(names) => {
+            let schema = b.schema().clone();
+            let roots = names.iter().filter_map(|n| schema.index_of(n).ok());
+            let mask = ProjectionMask::roots(b.parquet_schema(), roots);
+            b.with_projection(mask).build()
+        }
+    }
+    .map_err(|e| format!("{}: {e}", path.display()))?;
     reader
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{}: {e}", path.display()))
@@ -438,5 +503,24 @@ mod tests {
         assert_eq!(partition(0), "1970-01-01/00");
         assert_eq!(partition(1_764_400_000_000), "2025-11-29/07");
         assert_eq!(partition(951_782_400_000 + 3_600_000 * 23), "2000-02-29/23");
+    }
+
+    /// The densest file the store writes (a flush of identical records)
+    /// is well inside the bound; the same footer on fewer bytes is not.
+    #[test]
+    fn row_counts_a_file_could_not_hold_are_refused() {
+        let dir = std::env::temp_dir().join(format!("flowlens-files-{}", std::process::id()));
+        let flows = vec![flowlens_model::fixtures::full_record(); 64 * 1024];
+        let batch = crate::flow_batch::flows_to_batch(&flows, 0);
+        let file = write(&dir, "flows", &[batch], 0).unwrap();
+        let reader = open_reader(&file.path, ArrowReaderOptions::new()).unwrap();
+        let rows_per_byte = file.rows / file.bytes;
+        assert!(
+            rows_per_byte * 4 < MAX_ROWS_PER_BYTE,
+            "{rows_per_byte} rows/byte"
+        );
+        let why = implausible(reader.metadata(), file.rows / MAX_ROWS_PER_BYTE - 1).unwrap();
+        assert!(why.contains("65536 rows in"), "{why}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
