@@ -8,6 +8,13 @@
 //!       run), memory per tracked conversation, and last the lines
 //!       `decode_records_per_s N` and `pipeline_records_per_s N`.
 //!
+//!   synthetic_flows steps [RECORDS] [CONVERSATIONS]
+//!       Where the pipeline's time goes: nanoseconds per record of each
+//!       step alone (decode, conversion, enrichment, metrics, conversation
+//!       tracking, the store's Arrow batch and its Parquet write), each over
+//!       the same records; the ingest thread's share leaves the Parquet
+//!       write to the store's writer thread.
+//!
 //!   synthetic_flows send ADDR [CONVERSATIONS]
 //!       A synthetic agent: sends both directions of CONVERSATIONS
 //!       conversations to a collector, in batches of 1000, and exits.
@@ -18,7 +25,7 @@
 use flowlens_model::FlowRecord;
 use flowlens_pipeline::Processor;
 use flowlens_pipeline::conversations::{ConversationTracker, LogTypes, TrackerConfig};
-use flowlens_pipeline::enrich::{HostEnricher, HostInventory, SubnetLabels};
+use flowlens_pipeline::enrich::{Enricher, HostEnricher, HostInventory, SubnetLabels};
 use flowlens_pipeline::metrics::{DEFAULT_INCLUDE_LIST, FlowMetrics};
 use flowlens_wire::convert::{from_pb, to_pb};
 use flowlens_wire::pbflow;
@@ -145,6 +152,25 @@ fn decode(batch: &[u8]) -> Vec<FlowRecord> {
         .collect()
 }
 
+/// CPU seconds of `clock` (a thread's or the process's).
+fn cpu_s(clock: libc::clockid_t) -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(clock, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}
+
+fn thread_cpu_s() -> f64 {
+    cpu_s(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+fn process_cpu_s() -> f64 {
+    cpu_s(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
 fn rate(records: usize, since: Instant) -> f64 {
     records as f64 / since.elapsed().as_secs_f64()
 }
@@ -179,17 +205,23 @@ fn throughput(records: usize, conversations: usize) {
     let tracked = p.tracker.lock().unwrap().tracked();
     drop(p);
 
-    // Throughput, with the store on this thread too: its appends and its
-    // Parquet writes (every 65,536 records) count in the pipeline's time.
+    // Throughput of the ingest thread, the store set up as the collector
+    // sets it up: appends build Arrow batches here, and its writer thread
+    // encodes the Parquet files (every 65,536 records) — whose CPU time is
+    // reported apart.
     let dir = std::env::temp_dir().join(format!("flowlens-bench-pipeline-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let store = flowlens_store::Store::open(flowlens_store::StoreOptions {
-        rollups: false,
-        ..flowlens_store::StoreOptions::new(&dir)
-    })
-    .expect("a store in the temporary directory");
+    let store = std::sync::Arc::new(
+        flowlens_store::Store::open(flowlens_store::StoreOptions {
+            rollups: false,
+            ..flowlens_store::StoreOptions::new(&dir)
+        })
+        .expect("a store in the temporary directory"),
+    );
+    let writer = flowlens_store::Store::start_writer(&store).expect("the store's writer thread");
     let p = processor(conversations);
-    let start = Instant::now();
+    let (start, cpu_start) = (Instant::now(), process_cpu_s());
+    let thread_start = thread_cpu_s();
     let mut out = 0;
     for b in &batches {
         let mut flows = decode(b);
@@ -197,8 +229,13 @@ fn throughput(records: usize, conversations: usize) {
         store.append_flows(&flows);
     }
     let full = rate(records, start);
+    let ingest_cpu = thread_cpu_s() - thread_start;
     let stored = store.counters().records_received;
+    // What the writer thread still has to encode is its share too.
+    store.flush(flowlens_store::Table::Flows);
+    let all_cpu = process_cpu_s() - cpu_start;
     drop(store);
+    let _ = writer.join();
     let _ = std::fs::remove_dir_all(&dir);
     println!("records                      {records}");
     println!(
@@ -207,7 +244,12 @@ fn throughput(records: usize, conversations: usize) {
     );
     println!("decode only (baseline)       {decode_only:.0} records/s");
     println!("decode + to flow records     {decode_convert:.0} records/s");
-    println!("full pipeline (and store)    {full:.0} records/s");
+    println!("full pipeline (ingest thread) {full:.0} records/s");
+    println!(
+        "CPU per record               {:.0} ns on the ingest thread, {:.0} ns in all (the store's Parquet writer included)",
+        ingest_cpu * 1e9 / records as f64,
+        all_cpu * 1e9 / records as f64
+    );
     println!("full / decode-only ratio     {:.3}", full / decode_only);
     println!("records out                  {out}");
     println!("records stored               {stored}");
@@ -260,6 +302,84 @@ async fn send(addr: String, conversations: usize) {
     );
 }
 
+/// Nanoseconds per record of each of the pipeline's steps, alone.
+fn steps(records: usize, conversations: usize) {
+    let batches = encoded_batches(records, conversations);
+    let per_record = |since: Instant| since.elapsed().as_nanos() as f64 / records as f64;
+    // Decoding and conversion as the pipeline does them, a batch at a
+    // time (keeping every decoded batch would time fresh pages instead).
+    let start = Instant::now();
+    for b in &batches {
+        std::hint::black_box(pbflow::Records::decode(b.as_slice()).unwrap());
+    }
+    let decode_ns = per_record(start);
+    let start = Instant::now();
+    for b in &batches {
+        std::hint::black_box(decode(b));
+    }
+    let convert_ns = per_record(start) - decode_ns;
+    let mut flows: Vec<Vec<FlowRecord>> = batches.iter().map(|b| decode(b)).collect();
+    let p = processor(conversations);
+    let start = Instant::now();
+    let enricher = HostEnricher::new(
+        inventory(),
+        SubnetLabels::parse(&[("lab".into(), vec!["198.18.0.0/15".into()])]).unwrap(),
+    );
+    flows.iter_mut().flatten().for_each(|f| enricher.enrich(f));
+    let enrich_ns = per_record(start);
+    let start = Instant::now();
+    {
+        let mut m = p.metrics.lock().unwrap();
+        for batch in &flows {
+            m.observe_all(batch.iter(), BASE_MS + 1000);
+        }
+    }
+    let metrics_ns = per_record(start);
+    let start = Instant::now();
+    {
+        let mut t = p.tracker.lock().unwrap();
+        for flow in flows.iter().flatten() {
+            t.on_flow(flow, BASE_MS + 1000);
+        }
+    }
+    let tracker_ns = per_record(start);
+    let dir = std::env::temp_dir().join(format!("flowlens-bench-steps-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = flowlens_store::Store::open(flowlens_store::StoreOptions {
+        rollups: false,
+        ..flowlens_store::StoreOptions::new(&dir)
+    })
+    .expect("a store in the temporary directory");
+    let start = Instant::now();
+    for batch in &flows {
+        std::hint::black_box(flowlens_store::flows_to_batch(batch, 0));
+    }
+    let arrow_ns = per_record(start);
+    let start = Instant::now();
+    for batch in &flows {
+        store.append_flows(batch);
+    }
+    let store_ns = per_record(start);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("step                     ns/record");
+    for (step, ns) in [
+        ("protobuf decode", decode_ns),
+        ("to flow records", convert_ns),
+        ("enrichment", enrich_ns),
+        ("metrics", metrics_ns),
+        ("conversations", tracker_ns),
+        ("store: Arrow batch", arrow_ns),
+        ("store: Parquet write", store_ns - arrow_ns),
+    ] {
+        println!("{step:<24} {ns:>9.0}");
+    }
+    let total = decode_ns + convert_ns + enrich_ns + metrics_ns + tracker_ns + store_ns;
+    let ingest = total - (store_ns - arrow_ns);
+    println!("{:<24} {ingest:>9.0}", "ingest thread");
+    println!("{:<24} {total:>9.0}", "sum");
+}
+
 /// Memory per conversation of the conversation tracker alone, in a process
 /// of its own (an earlier pass's freed pages would hide its growth): the
 /// flows are decoded first, so only the tracker grows while measured.
@@ -292,6 +412,7 @@ fn main() {
     };
     match args.first().map(String::as_str) {
         Some("throughput") => throughput(number(1, 2_000_000), number(2, 100_000)),
+        Some("steps") => steps(number(1, 1_000_000), number(2, 100_000)),
         Some("conversation-memory") => {
             conversation_memory(number(1, 1_000_000), number(2, 100_000))
         }
@@ -303,7 +424,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: synthetic_flows throughput|conversation-memory [RECORDS] [CONVERSATIONS] | send ADDR [CONVERSATIONS]"
+                "usage: synthetic_flows throughput|steps|conversation-memory [RECORDS] [CONVERSATIONS] | send ADDR [CONVERSATIONS]"
             );
             std::process::exit(2);
         }

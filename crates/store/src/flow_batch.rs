@@ -27,15 +27,12 @@ pub fn flows_to_batch(flows: &[FlowRecord], first_id: u64) -> RecordBatch {
 }
 
 fn column_of(name: &str, f: &[FlowRecord], first_id: u64) -> Option<ArrayRef> {
-    // Addresses are formatted here, into the column's buffer (no string
-    // per record).
+    // Addresses are formatted here, on the stack (no string per record).
     macro_rules! address {
         ($get:expr) => {{
             let mut column = StringBuilder::with_capacity(f.len(), f.len() * 15);
             for r in f {
-                use std::fmt::Write;
-                let _ = write!(column, "{}", $get(r));
-                column.append_value("");
+                column.append_value($get(r).text().as_str());
             }
             Arc::new(column.finish()) as ArrayRef
         }};
@@ -92,7 +89,10 @@ fn column_of(name: &str, f: &[FlowRecord], first_id: u64) -> Option<ArrayRef> {
         "TimeFlowStartMs" => num!(Int64Type, |r| Some(r.time_flow_start_ms)),
         "TimeFlowEndMs" => num!(Int64Type, |r| Some(r.time_flow_end_ms)),
         "Interfaces" => {
-            let mut b = ListBuilder::new(StringBuilder::new());
+            let mut b = ListBuilder::with_capacity(
+                StringBuilder::with_capacity(f.len(), f.len() * 8),
+                f.len(),
+            );
             for r in f {
                 r.interfaces.iter().for_each(|i| b.values().append_value(i));
                 b.append(true);

@@ -18,6 +18,7 @@ pub mod wal;
 pub use aggregate::{Edge, Metric, SeriesPoint, Stat, TopEntry};
 pub use batch::{Columns, Row, to_batch};
 pub use files::Table;
+pub use flow_batch::flows_to_batch;
 pub use interrupt::{Interrupted, QueryControl};
 pub use read::{Cursor, FileCache, Order, Page, RecordQuery};
 pub use schema::{ID, arrow_schema, columns, table_columns};
