@@ -354,6 +354,7 @@ impl FlowMetrics {
             if !self.built[at] {
                 self.keys[at].clear();
                 push_endpoint_values(&mut self.keys[at], m.scope, r, source);
+                self.keys[at].seal();
                 self.built[at] = true;
             }
             let extras = extra_label_names(m.measure).len();
@@ -365,6 +366,7 @@ impl FlowMetrics {
                 for value in &extra[..extras] {
                     self.scratch.push(value);
                 }
+                self.scratch.seal();
                 &self.scratch
             };
             let updated = if matches!(m.measure, Measure::Rtt | Measure::DnsLatency) {

@@ -10,8 +10,13 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use std::sync::{Arc, Mutex};
-// foldhash: keys come from our own agents.
-use foldhash::{HashMap, HashMapExt};
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
+use std::sync::LazyLock;
+
+/// The hasher of every key (foldhash, seeded per process): keys come from
+/// our own enrichment, and one hash serves several tables.
+static KEY_HASHER: LazyLock<foldhash::fast::RandomState> = LazyLock::new(Default::default);
 
 /// Seconds buckets for RTT and DNS latency: from 100 µs (veth) to 5 s.
 pub const LATENCY_BUCKETS: [f64; 12] = [
@@ -59,17 +64,26 @@ pub struct MetricSeries {
     pub histogram: bool,
     /// Label names, in the order of the values in a key.
     pub label_names: Vec<&'static str>,
-    series: HashMap<Box<str>, Series>,
+    series: HashTable<(Box<str>, Series)>,
 }
 
 /// Label values laid end to end, each as `<length>:<value>`, so no two
 /// label sets make the same key whatever their values hold.
 #[derive(Debug, Default)]
-pub struct LabelKey(String);
+pub struct LabelKey {
+    text: String,
+    /// The text's hash, made by `seal` once the values are in.
+    hash: u64,
+}
 
 impl LabelKey {
     pub fn clear(&mut self) {
-        self.0.clear();
+        self.text.clear();
+    }
+
+    /// Hashes the values pushed so far: call before the key is used.
+    pub fn seal(&mut self) {
+        self.hash = KEY_HASHER.hash_one(self.text.as_str());
     }
 
     pub fn push(&mut self, value: &str) {
@@ -87,19 +101,19 @@ impl LabelKey {
             }
         }
         for &d in &digits[at..] {
-            self.0.push(d as char);
+            self.text.push(d as char);
         }
-        self.0.push(':');
-        self.0.push_str(value);
+        self.text.push(':');
+        self.text.push_str(value);
     }
 
     /// Appends values already laid out as a key.
     pub fn push_raw(&mut self, laid_out: &str) {
-        self.0.push_str(laid_out);
+        self.text.push_str(laid_out);
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
 
     /// The values of a key, in order.
@@ -138,7 +152,7 @@ impl MetricSeries {
             help,
             histogram,
             label_names,
-            series: HashMap::new(),
+            series: HashTable::new(),
         }
     }
 
@@ -151,7 +165,9 @@ impl MetricSeries {
         max_series: usize,
         change: impl FnOnce(&mut Value),
     ) -> Updated {
-        if let Some(series) = self.series.get_mut(key.as_str()) {
+        debug_assert_eq!(key.hash, KEY_HASHER.hash_one(key.as_str()), "a sealed key");
+        let text = key.as_str();
+        if let Some((_, series)) = self.series.find_mut(key.hash, |(k, _)| **k == *text) {
             series.last_seen = now_ms;
             change(&mut series.value);
             return Updated::Yes;
@@ -169,7 +185,9 @@ impl MetricSeries {
             last_seen: now_ms,
             value,
         };
-        self.series.insert(key.as_str().into(), series);
+        self.series.insert_unique(key.hash, (text.into(), series), |(k, _)| {
+            KEY_HASHER.hash_one(&**k)
+        });
         Updated::Yes
     }
 
@@ -194,7 +212,7 @@ impl MetricSeries {
     /// Removes the series not updated since `oldest_ms`; how many.
     pub fn expire(&mut self, oldest_ms: i64) -> u64 {
         let before = self.series.len();
-        self.series.retain(|_, s| s.last_seen >= oldest_ms);
+        self.series.retain(|(_, s)| s.last_seen >= oldest_ms);
         (before - self.series.len()) as u64
     }
 
@@ -205,7 +223,7 @@ impl MetricSeries {
             MetricType::Counter
         };
         let mut family = encoder.encode_descriptor(&self.name, self.help, None, kind)?;
-        for (key, series) in &self.series {
+        for (key, series) in self.series.iter() {
             let labels: Vec<(&str, &str)> = self
                 .label_names
                 .iter()
