@@ -8,6 +8,7 @@ pub mod connections;
 pub mod convert;
 pub mod exporter;
 pub mod log_entry;
+pub mod raw;
 pub mod receiver;
 
 /// The generated pbflow messages and Collector service.

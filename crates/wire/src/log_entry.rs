@@ -7,7 +7,7 @@
 //! `0 | agent length: u16 LE | agent | sequence: u64 LE | pbflow Records`
 //! `1 | count: u32 LE | (agent length: u16 LE | agent | sequence: u64 LE)*`
 
-use crate::convert::{from_pb, to_pb};
+use crate::convert::to_pb;
 use crate::pbflow;
 use flowlens_model::FlowRecord;
 use prost::Message;
@@ -113,15 +113,11 @@ pub fn decode_records(
     bytes: &[u8],
     invalid: &mut std::collections::BTreeMap<&'static str, u64>,
 ) -> Result<Vec<FlowRecord>, String> {
-    let message = pbflow::Records::decode(bytes).map_err(|e| format!("records: {e}"))?;
-    let mut out = Vec::with_capacity(message.entries.len());
-    for entry in message.entries {
-        match from_pb(entry) {
-            Ok(r) => out.push(r),
-            Err(e) => *invalid.entry(e.reason()).or_default() += 1,
-        }
+    let decoded = crate::convert::decode_records(bytes).map_err(|e| format!("records: {e}"))?;
+    for e in decoded.invalid {
+        *invalid.entry(e.reason()).or_default() += 1;
     }
-    Ok(out)
+    Ok(decoded.records)
 }
 
 #[cfg(test)]

@@ -5,14 +5,14 @@
 //! SipHash and compared string by string per flow, as a `Family` lookup
 //! does (that was half the pipeline's time).
 
+use hashbrown::HashTable;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
-use std::sync::{Arc, Mutex};
-use hashbrown::HashTable;
 use std::hash::BuildHasher;
 use std::sync::LazyLock;
+use std::sync::{Arc, Mutex};
 
 /// The hasher of every key (foldhash, seeded per process): keys come from
 /// our own enrichment, and one hash serves several tables.
@@ -185,9 +185,10 @@ impl MetricSeries {
             last_seen: now_ms,
             value,
         };
-        self.series.insert_unique(key.hash, (text.into(), series), |(k, _)| {
-            KEY_HASHER.hash_one(&**k)
-        });
+        self.series
+            .insert_unique(key.hash, (text.into(), series), |(k, _)| {
+                KEY_HASHER.hash_one(&**k)
+            });
         Updated::Yes
     }
 
