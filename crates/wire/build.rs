@@ -5,6 +5,9 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    // Records is written by hand (src/records.rs): received, it is decoded
+    // in place into flow records.
+    config.extern_path(".pbflow.Records", "crate::records::Records");
     let include = protoc_bin_vendored::include_path()?;
     // Requests are counted on the wire before they are decoded (codec.rs).
     tonic_prost_build::configure()

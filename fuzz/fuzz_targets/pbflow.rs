@@ -14,7 +14,7 @@ use prost::Message;
 
 fuzz_target!(|data: &[u8]| {
     if Records::check_budget(data).is_ok() {
-        let by_prost = Records::decode(data).map(|message| {
+        let by_prost = Records::decode_by_prost(data).map(|message| {
             let converted: Vec<_> = message.entries.into_iter().map(from_pb).collect();
             (converted, message.batch)
         });

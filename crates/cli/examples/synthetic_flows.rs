@@ -103,6 +103,7 @@ fn encoded_batches(records: usize, conversations: usize) -> Vec<Vec<u8>> {
                     .map(|&i| to_pb(&flow(i, conversations, BASE_MS)))
                     .collect(),
                 batch: None,
+                ..Default::default()
             }
             .encode_to_vec()
         })
@@ -185,7 +186,10 @@ fn throughput(records: usize, conversations: usize) {
     let start = thread_cpu_s();
     let mut n = 0;
     for b in &batches {
-        n += pbflow::Records::decode(b.as_slice()).unwrap().entries.len();
+        n += pbflow::Records::decode_by_prost(b.as_slice())
+            .unwrap()
+            .entries
+            .len();
     }
     let decode_only = rate(n, start);
 
@@ -298,6 +302,7 @@ async fn send(addr: String, conversations: usize) {
             .send(pbflow::Records {
                 entries,
                 batch: None,
+                ..Default::default()
             })
             .await
         {
@@ -320,7 +325,7 @@ fn steps(records: usize, conversations: usize) {
     let per_record = |cpu_s: f64| cpu_s * 1e9 / records as f64;
     let start = thread_cpu_s();
     for b in &batches {
-        std::hint::black_box(pbflow::Records::decode(b.as_slice()).unwrap());
+        std::hint::black_box(pbflow::Records::decode_by_prost(b.as_slice()).unwrap());
     }
     let prost_ns = per_record(thread_cpu_s() - start);
     let dir = std::env::temp_dir().join(format!("flowlens-bench-steps-{}", std::process::id()));

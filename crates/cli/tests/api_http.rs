@@ -333,6 +333,7 @@ fn send_records(grpc: &str, n: usize) {
                 .send(pbflow::Records {
                     entries,
                     batch: None,
+                    ..Default::default()
                 })
                 .await
                 .unwrap();
@@ -619,6 +620,7 @@ fn a_batch_sent_again_is_stored_once_and_counted() {
                 agent: "node-1/42".into(),
                 sequence: 1,
             }),
+            ..Default::default()
         };
         for _ in 0..3 {
             client.send(batch.clone()).await.unwrap();

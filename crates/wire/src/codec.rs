@@ -186,6 +186,7 @@ mod tests {
         let message = Records {
             entries: vec![record; 5],
             batch: None,
+            ..Default::default()
         };
         assert_eq!(count_elements(&message.encode_to_vec()), (5, 15));
     }

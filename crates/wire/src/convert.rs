@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv6Addr};
 
 /// What makes a received record unusable; the receiver counts these by
 /// `reason()` and skips the record.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum DecodeError {
     #[error("record has no {0}")]
     Missing(&'static str),
@@ -364,7 +364,8 @@ pub struct DecodedRecords {
 }
 
 /// A `Records` message's bytes as flow records, with no prost `Record`
-/// made: what `pbflow::Records::decode` and `from_pb` of each entry give,
+/// made: what prost's decode (`Records::decode_by_prost`) and `from_pb` of
+/// each entry give,
 /// for a fraction of the cost. Bytes that are not a message are refused
 /// whole, as prost refuses them.
 pub fn decode_records(bytes: &[u8]) -> Result<DecodedRecords, WireError> {

@@ -286,6 +286,7 @@ async fn send_loop(shared: Arc<Shared>, config: ExporterConfig) {
                     agent: agent.clone(),
                     sequence,
                 }),
+                ..Default::default()
             });
         }
         let batch = in_flight.as_ref().expect("a batch is in flight");

@@ -10,9 +10,11 @@ pub mod exporter;
 pub mod log_entry;
 pub mod raw;
 pub mod receiver;
+pub mod records;
 
 /// The generated pbflow messages and Collector service.
 pub mod pbflow {
     #![allow(clippy::all, missing_docs)]
     include!(concat!(env!("OUT_DIR"), "/pbflow.rs"));
+    pub use crate::records::Records;
 }

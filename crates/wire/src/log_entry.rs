@@ -38,6 +38,7 @@ pub fn encode_batch(records: &[FlowRecord], id: Option<(&str, u64)>) -> Vec<u8> 
     let message = pbflow::Records {
         entries: records.iter().map(to_pb).collect(),
         batch: None,
+        ..Default::default()
     };
     let mut out = Vec::with_capacity(message.encoded_len() + 64);
     out.push(BATCH);

@@ -544,7 +544,7 @@ mod tests {
 
     /// prost's decode and `from_pb` of each entry: the reference.
     fn by_prost(bytes: &[u8]) -> Outcome {
-        let message = pbflow::Records::decode(bytes).map_err(drop)?;
+        let message = pbflow::Records::decode_by_prost(bytes).map_err(drop)?;
         let (mut records, mut invalid) = (Vec::new(), Vec::new());
         for entry in message.entries {
             match from_pb(entry) {
@@ -575,13 +575,13 @@ mod tests {
     }
 
     fn message(records: &[FlowRecord]) -> Vec<u8> {
-        pbflow::Records {
-            entries: records.iter().map(to_pb).collect(),
-            batch: Some(pbflow::BatchId {
+        pbflow::Records::to_send(
+            records.iter().map(to_pb).collect(),
+            Some(pbflow::BatchId {
                 agent: "node-a/1f".into(),
                 sequence: 7,
             }),
-        }
+        )
         .encode_to_vec()
     }
 

@@ -9,7 +9,6 @@
 //! never fatal.
 
 use crate::connections::{BoundedListener, ConnectionLimits};
-use crate::convert::from_pb;
 use crate::pbflow::{self, collector_server};
 use flowlens_model::FlowRecord;
 use std::collections::BTreeMap;
@@ -201,10 +200,10 @@ impl collector_server::Collector for Receiver {
         &self,
         request: Request<pbflow::Records>,
     ) -> Result<Response<pbflow::CollectorReply>, Status> {
+        // Decoded in place by the codec (records.rs): flow records already.
         let message = request.into_inner();
-        let entries = message.entries;
-        let n = entries.len() as u64;
-        if entries.len() > self.limits.max_records_per_call {
+        let n = message.len() as u64;
+        if message.len() > self.limits.max_records_per_call {
             self.update(|s| {
                 s.requests += 1;
                 s.requests_too_many_records += 1;
@@ -215,8 +214,8 @@ impl collector_server::Collector for Receiver {
             )));
         }
         // Take a place in the queue first: under a flood, refusing costs
-        // nothing and converting is skipped.
-        let place = u32::try_from(entries.len())
+        // nothing.
+        let place = u32::try_from(message.len())
             .ok()
             .and_then(|n| self.queued_records.clone().try_acquire_many_owned(n).ok());
         let (Ok(permit), Some(place)) = (self.queue.try_reserve(), place) else {
@@ -231,16 +230,11 @@ impl collector_server::Collector for Receiver {
                 Status::resource_exhausted("the collector is busy; retry later")
             });
         };
-        let mut records = Vec::with_capacity(entries.len());
+        let (records, skipped, batch) = message.into_flows();
         let mut invalid: BTreeMap<&'static str, u64> = BTreeMap::new();
-        for entry in entries {
-            match from_pb(entry) {
-                Ok(r) => records.push(r),
-                Err(e) => {
-                    *invalid.entry(e.reason()).or_default() += 1;
-                    self.log.warn(|| format!("skipped a record: {e}"));
-                }
-            }
+        for e in skipped {
+            *invalid.entry(e.reason()).or_default() += 1;
+            self.log.warn(|| format!("skipped a record: {e}"));
         }
         self.update(|s| {
             s.requests += 1;
@@ -249,7 +243,7 @@ impl collector_server::Collector for Receiver {
                 *s.records_invalid.entry(reason.to_string()).or_default() += count;
             }
         });
-        let id = message.batch.map(|b| BatchId {
+        let id = batch.map(|b| BatchId {
             agent: b.agent,
             sequence: b.sequence,
         });

@@ -209,6 +209,7 @@ async fn a_busy_collector_is_retried_without_loss() {
                 .send(pbflow::Records {
                     entries: vec![flowlens_wire::convert::to_pb(&flows(1, port)[0])],
                     batch: None,
+                    ..Default::default()
                 })
                 .await
         })
@@ -276,6 +277,7 @@ async fn malformed_calls_and_records_are_counted_not_fatal() {
         .send(pbflow::Records {
             entries: vec![no_network, good, bad_ip],
             batch: None,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -303,6 +305,7 @@ async fn a_flooding_agent_neither_stalls_nor_starves_a_good_one() {
             .map(flowlens_wire::convert::to_pb)
             .collect(),
         batch: None,
+        ..Default::default()
     };
     // 8 connections, each sending as fast as answers come, ignoring
     // "busy" (a misbehaving agent does not back off).
