@@ -11,6 +11,7 @@ pub mod collector_cmd;
 pub mod demo;
 pub mod durable_ingest;
 pub mod http_client;
+pub mod netlab;
 pub mod output;
 pub mod pipeline_run;
 pub mod processor_args;

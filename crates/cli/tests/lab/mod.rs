@@ -3,6 +3,7 @@
 //! against them. Everything is removed when the lab is dropped.
 #![allow(dead_code)]
 
+use flowlens::netlab::{HostSpec, NetLab};
 use flowlens_model::FlowRecord;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -86,22 +87,24 @@ pub fn ask_missing_name(bind: &str, server: &str, id: u16) -> u8 {
 static LAB_SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// One namespace of the lab, with its end of a veth pair called `eth0`.
-#[derive(Debug, Clone)]
-pub struct Host {
-    pub netns: String,
-    /// The veth end in the host namespace, where the agent attaches.
-    pub host_if: String,
-    pub ipv4: String,
-    pub ipv6: String,
-    pub mac: String,
-}
+pub use flowlens::netlab::Host;
 
+/// The tests' lab: the demo's lab (`flowlens::netlab`) with numbered hosts
+/// under a prefix of this process, and the data directory of the `up`s it
+/// starts. Its hosts and bridge are the `NetLab`'s (`lab.hosts`).
 pub struct Lab {
     pub prefix: String,
-    pub bridge: String,
-    pub hosts: Vec<Host>,
+    net: NetLab,
     /// The flow store of the `up`s this lab starts (removed with the lab).
     pub data_dir: std::path::PathBuf,
+}
+
+impl std::ops::Deref for Lab {
+    type Target = NetLab;
+
+    fn deref(&self) -> &NetLab {
+        &self.net
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,18 +123,11 @@ impl Lab {
         require_root();
         let seq = LAB_SEQ.fetch_add(1, Ordering::SeqCst);
         let prefix = format!("fl{:x}{}", std::process::id() % 0xfff, seq);
-        let bridge = format!("{prefix}br");
         let mut lab = Lab {
-            prefix: prefix.clone(),
-            bridge: bridge.clone(),
-            hosts: Vec::new(),
+            net: NetLab::new(&format!("{prefix}br")).expect("the lab's bridge"),
             data_dir: std::env::temp_dir().join(format!("flowlens-data-{prefix}")),
+            prefix,
         };
-        sh(&format!(
-            "ip link add {bridge} type bridge && ip link set {bridge} up"
-        ));
-        // A bridge without IPv6 sends no MLD or router solicitations of its own.
-        sh(&format!("sysctl -qw net.ipv6.conf.{bridge}.disable_ipv6=1"));
         for i in 1..=n {
             let _ = lab.add_host(i, ipv6);
         }
@@ -141,55 +137,22 @@ impl Lab {
 
     /// Adds host `i` to the bridge (a container starting).
     pub fn add_host(&mut self, i: usize, ipv6: bool) -> Host {
-        let netns = format!("{}h{i}", self.prefix);
-        let host_if = format!("{}h{i}", self.prefix);
-        let v6 = if ipv6 { 0 } else { 1 };
-        sh(&format!(
-            "ip netns add {netns} && \
-             ip netns exec {netns} sysctl -qw net.ipv6.conf.all.disable_ipv6={v6} net.ipv6.conf.default.disable_ipv6={v6} && \
-             ip link add {host_if} type veth peer name eth0 netns {netns} && \
-             sysctl -qw net.ipv6.conf.{host_if}.disable_ipv6=1 && \
-             ip link set {host_if} master {} up && \
-             ip -n {netns} link set lo up && ip -n {netns} link set eth0 up && \
-             ip -n {netns} addr add 198.18.0.{i}/24 dev eth0",
-            self.bridge
-        ));
-        if ipv6 {
-            sh(&format!(
-                "ip netns exec {netns} sysctl -qw net.ipv6.conf.eth0.router_solicitations=0 && \
-                 ip -n {netns} addr add fd00:198:18::{i}/64 dev eth0 nodad"
-            ));
-        }
-        let mac = sh(&format!("ip -n {netns} -br link show dev eth0"))
-            .split_whitespace()
-            .nth(2)
-            .expect("mac of eth0")
-            .to_uppercase();
-        self.hosts.push(Host {
-            netns,
-            host_if,
-            ipv4: format!("198.18.0.{i}"),
-            ipv6: format!("fd00:198:18::{i}"),
-            mac,
-        });
-        self.hosts.last().unwrap().clone()
+        let name = format!("{}h{i}", self.prefix);
+        let (v4, v6) = (format!("198.18.0.{i}/24"), format!("fd00:198:18::{i}/64"));
+        self.net
+            .add_host(&HostSpec {
+                netns: &name,
+                host_if: &name,
+                ipv4: &v4,
+                ipv6: ipv6.then_some(v6.as_str()),
+            })
+            .expect("a lab host")
     }
 
     pub fn set_static_neighbours(&self) {
-        for h in &self.hosts {
-            for peer in self.hosts.iter().filter(|p| p.netns != h.netns) {
-                sh(&format!(
-                    "ip -n {} neigh replace {} lladdr {} dev eth0 nud permanent",
-                    h.netns, peer.ipv4, peer.mac
-                ));
-                let _ = Command::new("ip")
-                    .args([
-                        "-n", &h.netns, "-6", "neigh", "replace", &peer.ipv6, "lladdr", &peer.mac,
-                    ])
-                    .args(["dev", "eth0", "nud", "permanent"])
-                    .output();
-            }
-        }
+        self.net
+            .set_static_neighbours()
+            .expect("the lab's static neighbours");
     }
 
     /// Starts an agent watching this lab's interfaces, with `extra` flags.
@@ -218,10 +181,6 @@ impl Lab {
         ];
         args.extend_from_slice(extra);
         Agent::start_up(&args, &self.host_ifs())
-    }
-
-    pub fn host_ifs(&self) -> Vec<String> {
-        self.hosts.iter().map(|h| h.host_if.clone()).collect()
     }
 
     /// Counters of `eth0` inside the host's namespace.
@@ -272,32 +231,17 @@ impl Lab {
 
     /// Runs `f` in a thread that has entered the host's network namespace.
     pub fn in_netns<T: Send + 'static>(host: &Host, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/run/netns/{}", host.netns);
-        std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).expect("open netns");
-            // SAFETY: setns on a valid namespace fd; affects this thread only.
-            let rc =
-                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns into {path}");
-            f()
-        })
-        .join()
-        .expect("netns thread")
+        flowlens::netlab::spawn_in(&host.netns, "lab-netns", f)
+            .expect("a thread in the host's namespace")
+            .join()
+            .expect("netns thread")
+            .expect("entering the host's namespace")
     }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        for h in &self.hosts {
-            let _ = Command::new("ip").args(["netns", "del", &h.netns]).status();
-            let _ = Command::new("ip")
-                .args(["link", "del", &h.host_if])
-                .stderr(Stdio::null())
-                .status();
-        }
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .status();
+        // The namespaces, links and bridge go with the NetLab.
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
