@@ -412,12 +412,18 @@ fn conversation_memory(records: usize, conversations: usize) {
     let flows: Vec<Vec<FlowRecord>> = batches.iter().map(|b| decode(b)).collect();
     let mut tracker = ConversationTracker::new(tracker_config(conversations));
     let rss_before = rss_kib();
-    for batch in &flows {
-        for flow in batch {
-            tracker.on_flow(flow, BASE_MS + 1000);
+    // RSS also when half the conversations are in: the growth from half to
+    // all is what one more conversation costs, without the fixed part
+    // (partly used huge pages of the allocator's arenas, the first tables).
+    let mut at_half = None;
+    for (i, flow) in flows.iter().flatten().enumerate() {
+        if i == conversations {
+            at_half = Some((rss_kib(), tracker.tracked()));
         }
+        tracker.on_flow(flow, BASE_MS + 1000);
     }
-    let tracker_kib = rss_kib().saturating_sub(rss_before);
+    let rss_after = rss_kib();
+    let tracker_kib = rss_after.saturating_sub(rss_before);
     let tracker_tracked = tracker.tracked();
     drop((tracker, flows));
 
@@ -425,6 +431,13 @@ fn conversation_memory(records: usize, conversations: usize) {
         "memory per conversation      {:.0} bytes in the tracker alone (RSS +{tracker_kib} KiB, {tracker_tracked} conversations)",
         tracker_kib as f64 * 1024.0 / tracker_tracked.max(1) as f64,
     );
+    if let Some((half_kib, half_tracked)) = at_half {
+        println!(
+            "marginal memory per conversation {:.0} bytes (RSS from {half_tracked} to {tracker_tracked} conversations)",
+            rss_after.saturating_sub(half_kib) as f64 * 1024.0
+                / tracker_tracked.saturating_sub(half_tracked).max(1) as f64,
+        );
+    }
 }
 
 fn main() {
