@@ -158,37 +158,27 @@ impl NetLab {
     /// loses packets instead of failing fast on a lookup.
     pub fn set_static_neighbours(&self) -> Result<()> {
         for h in &self.hosts {
-            for peer in self.hosts.iter().filter(|p| p.netns != h.netns) {
+            let pin = |family: &str, addr: &str, mac: &str| {
                 run(&[
                     "ip",
                     "-n",
                     &h.netns,
+                    family,
                     "neigh",
                     "replace",
-                    &peer.ipv4,
+                    addr,
                     "lladdr",
-                    &peer.mac,
+                    mac,
                     "dev",
                     "eth0",
                     "nud",
                     "permanent",
-                ])?;
+                ])
+            };
+            for peer in self.hosts.iter().filter(|p| p.netns != h.netns) {
+                pin("-4", &peer.ipv4, &peer.mac)?;
                 if !h.ipv6.is_empty() && !peer.ipv6.is_empty() {
-                    run(&[
-                        "ip",
-                        "-n",
-                        &h.netns,
-                        "-6",
-                        "neigh",
-                        "replace",
-                        &peer.ipv6,
-                        "lladdr",
-                        &peer.mac,
-                        "dev",
-                        "eth0",
-                        "nud",
-                        "permanent",
-                    ])?;
+                    pin("-6", &peer.ipv6, &peer.mac)?;
                 }
             }
         }
