@@ -1,7 +1,9 @@
 //! Records for tests of the code that carries them (wire format, store
 //! columns): one with every field set.
 
-use crate::{FlowRecord, NetworkEvent};
+use crate::conversation::HashId;
+use crate::vocab::{CloseCause, RecordType};
+use crate::{ConversationRecord, FlowRecord, Label, NetworkEvent};
 
 /// A flow with every field set (no `..Default::default()`: a new field
 /// of `FlowRecord` must be given here), values chosen to catch lossy conversions
@@ -73,5 +75,51 @@ pub fn every_field_record() -> FlowRecord {
         icmp_type: Some(8),
         icmp_code: Some(0),
         ..full_record()
+    }
+}
+
+/// A conversation record with every field set (no `..`: a new field of
+/// `ConversationRecord` must be given here).
+pub fn full_conversation() -> ConversationRecord {
+    let label = || Some(Label::from("x"));
+    ConversationRecord {
+        record_type: RecordType::EndConnection,
+        hash_id: HashId(0x0123_4567_89ab_cdef),
+        is_first: false,
+        src_addr: "198.18.0.1".into(),
+        src_port: 40000,
+        dst_addr: "fd00:198:18::2".into(),
+        dst_port: 443,
+        proto: 6,
+        src_k8s_host_name: label(),
+        src_k8s_namespace: label(),
+        src_k8s_name: label(),
+        src_k8s_type: label(),
+        src_subnet_label: label(),
+        dst_k8s_host_name: label(),
+        dst_k8s_namespace: label(),
+        dst_k8s_name: label(),
+        dst_k8s_type: label(),
+        dst_subnet_label: label(),
+        bytes_ab: 1,
+        bytes_ba: 2,
+        packets_ab: 3,
+        packets_ba: 4,
+        num_flow_logs: 5,
+        time_flow_start_ms: 6,
+        time_flow_end_ms: 7,
+        flags: 8,
+        sampling: 1,
+        time_flow_rtt_min_ns: Some(9),
+        time_flow_rtt_max_ns: Some(10),
+        time_flow_rtt_avg_ns: Some(11),
+        tcp_retransmits: Some(12),
+        pkt_drop_packets: Some(13),
+        pkt_drop_bytes: Some(14),
+        pkt_drop_latest_drop_cause: Some("SKB_DROP_REASON_NETFILTER_DROP".into()),
+        dns_flags_response_code: Some("NXDomain".into()),
+        dns_name: Some("a.test".into()),
+        dns_unanswered: Some(true),
+        close_cause: Some(CloseCause::Reset),
     }
 }

@@ -5,6 +5,7 @@
 mod aggregate;
 mod batch;
 mod columnar;
+mod conversation_batch;
 mod files;
 mod flow_batch;
 mod interrupt;
@@ -13,6 +14,7 @@ mod rollup;
 mod schema;
 mod space;
 mod store;
+mod typed_columns;
 pub mod wal;
 
 pub use aggregate::{Edge, Metric, SeriesPoint, Stat, TopEntry};

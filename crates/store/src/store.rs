@@ -3,6 +3,7 @@
 //! counted.
 
 use crate::batch::to_batch;
+use crate::conversation_batch::conversations_to_batch;
 use crate::files::{self, DataFile, Table};
 use crate::flow_batch::flows_to_batch;
 use crate::rollup;
@@ -272,8 +273,10 @@ impl Store {
         }
     }
 
-    /// Takes records; each gets a store id (`_Id`, unique and increasing,
-    /// also across restarts). Every `flush_rows` records make a file.
+    /// Takes records as JSON objects (tools and tests; the pipeline's ways
+    /// in are the typed `append_flows` and `append_conversations`); each
+    /// gets a store id (`_Id`, unique and increasing, also across
+    /// restarts). Every `flush_rows` records make a file.
     pub fn append(&self, table: Table, mut records: Vec<Map<String, Value>>) {
         self.append_with(table, records.len(), 0, |first_id, rows| {
             for (i, record) in records[rows.clone()].iter_mut().enumerate() {
@@ -284,17 +287,12 @@ impl Store {
     }
 
     /// Takes the conversation tracker's records (conversations; flow logs
-    /// are flows, stored by `append_flows`), made JSON here, at the store's
-    /// edge: a few records per connection, not per flow.
+    /// are flows, stored by `append_flows`), building their columns
+    /// straight from the typed fields.
     pub fn append_conversations(&self, records: &[ConversationRecord]) {
-        let maps = records
-            .iter()
-            .filter_map(|r| match serde_json::to_value(r) {
-                Ok(Value::Object(map)) => Some(map),
-                _ => None,
-            })
-            .collect();
-        self.append(Table::Conversations, maps);
+        self.append_with(Table::Conversations, records.len(), 0, |first_id, rows| {
+            conversations_to_batch(&records[rows], first_id)
+        });
     }
 
     /// Takes flow records, as `append` does, building their columns
