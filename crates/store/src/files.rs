@@ -57,6 +57,11 @@ const MAX_ROWS_PER_BYTE: u64 = 64;
 /// rollup of one, far below what would take a query long to decode.
 const MAX_ROWS_PER_FILE: u64 = 16 * 1024 * 1024;
 
+/// The most values (over all columns) a file may claim per byte it holds:
+/// a column of nulls costs a few bytes whatever its rows, so our files
+/// hold about 160 values a byte (the test below measures them).
+const MAX_VALUES_PER_BYTE: u64 = 1024;
+
 /// The most values per row of a list column (a flow's interfaces, ...).
 const LIST_ITEMS_PER_ROW: u64 = 16;
 
@@ -89,6 +94,8 @@ fn implausible(meta: &parquet::file::metadata::ParquetMetaData, bytes: u64) -> O
         .saturating_mul(MAX_ROWS_PER_BYTE)
         .min(MAX_ROWS_PER_FILE);
     let declared = meta.file_metadata().num_rows();
+    let most_values = bytes.saturating_mul(MAX_VALUES_PER_BYTE);
+    let mut values: u64 = 0;
     let mut in_groups: u64 = 0;
     for (i, group) in meta.row_groups().iter().enumerate() {
         let Ok(rows) = u64::try_from(group.num_rows()) else {
@@ -98,6 +105,12 @@ fn implausible(meta: &parquet::file::metadata::ParquetMetaData, bytes: u64) -> O
         // A list column (Interfaces, ...) holds more values than rows, a
         // few per row in our files: its values are bounded the same way.
         for chunk in group.columns() {
+            values = values.saturating_add(u64::try_from(chunk.num_values()).unwrap_or(u64::MAX));
+            if values > most_values {
+                return Some(format!(
+                    "it claims over {most_values} values in {bytes} bytes"
+                ));
+            }
             if u64::try_from(chunk.num_values()).map_or(true, |n| n > most * LIST_ITEMS_PER_ROW) {
                 return Some(format!(
                     "its column {} claims {} values in row group {i}",
@@ -505,22 +518,47 @@ mod tests {
         assert_eq!(partition(951_782_400_000 + 3_600_000 * 23), "2000-02-29/23");
     }
 
-    /// The densest file the store writes (a flush of identical records)
-    /// is well inside the bound; the same footer on fewer bytes is not.
+    /// The densest files the store writes (a flush of identical records,
+    /// with every field set or with most columns null) are well inside the
+    /// bounds; the same footer on fewer bytes is not.
     #[test]
     fn row_counts_a_file_could_not_hold_are_refused() {
         let dir = std::env::temp_dir().join(format!("flowlens-files-{}", std::process::id()));
-        let flows = vec![flowlens_model::fixtures::full_record(); 64 * 1024];
-        let batch = crate::flow_batch::flows_to_batch(&flows, 0);
-        let file = write(&dir, "flows", &[batch], 0).unwrap();
-        let reader = open_reader(&file.path, ArrowReaderOptions::new()).unwrap();
-        let rows_per_byte = file.rows / file.bytes;
-        assert!(
-            rows_per_byte * 4 < MAX_ROWS_PER_BYTE,
-            "{rows_per_byte} rows/byte"
-        );
-        let why = implausible(reader.metadata(), file.rows / MAX_ROWS_PER_BYTE - 1).unwrap();
-        assert!(why.contains("65536 rows in"), "{why}");
+        let full = flowlens_model::fixtures::full_record();
+        let bare = flowlens_model::FlowRecord {
+            interfaces: vec!["eth0".into()],
+            if_directions: vec![0],
+            ..flowlens_model::FlowRecord::default()
+        };
+        for record in [full, bare] {
+            let flows = vec![record; 64 * 1024];
+            let batch = crate::flow_batch::flows_to_batch(&flows, 0);
+            let file = write(&dir, "flows", &[batch], 0).unwrap();
+            let reader = open_reader(&file.path, ArrowReaderOptions::new()).unwrap();
+            let values: i64 = reader
+                .metadata()
+                .row_groups()
+                .iter()
+                .flat_map(|g| g.columns())
+                .map(|c| c.num_values())
+                .sum();
+            let (rows_per_byte, values_per_byte) =
+                (file.rows / file.bytes, values as u64 / file.bytes);
+            assert!(
+                rows_per_byte * 4 < MAX_ROWS_PER_BYTE,
+                "{rows_per_byte} rows/byte"
+            );
+            assert!(
+                values_per_byte * 4 < MAX_VALUES_PER_BYTE,
+                "{values_per_byte} values/byte"
+            );
+            let why = implausible(reader.metadata(), file.rows / MAX_ROWS_PER_BYTE - 1).unwrap();
+            assert!(
+                why.contains("values in") || why.contains("65536 rows in"),
+                "{why}"
+            );
+            std::fs::remove_file(&file.path).unwrap();
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
