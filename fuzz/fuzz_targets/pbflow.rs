@@ -10,7 +10,6 @@ use flowlens_wire::convert::{decode_records as decode_in_place, from_pb};
 use flowlens_wire::log_entry::{LogEntry, decode_entry, decode_records};
 use flowlens_wire::pbflow::Records;
 use libfuzzer_sys::fuzz_target;
-use prost::Message;
 
 fuzz_target!(|data: &[u8]| {
     if Records::check_budget(data).is_ok() {

@@ -32,8 +32,8 @@ pub struct HostInventory {
 /// inventory is set, and shared by every flow (no copy per flow).
 pub struct HostEnricher {
     inventory: HostInventory,
-    pub subnets: SubnetLabels,
-    /// The labels of each address of the host (without its subnet).
+    subnets: SubnetLabels,
+    /// The labels of each address of the host, its subnet's included.
     resolved: HashMap<IpAddr, EndpointLabels>,
 }
 
@@ -67,7 +67,7 @@ impl HostEnricher {
                         namespace: None,
                         name: Some(host.clone()),
                         kind: Some(node.clone()),
-                        subnet: None,
+                        subnet: self.subnets.label_of(*ip).cloned(),
                     },
                     Some(netns) => {
                         let (namespace, name) = namespace_and_name(netns);
@@ -76,7 +76,7 @@ impl HostEnricher {
                             namespace: Some(Label::from(namespace)),
                             name: Some(Label::from(name)),
                             kind: Some(netns_kind.clone()),
-                            subnet: None,
+                            subnet: self.subnets.label_of(*ip).cloned(),
                         }
                     }
                 };
@@ -91,19 +91,12 @@ impl HostEnricher {
         let Some(ip) = addr.ip() else {
             return (false, EndpointLabels::default());
         };
-        let subnet = self.subnets.label_of(ip).cloned();
         match self.resolved.get(&ip) {
-            Some(labels) => (
-                true,
-                EndpointLabels {
-                    subnet,
-                    ..labels.clone()
-                },
-            ),
+            Some(labels) => (true, labels.clone()),
             None => (
                 false,
                 EndpointLabels {
-                    subnet,
+                    subnet: self.subnets.label_of(ip).cloned(),
                     ..EndpointLabels::default()
                 },
             ),
