@@ -16,7 +16,8 @@ pub struct Records {
     pub entries: Vec<pbflow::Record>,
     pub batch: Option<pbflow::BatchId>,
     /// What `decode` read in place: the usable records, in order, and why
-    /// each other one was skipped.
+    /// each other one was skipped. Encoding sends `entries` only (a
+    /// received message is not sent on; its records are).
     pub received: Vec<FlowRecord>,
     pub invalid: Vec<DecodeError>,
 }
