@@ -5,9 +5,8 @@
 
 use crate::typed_columns::{addresses, all_numbers, batch_of, bools, numbers, texts};
 use arrow_array::types::{Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type};
-use arrow_array::{ArrayRef, BooleanArray, RecordBatch};
+use arrow_array::{ArrayRef, RecordBatch};
 use flowlens_model::ConversationRecord;
-use std::sync::Arc;
 
 /// The conversations as one batch, with store ids from `first_id` on.
 pub fn conversations_to_batch(records: &[ConversationRecord], first_id: u64) -> RecordBatch {
@@ -18,7 +17,7 @@ fn column_of(name: &str, c: &[ConversationRecord]) -> Option<ArrayRef> {
     let array = match name {
         "_RecordType" => texts(c, |r| Some(r.record_type.as_str()))?,
         "_HashId" => texts(c, |r| Some(r.hash_id.to_string()))?,
-        "_IsFirst" => Arc::new(c.iter().map(|r| Some(r.is_first)).collect::<BooleanArray>()),
+        "_IsFirst" => bools(c, |r| Some(r.is_first))?,
         "SrcAddr" => addresses(c, |r| r.src_addr),
         "DstAddr" => addresses(c, |r| r.dst_addr),
         "SrcPort" => all_numbers::<UInt16Type, _>(c, |r| r.src_port),

@@ -84,7 +84,8 @@ fn open_reader(
     }
 }
 
-/// Why a file's footer cannot be one of ours: rows it could not hold.
+/// Why a file's footer cannot be one of ours: more columns, rows or
+/// values than its bytes could hold.
 fn implausible(meta: &parquet::file::metadata::ParquetMetaData, bytes: u64) -> Option<String> {
     let columns = meta.file_metadata().schema_descr().columns();
     if columns.len() > MAX_COLUMNS {
@@ -105,13 +106,14 @@ fn implausible(meta: &parquet::file::metadata::ParquetMetaData, bytes: u64) -> O
         // A list column (Interfaces, ...) holds more values than rows, a
         // few per row in our files: its values are bounded the same way.
         for chunk in group.columns() {
-            values = values.saturating_add(u64::try_from(chunk.num_values()).unwrap_or(u64::MAX));
+            let in_chunk = u64::try_from(chunk.num_values()).unwrap_or(u64::MAX);
+            values = values.saturating_add(in_chunk);
             if values > most_values {
                 return Some(format!(
                     "it claims over {most_values} values in {bytes} bytes"
                 ));
             }
-            if u64::try_from(chunk.num_values()).map_or(true, |n| n > most * LIST_ITEMS_PER_ROW) {
+            if in_chunk > most.saturating_mul(LIST_ITEMS_PER_ROW) {
                 return Some(format!(
                     "its column {} claims {} values in row group {i}",
                     chunk.column_path(),

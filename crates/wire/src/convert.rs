@@ -363,6 +363,16 @@ pub struct DecodedRecords {
     pub batch: Option<pbflow::BatchId>,
 }
 
+impl DecodedRecords {
+    /// Keeps a converted record, or why it could not be made.
+    pub fn take(&mut self, converted: Result<FlowRecord, DecodeError>) {
+        match converted {
+            Ok(record) => self.records.push(record),
+            Err(e) => self.invalid.push(e),
+        }
+    }
+}
+
 /// A `Records` message's bytes as flow records, with no prost `Record`
 /// made: what prost's decode (`Records::decode_by_prost`) and `from_pb` of
 /// each entry give,
@@ -376,10 +386,7 @@ pub fn decode_records(bytes: &[u8]) -> Result<DecodedRecords, WireError> {
         batch: message.batch,
     };
     for entry in message.entries {
-        match from_raw(&RawRecord::parse(entry)?) {
-            Ok(record) => decoded.records.push(record),
-            Err(e) => decoded.invalid.push(e),
-        }
+        decoded.take(from_raw(&RawRecord::parse(entry)?));
     }
     Ok(decoded)
 }

@@ -230,7 +230,11 @@ impl collector_server::Collector for Receiver {
                 Status::resource_exhausted("the collector is busy; retry later")
             });
         };
-        let (records, skipped, batch) = message.into_flows();
+        let crate::convert::DecodedRecords {
+            records,
+            invalid: skipped,
+            batch,
+        } = message.into_flows();
         let mut invalid: BTreeMap<&'static str, u64> = BTreeMap::new();
         for e in skipped {
             *invalid.entry(e.reason()).or_default() += 1;

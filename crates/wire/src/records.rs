@@ -34,15 +34,16 @@ impl Records {
 
     /// Every record of a received message: those read in place and any
     /// merged in as prost records (converted here).
-    pub fn into_flows(self) -> (Vec<FlowRecord>, Vec<DecodeError>, Option<pbflow::BatchId>) {
-        let (mut records, mut invalid) = (self.received, self.invalid);
+    pub fn into_flows(self) -> DecodedRecords {
+        let mut flows = DecodedRecords {
+            records: self.received,
+            invalid: self.invalid,
+            batch: self.batch,
+        };
         for entry in self.entries {
-            match crate::convert::from_pb(entry) {
-                Ok(r) => records.push(r),
-                Err(e) => invalid.push(e),
-            }
+            flows.take(crate::convert::from_pb(entry));
         }
-        (records, invalid, self.batch)
+        flows
     }
 
     /// prost's own decode of a message (each entry a prost `Record`): the
@@ -152,10 +153,10 @@ mod tests {
         let received = Records::decode(bytes.as_slice()).unwrap();
         assert!(received.entries.is_empty(), "read in place");
         assert_eq!(received.len(), 3);
-        let (records, invalid, got_batch) = received.into_flows();
-        assert_eq!(records, flows);
-        assert_eq!(invalid, [DecodeError::Missing("network")]);
-        assert_eq!(got_batch, batch);
+        let got = received.into_flows();
+        assert_eq!(got.records, flows);
+        assert_eq!(got.invalid, [DecodeError::Missing("network")]);
+        assert_eq!(got.batch, batch);
         // Bytes that are no message: prost's error.
         let refused = Records::decode(&[0x0a, 0x05, 0x40][..]).unwrap_err();
         assert!(
