@@ -155,7 +155,8 @@ fn promql_over_scraped_metrics_returns_what_the_kernel_saw() {
     let with_rtt: Vec<u64> = printed
         .iter()
         .filter(|r| {
-            r.src_k8s_namespace
+            r.src_labels
+                .namespace
                 .as_deref()
                 .is_some_and(|ns| ns == client.netns || ns == server.netns)
         })

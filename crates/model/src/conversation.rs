@@ -5,7 +5,7 @@
 //! they leave: stdout, the store, the API.
 
 use crate::vocab::{CloseCause, RecordType};
-use crate::{Address, FlowRecord, Label};
+use crate::{Address, FlowRecord, SideLabels};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A conversation's `_HashId`: the same for both directions of a
@@ -54,66 +54,10 @@ pub struct ConversationRecord {
     pub dst_port: u16,
     #[serde(rename = "Proto")]
     pub proto: u8,
-    #[serde(
-        rename = "SrcK8S_HostName",
-        skip_serializing_if = "Option::is_none",
-        default
-    )]
-    pub src_k8s_host_name: Option<Label>,
-    #[serde(
-        rename = "SrcK8S_Namespace",
-        skip_serializing_if = "Option::is_none",
-        default
-    )]
-    pub src_k8s_namespace: Option<Label>,
-    #[serde(
-        rename = "SrcK8S_Name",
-        skip_serializing_if = "Option::is_none",
-        default
-    )]
-    pub src_k8s_name: Option<Label>,
-    #[serde(
-        rename = "SrcK8S_Type",
-        skip_serializing_if = "Option::is_none",
-        default
-    )]
-    pub src_k8s_type: Option<Label>,
-    #[serde(
-        rename = "SrcSubnetLabel",
-        skip_serializing_if = "Option::is_none",
-        default
-    )]
-    pub src_subnet_label: Option<Label>,
-    #[serde(
-        rename = "DstK8S_HostName",
-        skip_serializing_if = "Option::is_none",
-        default
-    )]
-    pub dst_k8s_host_name: Option<Label>,
-    #[serde(
-        rename = "DstK8S_Namespace",
-        skip_serializing_if = "Option::is_none",
-        default
-    )]
-    pub dst_k8s_namespace: Option<Label>,
-    #[serde(
-        rename = "DstK8S_Name",
-        skip_serializing_if = "Option::is_none",
-        default
-    )]
-    pub dst_k8s_name: Option<Label>,
-    #[serde(
-        rename = "DstK8S_Type",
-        skip_serializing_if = "Option::is_none",
-        default
-    )]
-    pub dst_k8s_type: Option<Label>,
-    #[serde(
-        rename = "DstSubnetLabel",
-        skip_serializing_if = "Option::is_none",
-        default
-    )]
-    pub dst_subnet_label: Option<Label>,
+    #[serde(flatten, with = "crate::endpoint::src_labels")]
+    pub src_labels: SideLabels,
+    #[serde(flatten, with = "crate::endpoint::dst_labels")]
+    pub dst_labels: SideLabels,
     #[serde(rename = "Bytes_AB")]
     pub bytes_ab: u64,
     #[serde(rename = "Bytes_BA")]

@@ -1,8 +1,14 @@
-//! One end of a flow, as enrichment names it: the `Src…`/`Dst…` fields of a
-//! record read and written together.
+//! One end of a flow, as enrichment names it: the `Src…`/`Dst…` labels of a
+//! record, held together and shared. The enricher resolves an address once
+//! and every flow of that end points at the same labels (one reference
+//! count per flow, not five strings); records stay flat in JSON, with
+//! netobserv's names.
 
-use crate::FlowRecord;
 use crate::record::Label;
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserializer, Serializer};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -18,9 +24,42 @@ impl Side {
             Side::Dst => "Dst",
         }
     }
+
+    /// The side whose label has JSON name `name`, if it is a label.
+    pub fn of_label(name: &str) -> Option<Side> {
+        [Side::Src, Side::Dst]
+            .into_iter()
+            .find(|side| side.label_names().contains(&name))
+    }
+
+    /// This side's JSON names of the labels, in `EndpointLabels::fields`'
+    /// order.
+    pub fn label_names(self) -> &'static [&'static str; LABELS] {
+        match self {
+            Side::Src => &SRC_NAMES,
+            Side::Dst => &DST_NAMES,
+        }
+    }
 }
 
-/// The enrichment fields of one side of a record.
+/// How many labels an end has.
+pub const LABELS: usize = 5;
+const SRC_NAMES: [&str; LABELS] = [
+    "SrcK8S_HostName",
+    "SrcK8S_Namespace",
+    "SrcK8S_Name",
+    "SrcK8S_Type",
+    "SrcSubnetLabel",
+];
+const DST_NAMES: [&str; LABELS] = [
+    "DstK8S_HostName",
+    "DstK8S_Namespace",
+    "DstK8S_Name",
+    "DstK8S_Type",
+    "DstSubnetLabel",
+];
+
+/// The enrichment labels of one end.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct EndpointLabels {
     pub host_name: Option<Label>,
@@ -30,110 +69,215 @@ pub struct EndpointLabels {
     pub subnet: Option<Label>,
 }
 
+const NO_LABELS: EndpointLabels = EndpointLabels {
+    host_name: None,
+    namespace: None,
+    name: None,
+    kind: None,
+    subnet: None,
+};
+
 impl EndpointLabels {
-    /// (JSON name without the side prefix, value) of each field.
-    pub fn fields(&self) -> [(&'static str, &Option<Label>); 5] {
+    /// Each label, in the order of `Side::label_names`.
+    pub fn fields(&self) -> [&Option<Label>; LABELS] {
         [
-            ("K8S_HostName", &self.host_name),
-            ("K8S_Namespace", &self.namespace),
-            ("K8S_Name", &self.name),
-            ("K8S_Type", &self.kind),
-            ("SubnetLabel", &self.subnet),
+            &self.host_name,
+            &self.namespace,
+            &self.name,
+            &self.kind,
+            &self.subnet,
         ]
+    }
+
+    fn fields_mut(&mut self) -> [&mut Option<Label>; LABELS] {
+        [
+            &mut self.host_name,
+            &mut self.namespace,
+            &mut self.name,
+            &mut self.kind,
+            &mut self.subnet,
+        ]
+    }
+
+    /// The label of JSON name `name` on `side`, if it is one.
+    pub fn by_name(&self, side: Side, name: &str) -> Option<&Option<Label>> {
+        let at = side.label_names().iter().position(|n| *n == name)?;
+        Some(self.fields()[at])
     }
 }
 
-impl FlowRecord {
-    pub fn endpoint(&self, side: Side) -> EndpointLabels {
-        let r = self;
-        match side {
-            Side::Src => EndpointLabels {
-                host_name: r.src_k8s_host_name.clone(),
-                namespace: r.src_k8s_namespace.clone(),
-                name: r.src_k8s_name.clone(),
-                kind: r.src_k8s_type.clone(),
-                subnet: r.src_subnet_label.clone(),
-            },
-            Side::Dst => EndpointLabels {
-                host_name: r.dst_k8s_host_name.clone(),
-                namespace: r.dst_k8s_namespace.clone(),
-                name: r.dst_k8s_name.clone(),
-                kind: r.dst_k8s_type.clone(),
-                subnet: r.dst_subnet_label.clone(),
-            },
+/// A record's labels of one end: shared with every record of that end, none
+/// at all (no allocation) for an end enrichment knows nothing of.
+#[derive(Debug, Clone, Default)]
+pub struct SideLabels(Option<Arc<EndpointLabels>>);
+
+impl SideLabels {
+    pub fn new(labels: EndpointLabels) -> SideLabels {
+        SideLabels((labels != NO_LABELS).then(|| Arc::new(labels)))
+    }
+
+    /// Labels already shared (the enricher's, the tracker's).
+    pub fn shared(labels: &Arc<EndpointLabels>) -> SideLabels {
+        SideLabels((**labels != NO_LABELS).then(|| labels.clone()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// The shared copy, if there are labels.
+    pub fn as_arc(&self) -> Option<&Arc<EndpointLabels>> {
+        self.0.as_ref()
+    }
+
+    /// A changed copy (the labels are shared: they are never changed in
+    /// place).
+    pub fn with(&self, change: impl FnOnce(&mut EndpointLabels)) -> SideLabels {
+        let mut labels = (**self).clone();
+        change(&mut labels);
+        SideLabels::new(labels)
+    }
+}
+
+impl std::ops::Deref for SideLabels {
+    type Target = EndpointLabels;
+    fn deref(&self) -> &EndpointLabels {
+        self.0.as_deref().unwrap_or(&NO_LABELS)
+    }
+}
+
+impl PartialEq for SideLabels {
+    /// The same shared labels are equal without reading them.
+    fn eq(&self, other: &SideLabels) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+            (a, b) => a.is_none() && b.is_none(),
         }
     }
+}
 
-    /// Whether this side's fields equal `e` (compared in place, no copy).
-    pub fn endpoint_is(&self, side: Side, e: &EndpointLabels) -> bool {
-        let r = self;
-        let fields = match side {
-            Side::Src => [
-                &r.src_k8s_host_name,
-                &r.src_k8s_namespace,
-                &r.src_k8s_name,
-                &r.src_k8s_type,
-                &r.src_subnet_label,
-            ],
-            Side::Dst => [
-                &r.dst_k8s_host_name,
-                &r.dst_k8s_namespace,
-                &r.dst_k8s_name,
-                &r.dst_k8s_type,
-                &r.dst_subnet_label,
-            ],
-        };
-        fields
-            .into_iter()
-            .zip(e.fields().map(|(_, value)| value))
-            .all(|(mine, theirs)| mine == theirs)
+impl Eq for SideLabels {}
+
+impl From<EndpointLabels> for SideLabels {
+    fn from(labels: EndpointLabels) -> SideLabels {
+        SideLabels::new(labels)
     }
+}
 
-    pub fn set_endpoint(&mut self, side: Side, e: EndpointLabels) {
-        let r = self;
-        let (host_name, namespace, name, kind, subnet) = match side {
-            Side::Src => (
-                &mut r.src_k8s_host_name,
-                &mut r.src_k8s_namespace,
-                &mut r.src_k8s_name,
-                &mut r.src_k8s_type,
-                &mut r.src_subnet_label,
-            ),
-            Side::Dst => (
-                &mut r.dst_k8s_host_name,
-                &mut r.dst_k8s_namespace,
-                &mut r.dst_k8s_name,
-                &mut r.dst_k8s_type,
-                &mut r.dst_subnet_label,
-            ),
-        };
-        (*host_name, *namespace, *name, *kind, *subnet) =
-            (e.host_name, e.namespace, e.name, e.kind, e.subnet);
+impl crate::FlowRecord {
+    pub fn labels(&self, side: Side) -> &SideLabels {
+        match side {
+            Side::Src => &self.src_labels,
+            Side::Dst => &self.dst_labels,
+        }
+    }
+}
+
+impl crate::ConversationRecord {
+    pub fn labels(&self, side: Side) -> &SideLabels {
+        match side {
+            Side::Src => &self.src_labels,
+            Side::Dst => &self.dst_labels,
+        }
+    }
+}
+
+/// Serde of one side's labels as the flat, prefixed fields of the record
+/// that holds them (`#[serde(flatten, with = "…")]`).
+fn serialize_side<S: Serializer>(labels: &SideLabels, side: Side, s: S) -> Result<S::Ok, S::Error> {
+    let mut map = s.serialize_map(None)?;
+    for (name, value) in side.label_names().iter().zip(labels.fields()) {
+        if let Some(value) = value {
+            map.serialize_entry(name, &**value)?;
+        }
+    }
+    map.end()
+}
+
+fn deserialize_side<'de, D: Deserializer<'de>>(d: D, side: Side) -> Result<SideLabels, D::Error> {
+    struct SideVisitor(Side);
+    impl<'de> Visitor<'de> for SideVisitor {
+        type Value = SideLabels;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "the {} endpoint's labels", self.0.prefix())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SideLabels, A::Error> {
+            let mut labels = EndpointLabels::default();
+            let names = self.0.label_names();
+            while let Some(key) = map.next_key::<String>()? {
+                let value: Option<String> = map.next_value()?;
+                if let Some(at) = names.iter().position(|n| *n == key) {
+                    *labels.fields_mut()[at] = value.map(Label::from);
+                }
+            }
+            Ok(SideLabels::new(labels))
+        }
+    }
+    // As a struct: a flattened field takes only the entries of its names.
+    d.deserialize_struct("EndpointLabels", side.label_names(), SideVisitor(side))
+}
+
+/// `#[serde(flatten, with = "src_labels")]` on the source end's labels.
+pub mod src_labels {
+    use super::*;
+    pub fn serialize<S: Serializer>(labels: &SideLabels, s: S) -> Result<S::Ok, S::Error> {
+        serialize_side(labels, Side::Src, s)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SideLabels, D::Error> {
+        deserialize_side(d, Side::Src)
+    }
+}
+
+/// `#[serde(flatten, with = "dst_labels")]` on the destination end's labels.
+pub mod dst_labels {
+    use super::*;
+    pub fn serialize<S: Serializer>(labels: &SideLabels, s: S) -> Result<S::Ok, S::Error> {
+        serialize_side(labels, Side::Dst, s)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SideLabels, D::Error> {
+        deserialize_side(d, Side::Dst)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::FlowRecord;
 
     #[test]
-    fn sides_round_trip_through_the_record() {
+    fn sides_round_trip_through_the_record_as_flat_fields() {
         let labels = EndpointLabels {
             namespace: Some("backend".into()),
             kind: Some("NetworkNamespace".into()),
             ..Default::default()
         };
-        let mut r = FlowRecord::default();
-        r.set_endpoint(Side::Dst, labels.clone());
-        assert_eq!(r.dst_k8s_namespace.as_deref(), Some("backend"));
-        assert_eq!(r.endpoint(Side::Dst), labels);
-        assert_eq!(r.endpoint(Side::Src), EndpointLabels::default());
+        let r = FlowRecord {
+            dst_labels: labels.clone().into(),
+            ..Default::default()
+        };
+        assert_eq!(r.dst_labels.namespace.as_deref(), Some("backend"));
+        assert!(r.src_labels.is_empty());
         let json = serde_json::to_value(&r).unwrap();
-        for (name, value) in labels.fields() {
-            assert_eq!(
-                json.get(format!("Dst{name}")).and_then(|v| v.as_str()),
-                value.as_deref()
-            );
+        for (name, value) in Side::Dst.label_names().iter().zip(labels.fields()) {
+            assert_eq!(json.get(name).and_then(|v| v.as_str()), value.as_deref());
         }
+        assert!(json.get("SrcK8S_Namespace").is_none());
+        let back: FlowRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(*back.dst_labels, labels);
+    }
+
+    #[test]
+    fn no_labels_share_nothing_and_equal_labels_are_equal() {
+        assert!(SideLabels::new(EndpointLabels::default()).is_empty());
+        let labels = EndpointLabels {
+            host_name: Some("node-1".into()),
+            ..Default::default()
+        };
+        let (a, b) = (SideLabels::new(labels.clone()), SideLabels::new(labels));
+        assert_eq!(a, b);
+        assert_ne!(a, SideLabels::default());
+        assert_eq!(a.by_name(Side::Src, "SrcK8S_HostName"), Some(&a.host_name));
+        assert_eq!(a.by_name(Side::Dst, "SrcK8S_HostName"), None);
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::conversation::HashId;
 use crate::vocab::{CloseCause, RecordType};
-use crate::{ConversationRecord, FlowRecord, Label, NetworkEvent};
+use crate::{ConversationRecord, EndpointLabels, FlowRecord, Label, NetworkEvent, SideLabels};
 
 /// A flow with every field set (no `..Default::default()`: a new field
 /// of `FlowRecord` must be given here), values chosen to catch lossy conversions
@@ -48,16 +48,22 @@ pub fn full_record() -> FlowRecord {
         dns_name: Some("missing.test".into()),
         dns_query_type: Some("A".into()),
         dns_unanswered: Some(false),
-        src_k8s_host_name: Some("node-1".into()),
-        src_k8s_namespace: Some("frontend".into()),
-        src_k8s_name: Some("frontend".into()),
-        src_k8s_type: Some("NetworkNamespace".into()),
-        src_subnet_label: Some("clients".into()),
-        dst_k8s_host_name: Some("node-2".into()),
-        dst_k8s_namespace: Some("backend".into()),
-        dst_k8s_name: Some("db".into()),
-        dst_k8s_type: Some("Pod".into()),
-        dst_subnet_label: Some("lab".into()),
+        src_labels: EndpointLabels {
+            host_name: Some("node-1".into()),
+            namespace: Some("frontend".into()),
+            name: Some("frontend".into()),
+            kind: Some("NetworkNamespace".into()),
+            subnet: Some("clients".into()),
+        }
+        .into(),
+        dst_labels: EndpointLabels {
+            host_name: Some("node-2".into()),
+            namespace: Some("backend".into()),
+            name: Some("db".into()),
+            kind: Some("Pod".into()),
+            subnet: Some("lab".into()),
+        }
+        .into(),
         flow_direction: Some(2),
         network_events: Some(vec![NetworkEvent {
             action: "drop".into(),
@@ -78,10 +84,22 @@ pub fn every_field_record() -> FlowRecord {
     }
 }
 
+/// Every label of an end set (no `..`: a new label must be given here).
+fn every_label() -> SideLabels {
+    let label = || Some(Label::from("x"));
+    EndpointLabels {
+        host_name: label(),
+        namespace: label(),
+        name: label(),
+        kind: label(),
+        subnet: label(),
+    }
+    .into()
+}
+
 /// A conversation record with every field set (no `..`: a new field of
 /// `ConversationRecord` must be given here).
 pub fn full_conversation() -> ConversationRecord {
-    let label = || Some(Label::from("x"));
     ConversationRecord {
         record_type: RecordType::EndConnection,
         hash_id: HashId(0x0123_4567_89ab_cdef),
@@ -91,16 +109,8 @@ pub fn full_conversation() -> ConversationRecord {
         dst_addr: "fd00:198:18::2".into(),
         dst_port: 443,
         proto: 6,
-        src_k8s_host_name: label(),
-        src_k8s_namespace: label(),
-        src_k8s_name: label(),
-        src_k8s_type: label(),
-        src_subnet_label: label(),
-        dst_k8s_host_name: label(),
-        dst_k8s_namespace: label(),
-        dst_k8s_name: label(),
-        dst_k8s_type: label(),
-        dst_subnet_label: label(),
+        src_labels: every_label(),
+        dst_labels: every_label(),
         bytes_ab: 1,
         bytes_ba: 2,
         packets_ab: 3,

@@ -17,7 +17,7 @@ pub mod vocab;
 
 pub use address::Address;
 pub use conversation::{ConversationRecord, FlowLog, HashId, TrackerRecord};
-pub use endpoint::{EndpointLabels, Side};
+pub use endpoint::{EndpointLabels, Side, SideLabels};
 pub use mac::MacAddr;
 pub use record::{FlowRecord, Label, NetworkEvent};
 pub use schema::{FIELDS, FieldSpec, FieldType};

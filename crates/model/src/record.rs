@@ -1,7 +1,7 @@
 //! One flow: one direction of a 5-tuple over one eviction period.
 
 use crate::vocab::{ConnOutcome, DropCategory, TcpState};
-use crate::{Address, MacAddr};
+use crate::{Address, MacAddr, SideLabels};
 use serde::{Deserialize, Serialize};
 
 /// An endpoint label (host, namespace, name, kind, subnet): shared, not
@@ -97,58 +97,12 @@ pub struct FlowRecord {
     // HostName is this node's name for addresses of the host or of one of
     // its network namespaces, Namespace and Name the namespace's name (as
     // `ip netns` shows it), Type "Node" or "NetworkNamespace".
-    #[serde(
-        rename = "SrcK8S_HostName",
-        skip_serializing_if = "Option::is_none",
-        default
-    )]
-    pub src_k8s_host_name: Option<Label>,
-    #[serde(
-        rename = "DstK8S_HostName",
-        skip_serializing_if = "Option::is_none",
-        default
-    )]
-    pub dst_k8s_host_name: Option<Label>,
-    #[serde(
-        rename = "SrcK8S_Namespace",
-        skip_serializing_if = "Option::is_none",
-        default
-    )]
-    pub src_k8s_namespace: Option<Label>,
-    #[serde(
-        rename = "DstK8S_Namespace",
-        skip_serializing_if = "Option::is_none",
-        default
-    )]
-    pub dst_k8s_namespace: Option<Label>,
-    #[serde(
-        rename = "SrcK8S_Name",
-        skip_serializing_if = "Option::is_none",
-        default
-    )]
-    pub src_k8s_name: Option<Label>,
-    #[serde(
-        rename = "DstK8S_Name",
-        skip_serializing_if = "Option::is_none",
-        default
-    )]
-    pub dst_k8s_name: Option<Label>,
-    #[serde(
-        rename = "SrcK8S_Type",
-        skip_serializing_if = "Option::is_none",
-        default
-    )]
-    pub src_k8s_type: Option<Label>,
-    #[serde(
-        rename = "DstK8S_Type",
-        skip_serializing_if = "Option::is_none",
-        default
-    )]
-    pub dst_k8s_type: Option<Label>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub src_subnet_label: Option<Label>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub dst_subnet_label: Option<Label>,
+    // One side's labels are shared by its flows (`SideLabels`), written as
+    // the flat `SrcK8S_…`/`DstK8S_…`/`…SubnetLabel` fields.
+    #[serde(flatten, with = "crate::endpoint::src_labels")]
+    pub src_labels: SideLabels,
+    #[serde(flatten, with = "crate::endpoint::dst_labels")]
+    pub dst_labels: SideLabels,
     /// 0 ingress (into this host), 1 egress (out of it), 2 inner (both ends
     /// on this host), as netobserv.
     #[serde(skip_serializing_if = "Option::is_none", default)]

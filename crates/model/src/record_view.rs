@@ -2,8 +2,8 @@
 //! it into JSON: the pipeline filters every flow, and serialising each one
 //! cost more than the filter itself. A test keeps it equal to the JSON view.
 
-use crate::FlowRecord;
 use crate::view::{RecordView, Scalar};
+use crate::{FlowRecord, Side};
 
 fn num<T: Into<f64>>(out: &mut Vec<Scalar<'_>>, v: Option<T>) {
     out.extend(v.map(|v| Scalar::Num(v.into())));
@@ -60,17 +60,11 @@ impl RecordView for FlowRecord {
             "DnsName" => text(out, r.dns_name.as_deref()),
             "DnsQueryType" => text(out, r.dns_query_type.as_deref()),
             "DnsUnanswered" => out.extend(r.dns_unanswered.map(Scalar::Bool)),
-            "SrcK8S_HostName" => text(out, r.src_k8s_host_name.as_deref()),
-            "DstK8S_HostName" => text(out, r.dst_k8s_host_name.as_deref()),
-            "SrcK8S_Namespace" => text(out, r.src_k8s_namespace.as_deref()),
-            "DstK8S_Namespace" => text(out, r.dst_k8s_namespace.as_deref()),
-            "SrcK8S_Name" => text(out, r.src_k8s_name.as_deref()),
-            "DstK8S_Name" => text(out, r.dst_k8s_name.as_deref()),
-            "SrcK8S_Type" => text(out, r.src_k8s_type.as_deref()),
-            "DstK8S_Type" => text(out, r.dst_k8s_type.as_deref()),
-            "SrcSubnetLabel" => text(out, r.src_subnet_label.as_deref()),
-            "DstSubnetLabel" => text(out, r.dst_subnet_label.as_deref()),
             "FlowDirection" => num(out, r.flow_direction),
+            _ if let Some(side) = Side::of_label(name) => {
+                let label = r.labels(side).by_name(side, name);
+                text(out, label.and_then(|v| v.as_deref()))
+            }
             // NetworkEvents are read through `has_drop_event`; conversation
             // fields are not on flows.
             _ => {}

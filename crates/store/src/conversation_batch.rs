@@ -3,7 +3,7 @@
 //! one way conversations enter the store. The result is the batch
 //! `to_batch` makes of the records' JSON (a test checks it).
 
-use crate::typed_columns::{addresses, all_numbers, batch_of, bools, numbers, texts};
+use crate::typed_columns::{addresses, all_numbers, batch_of, bools, label_column, numbers, texts};
 use arrow_array::types::{Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type};
 use arrow_array::{ArrayRef, RecordBatch};
 use flowlens_model::ConversationRecord;
@@ -14,6 +14,9 @@ pub fn conversations_to_batch(records: &[ConversationRecord], first_id: u64) -> 
 }
 
 fn column_of(name: &str, c: &[ConversationRecord]) -> Option<ArrayRef> {
+    if let Some(column) = label_column(c, name, ConversationRecord::labels) {
+        return column;
+    }
     let array = match name {
         "_RecordType" => texts(c, |r| Some(r.record_type.as_str()))?,
         "_HashId" => texts(c, |r| Some(r.hash_id.to_string()))?,
@@ -23,16 +26,6 @@ fn column_of(name: &str, c: &[ConversationRecord]) -> Option<ArrayRef> {
         "SrcPort" => all_numbers::<UInt16Type, _>(c, |r| r.src_port),
         "DstPort" => all_numbers::<UInt16Type, _>(c, |r| r.dst_port),
         "Proto" => all_numbers::<UInt8Type, _>(c, |r| r.proto),
-        "SrcK8S_HostName" => texts(c, |r| r.src_k8s_host_name.as_deref())?,
-        "SrcK8S_Namespace" => texts(c, |r| r.src_k8s_namespace.as_deref())?,
-        "SrcK8S_Name" => texts(c, |r| r.src_k8s_name.as_deref())?,
-        "SrcK8S_Type" => texts(c, |r| r.src_k8s_type.as_deref())?,
-        "SrcSubnetLabel" => texts(c, |r| r.src_subnet_label.as_deref())?,
-        "DstK8S_HostName" => texts(c, |r| r.dst_k8s_host_name.as_deref())?,
-        "DstK8S_Namespace" => texts(c, |r| r.dst_k8s_namespace.as_deref())?,
-        "DstK8S_Name" => texts(c, |r| r.dst_k8s_name.as_deref())?,
-        "DstK8S_Type" => texts(c, |r| r.dst_k8s_type.as_deref())?,
-        "DstSubnetLabel" => texts(c, |r| r.dst_subnet_label.as_deref())?,
         "Bytes_AB" => all_numbers::<UInt64Type, _>(c, |r| r.bytes_ab),
         "Bytes_BA" => all_numbers::<UInt64Type, _>(c, |r| r.bytes_ba),
         "Packets_AB" => all_numbers::<UInt64Type, _>(c, |r| r.packets_ab),
@@ -69,11 +62,7 @@ mod tests {
         let bare = ConversationRecord {
             record_type: RecordType::NewConnection,
             is_first: true,
-            src_k8s_host_name: None,
-            src_k8s_namespace: None,
-            src_k8s_name: None,
-            src_k8s_type: None,
-            src_subnet_label: None,
+            src_labels: Default::default(),
             time_flow_rtt_min_ns: None,
             time_flow_rtt_max_ns: None,
             time_flow_rtt_avg_ns: None,

@@ -4,7 +4,7 @@
 //! writing). The result is the batch `to_batch` makes of the records' JSON
 //! (a test checks it), so both ways into the store write the same files.
 
-use crate::typed_columns::{addresses, all_numbers, batch_of, bools, numbers, texts};
+use crate::typed_columns::{addresses, all_numbers, batch_of, bools, label_column, numbers, texts};
 use arrow_array::builder::{ListBuilder, StringBuilder, UInt8Builder};
 use arrow_array::types::{Float64Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type};
 use arrow_array::{ArrayRef, RecordBatch};
@@ -27,6 +27,9 @@ fn macs(f: &[FlowRecord], get: impl Fn(&FlowRecord) -> MacAddr) -> ArrayRef {
 }
 
 fn column_of(name: &str, f: &[FlowRecord]) -> Option<ArrayRef> {
+    if let Some(column) = label_column(f, name, FlowRecord::labels) {
+        return column;
+    }
     let array = match name {
         "SrcAddr" => addresses(f, |r| r.src_addr),
         "DstAddr" => addresses(f, |r| r.dst_addr),
@@ -90,16 +93,6 @@ fn column_of(name: &str, f: &[FlowRecord]) -> Option<ArrayRef> {
                 .and_then(|e| serde_json::to_value(e).ok())
                 .map(|v| v.to_string())
         })?,
-        "SrcK8S_HostName" => texts(f, |r| r.src_k8s_host_name.as_deref())?,
-        "DstK8S_HostName" => texts(f, |r| r.dst_k8s_host_name.as_deref())?,
-        "SrcK8S_Namespace" => texts(f, |r| r.src_k8s_namespace.as_deref())?,
-        "DstK8S_Namespace" => texts(f, |r| r.dst_k8s_namespace.as_deref())?,
-        "SrcK8S_Name" => texts(f, |r| r.src_k8s_name.as_deref())?,
-        "DstK8S_Name" => texts(f, |r| r.dst_k8s_name.as_deref())?,
-        "SrcK8S_Type" => texts(f, |r| r.src_k8s_type.as_deref())?,
-        "DstK8S_Type" => texts(f, |r| r.dst_k8s_type.as_deref())?,
-        "SrcSubnetLabel" => texts(f, |r| r.src_subnet_label.as_deref())?,
-        "DstSubnetLabel" => texts(f, |r| r.dst_subnet_label.as_deref())?,
         "FlowDirection" => numbers::<UInt8Type, _>(f, |r| r.flow_direction)?,
         _ => return None,
     };

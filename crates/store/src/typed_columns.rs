@@ -8,7 +8,7 @@ use arrow_array::types::{ArrowPrimitiveType, UInt64Type};
 use arrow_array::{
     ArrayRef, BooleanArray, PrimitiveArray, RecordBatch, StringArray, new_null_array,
 };
-use flowlens_model::Address;
+use flowlens_model::{Address, Side, SideLabels};
 use std::sync::Arc;
 
 /// A batch of `rows` records of the store's schema: `column_of(name)`
@@ -67,6 +67,18 @@ pub fn texts<'a, T, S: AsRef<str>>(
         return None;
     }
     Some(Arc::new(rows.iter().map(get).collect::<StringArray>()))
+}
+
+/// The column of an end's label (`SrcK8S_Namespace`, ...) when `name` is
+/// one: Some(None) when no record has it.
+pub fn label_column<'a, T>(
+    rows: &'a [T],
+    name: &str,
+    labels: impl Fn(&'a T, Side) -> &'a SideLabels,
+) -> Option<Option<ArrayRef>> {
+    let side = Side::of_label(name)?;
+    let at = side.label_names().iter().position(|n| *n == name)?;
+    Some(texts(rows, |r| labels(r, side).fields()[at].as_deref()))
 }
 
 pub fn bools<T>(rows: &[T], get: impl Fn(&T) -> Option<bool>) -> Option<ArrayRef> {

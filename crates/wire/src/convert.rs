@@ -8,7 +8,7 @@ use crate::raw::{
 };
 use flowlens_model::names::rcode_name;
 use flowlens_model::vocab::TcpState;
-use flowlens_model::{EndpointLabels, FlowRecord, Label, MacAddr, NetworkEvent, Side};
+use flowlens_model::{EndpointLabels, FlowRecord, Label, MacAddr, NetworkEvent, SideLabels};
 use std::net::{IpAddr, Ipv6Addr};
 
 /// What makes a received record unusable; the receiver counts these by
@@ -125,26 +125,28 @@ fn narrow<T: TryFrom<u64>>(value: u64, field: &'static str) -> Result<T, DecodeE
     T::try_from(value).map_err(|_| DecodeError::OutOfRange { field, value })
 }
 
-fn endpoint_to_pb(e: EndpointLabels) -> Option<pbflow::Endpoint> {
-    let text = |label: Option<Label>| label.map(|l| l.to_string());
-    (e != EndpointLabels::default()).then(|| pbflow::Endpoint {
-        host_name: text(e.host_name),
-        namespace: text(e.namespace),
-        name: text(e.name),
-        r#type: text(e.kind),
-        subnet_label: text(e.subnet),
+fn endpoint_to_pb(e: &SideLabels) -> Option<pbflow::Endpoint> {
+    let text = |label: &Option<Label>| label.as_ref().map(|l| l.to_string());
+    (!e.is_empty()).then(|| pbflow::Endpoint {
+        host_name: text(&e.host_name),
+        namespace: text(&e.namespace),
+        name: text(&e.name),
+        r#type: text(&e.kind),
+        subnet_label: text(&e.subnet),
     })
 }
 
-fn endpoint_from_raw(e: Option<RawEndpoint<'_>>) -> EndpointLabels {
-    let e = e.unwrap_or_default();
-    EndpointLabels {
+fn endpoint_from_raw(e: Option<RawEndpoint<'_>>) -> SideLabels {
+    let Some(e) = e else {
+        return SideLabels::default();
+    };
+    SideLabels::new(EndpointLabels {
         host_name: e.host_name.map(Label::from),
         namespace: e.namespace.map(Label::from),
         name: e.name.map(Label::from),
         kind: e.kind.map(Label::from),
         subnet: e.subnet_label.map(Label::from),
-    }
+    })
 }
 
 fn event_to_pb(e: &NetworkEvent) -> pbflow::NetworkEvent {
@@ -244,8 +246,8 @@ pub fn to_pb(r: &FlowRecord) -> pbflow::Record {
         dns_name: r.dns_name.clone(),
         dns_query_type: r.dns_query_type.clone(),
         dns_unanswered: r.dns_unanswered,
-        src_endpoint: endpoint_to_pb(r.endpoint(Side::Src)),
-        dst_endpoint: endpoint_to_pb(r.endpoint(Side::Dst)),
+        src_endpoint: endpoint_to_pb(&r.src_labels),
+        dst_endpoint: endpoint_to_pb(&r.dst_labels),
         flow_direction: r.flow_direction.map(u32::from),
     }
 }
@@ -345,11 +347,10 @@ pub fn from_raw(p: &RawRecord<'_>) -> Result<FlowRecord, DecodeError> {
             .transpose()?,
         network_events: (!p.network_events.is_empty())
             .then(|| p.network_events.iter().map(event_from_raw).collect()),
-        ..Default::default()
+        src_labels: endpoint_from_raw(p.src_endpoint),
+        dst_labels: endpoint_from_raw(p.dst_endpoint),
     };
     r.dns_flags_response_code = r.dns_flags.map(rcode_name);
-    r.set_endpoint(Side::Src, endpoint_from_raw(p.src_endpoint));
-    r.set_endpoint(Side::Dst, endpoint_from_raw(p.dst_endpoint));
     Ok(r)
 }
 

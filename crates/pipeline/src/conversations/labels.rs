@@ -1,10 +1,11 @@
 //! Endpoint labels shared between conversations: thousands of conversations
 //! have the same few ends (a namespace, a node), so each keeps a pointer to
-//! one shared copy instead of five labels of its own (160 bytes a
-//! conversation less). Copies no conversation holds any more are let go at
-//! the tracker's ticks.
+//! one shared copy. Enriched flows already share their end's copy; labels
+//! that came over the wire are one copy per record, and would be one per
+//! conversation without this. Copies no conversation holds any more are
+//! let go at the tracker's ticks.
 
-use flowlens_model::EndpointLabels;
+use flowlens_model::{EndpointLabels, SideLabels};
 use foldhash::HashSet;
 use std::sync::Arc;
 
@@ -15,13 +16,15 @@ pub struct LabelInterner {
 
 impl LabelInterner {
     /// The shared copy of `labels`.
-    pub fn intern(&mut self, labels: EndpointLabels) -> Arc<EndpointLabels> {
-        if let Some(shared) = self.shared.get(&labels) {
-            return shared.clone();
+    pub fn intern(&mut self, labels: &SideLabels) -> SideLabels {
+        let Some(given) = labels.as_arc() else {
+            return SideLabels::default();
+        };
+        if let Some(shared) = self.shared.get(&**given) {
+            return SideLabels::shared(shared);
         }
-        let shared = Arc::new(labels);
-        self.shared.insert(shared.clone());
-        shared
+        self.shared.insert(given.clone());
+        labels.clone()
     }
 
     /// Forgets the copies only the interner still holds.
@@ -51,9 +54,10 @@ mod tests {
             namespace: Some("shop".into()),
             ..Default::default()
         };
-        let a = interner.intern(labels.clone());
-        let b = interner.intern(labels);
-        assert!(Arc::ptr_eq(&a, &b));
+        let a = interner.intern(&labels.clone().into());
+        let b = interner.intern(&labels.into());
+        assert!(Arc::ptr_eq(a.as_arc().unwrap(), b.as_arc().unwrap()));
+        assert!(interner.intern(&SideLabels::default()).is_empty());
         assert_eq!(interner.len(), 1);
         drop((a, b));
         interner.prune();

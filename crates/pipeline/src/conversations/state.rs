@@ -8,13 +8,12 @@ use flowlens_model::tcp_flags::{
 };
 use flowlens_model::vocab::{CloseCause, ConnOutcome, RecordType};
 use flowlens_model::{ConversationRecord, HashId};
-use flowlens_model::{EndpointLabels, FlowRecord, Side};
-use std::sync::Arc;
+use flowlens_model::{FlowRecord, Side, SideLabels};
 
 pub struct Conversation {
     pub hash_id: HashId,
-    side_a: Arc<EndpointLabels>,
-    side_b: Arc<EndpointLabels>,
+    side_a: SideLabels,
+    side_b: SideLabels,
     /// The initiator (A) and the responder (B).
     pub a: Endpoint,
     pub b: Endpoint,
@@ -85,14 +84,12 @@ impl Conversation {
         flow: &FlowRecord,
         (src, dst): (Endpoint, Endpoint),
         now_ms: i64,
-        labels: &mut LabelInterner,
     ) -> Conversation {
         let (a, b, initiator_known) = initiator(flow, src, dst);
-        let unnamed = labels.intern(EndpointLabels::default());
         Conversation {
             hash_id,
-            side_a: unnamed.clone(),
-            side_b: unnamed,
+            side_a: SideLabels::default(),
+            side_b: SideLabels::default(),
             a,
             b,
             initiator_known,
@@ -144,11 +141,11 @@ impl Conversation {
         } else {
             (Side::Dst, Side::Src)
         };
-        if !flow.endpoint_is(a_side, &self.side_a) {
-            self.side_a = labels.intern(flow.endpoint(a_side));
+        if *flow.labels(a_side) != self.side_a {
+            self.side_a = labels.intern(flow.labels(a_side));
         }
-        if !flow.endpoint_is(b_side, &self.side_b) {
-            self.side_b = labels.intern(flow.endpoint(b_side));
+        if *flow.labels(b_side) != self.side_b {
+            self.side_b = labels.intern(flow.labels(b_side));
         }
         if ab {
             self.bytes_ab += flow.bytes;
@@ -264,7 +261,6 @@ impl Conversation {
     /// The conversation record of type `record_type`.
     pub fn record(&self, record_type: RecordType, is_first: bool) -> ConversationRecord {
         let total = |bit: u8, v: u64| (self.seen & bit != 0).then_some(v);
-        let (a, b) = (&*self.side_a, &*self.side_b);
         ConversationRecord {
             record_type,
             hash_id: self.hash_id,
@@ -274,16 +270,8 @@ impl Conversation {
             dst_addr: self.b.addr.into(),
             dst_port: self.b.port,
             proto: self.proto,
-            src_k8s_host_name: a.host_name.clone(),
-            src_k8s_namespace: a.namespace.clone(),
-            src_k8s_name: a.name.clone(),
-            src_k8s_type: a.kind.clone(),
-            src_subnet_label: a.subnet.clone(),
-            dst_k8s_host_name: b.host_name.clone(),
-            dst_k8s_namespace: b.namespace.clone(),
-            dst_k8s_name: b.name.clone(),
-            dst_k8s_type: b.kind.clone(),
-            dst_subnet_label: b.subnet.clone(),
+            src_labels: self.side_a.clone(),
+            dst_labels: self.side_b.clone(),
             bytes_ab: self.bytes_ab,
             bytes_ba: self.bytes_ba,
             packets_ab: self.packets_ab,

@@ -86,7 +86,7 @@ impl ConversationTracker {
             }
             return self.sent(out);
         }
-        let started = Conversation::new(key.hash_id(), flow, ends, now_ms, &mut self.labels);
+        let started = Conversation::new(key.hash_id(), flow, ends, now_ms);
         let conversation = self.conversations.insert(key, started);
         conversation.add(flow, ends.0, &mut self.labels);
         self.counters.conversations_started += 1;

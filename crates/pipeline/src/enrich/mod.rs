@@ -7,7 +7,7 @@ mod subnets;
 
 pub use subnets::{SubnetError, SubnetLabels};
 
-use flowlens_model::{Address, EndpointLabels, FlowRecord, Label, Side};
+use flowlens_model::{Address, EndpointLabels, FlowRecord, Label, SideLabels};
 use foldhash::HashMap;
 use std::net::IpAddr;
 
@@ -34,7 +34,7 @@ pub struct HostEnricher {
     inventory: HostInventory,
     subnets: SubnetLabels,
     /// The labels of each address of the host, its subnet's included.
-    resolved: HashMap<IpAddr, EndpointLabels>,
+    resolved: HashMap<IpAddr, SideLabels>,
 }
 
 impl HostEnricher {
@@ -80,26 +80,20 @@ impl HostEnricher {
                         }
                     }
                 };
-                (*ip, labels)
+                (*ip, SideLabels::new(labels))
             })
             .collect();
         self.inventory = inventory;
     }
 
     /// Whether `addr` is this host's, and its labels.
-    fn endpoint(&self, addr: Address) -> (bool, EndpointLabels) {
+    fn endpoint(&self, addr: Address) -> (bool, SideLabels) {
         let Some(ip) = addr.ip() else {
-            return (false, EndpointLabels::default());
+            return (false, SideLabels::default());
         };
         match self.resolved.get(&ip) {
             Some(labels) => (true, labels.clone()),
-            None => (
-                false,
-                EndpointLabels {
-                    subnet: self.subnets.label_of(ip).cloned(),
-                    ..EndpointLabels::default()
-                },
-            ),
+            None => (false, self.subnets.side_of(ip)),
         }
     }
 }
@@ -118,8 +112,7 @@ impl Enricher for HostEnricher {
     fn enrich(&self, r: &mut FlowRecord) {
         let (src_local, src) = self.endpoint(r.src_addr);
         let (dst_local, dst) = self.endpoint(r.dst_addr);
-        r.set_endpoint(Side::Src, src);
-        r.set_endpoint(Side::Dst, dst);
+        (r.src_labels, r.dst_labels) = (src, dst);
         r.flow_direction = match (src_local, dst_local) {
             (true, true) => Some(2),
             (true, false) => Some(1),
@@ -167,23 +160,23 @@ mod tests {
         let mut inner = flow("198.18.0.1", "198.18.0.2");
         e.enrich(&mut inner);
         assert_eq!(inner.flow_direction, Some(2));
-        assert_eq!(inner.src_k8s_namespace.as_deref(), Some("frontend"));
-        assert_eq!(inner.dst_k8s_name.as_deref(), Some("backend"));
-        assert_eq!(inner.dst_k8s_type.as_deref(), Some("NetworkNamespace"));
-        assert_eq!(inner.src_k8s_host_name.as_deref(), Some("node-1"));
+        assert_eq!(inner.src_labels.namespace.as_deref(), Some("frontend"));
+        assert_eq!(inner.dst_labels.name.as_deref(), Some("backend"));
+        assert_eq!(inner.dst_labels.kind.as_deref(), Some("NetworkNamespace"));
+        assert_eq!(inner.src_labels.host_name.as_deref(), Some("node-1"));
         // `<namespace>.<workload>` names group workloads into a namespace.
         let mut grouped = flow("198.18.0.3", "198.18.0.1");
         e.enrich(&mut grouped);
-        assert_eq!(grouped.src_k8s_namespace.as_deref(), Some("shop"));
-        assert_eq!(grouped.src_k8s_name.as_deref(), Some("cart"));
-        assert_eq!(inner.src_subnet_label.as_deref(), Some("lab"));
+        assert_eq!(grouped.src_labels.namespace.as_deref(), Some("shop"));
+        assert_eq!(grouped.src_labels.name.as_deref(), Some("cart"));
+        assert_eq!(inner.src_labels.subnet.as_deref(), Some("lab"));
 
         let mut out = flow("198.18.9.1", "198.19.1.1");
         e.enrich(&mut out);
         assert_eq!(out.flow_direction, Some(1));
-        assert_eq!(out.src_k8s_type.as_deref(), Some("Node"));
-        assert_eq!(out.dst_k8s_host_name, None);
-        assert_eq!(out.dst_subnet_label, None);
+        assert_eq!(out.src_labels.kind.as_deref(), Some("Node"));
+        assert_eq!(out.dst_labels.host_name, None);
+        assert_eq!(out.dst_labels.subnet, None);
 
         let mut incoming = flow("198.19.1.1", "198.18.0.2");
         e.enrich(&mut incoming);

@@ -1,7 +1,7 @@
 //! Subnet labels (netobserv's `spec.processor.subnetLabels.customLabels`):
 //! CIDR lists named by users; the most specific match names an address.
 
-use flowlens_model::Label;
+use flowlens_model::{EndpointLabels, Label, SideLabels};
 use std::net::IpAddr;
 
 /// A CIDR that does not parse, named in the message.
@@ -74,7 +74,9 @@ fn mask(prefix: u8, width: u8) -> u128 {
 
 #[derive(Debug, Clone, Default)]
 pub struct SubnetLabels {
-    entries: Vec<(Cidr, Label)>,
+    /// Each subnet's label, and the labels of an end known only by it
+    /// (made once: shared by every flow of the subnet).
+    entries: Vec<(Cidr, Label, SideLabels)>,
 }
 
 impl SubnetLabels {
@@ -83,19 +85,32 @@ impl SubnetLabels {
         let mut entries = Vec::new();
         for (name, cidrs) in labels {
             for cidr in cidrs {
-                entries.push((Cidr::parse(cidr)?, Label::from(name.as_str())));
+                let label = Label::from(name.as_str());
+                let side = SideLabels::new(EndpointLabels {
+                    subnet: Some(label.clone()),
+                    ..EndpointLabels::default()
+                });
+                entries.push((Cidr::parse(cidr)?, label, side));
             }
         }
         // The most specific subnet wins.
-        entries.sort_by_key(|(cidr, _)| std::cmp::Reverse(cidr.prefix));
+        entries.sort_by_key(|(cidr, _, _)| std::cmp::Reverse(cidr.prefix));
         Ok(SubnetLabels { entries })
     }
 
+    fn entry_of(&self, ip: IpAddr) -> Option<&(Cidr, Label, SideLabels)> {
+        self.entries.iter().find(|(c, _, _)| c.contains(ip))
+    }
+
     pub fn label_of(&self, ip: IpAddr) -> Option<&Label> {
-        self.entries
-            .iter()
-            .find(|(c, _)| c.contains(ip))
-            .map(|(_, n)| n)
+        self.entry_of(ip).map(|(_, label, _)| label)
+    }
+
+    /// The labels of an end known by its subnet only (none outside them).
+    pub fn side_of(&self, ip: IpAddr) -> SideLabels {
+        self.entry_of(ip)
+            .map(|(_, _, side)| side.clone())
+            .unwrap_or_default()
     }
 }
 

@@ -182,16 +182,16 @@ fn push_endpoint_values(key: &mut LabelKey, scope: Scope, r: &FlowRecord, with_s
     for &side in sides {
         let (host, namespace, name, kind) = match side {
             Side::Src => (
-                &r.src_k8s_host_name,
-                &r.src_k8s_namespace,
-                &r.src_k8s_name,
-                &r.src_k8s_type,
+                &r.src_labels.host_name,
+                &r.src_labels.namespace,
+                &r.src_labels.name,
+                &r.src_labels.kind,
             ),
             Side::Dst => (
-                &r.dst_k8s_host_name,
-                &r.dst_k8s_namespace,
-                &r.dst_k8s_name,
-                &r.dst_k8s_type,
+                &r.dst_labels.host_name,
+                &r.dst_labels.namespace,
+                &r.dst_labels.name,
+                &r.dst_labels.kind,
             ),
         };
         match scope {
@@ -398,6 +398,7 @@ impl FlowMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flowlens_model::EndpointLabels;
 
     fn flow(direction: u8) -> FlowRecord {
         FlowRecord {
@@ -405,10 +406,18 @@ mod tests {
             packets: 10,
             sampling: 1,
             flow_direction: Some(direction),
-            src_k8s_namespace: Some("frontend".into()),
-            dst_k8s_namespace: Some("backend".into()),
-            src_k8s_host_name: Some("node-1".into()),
-            dst_k8s_host_name: Some("node-1".into()),
+            src_labels: EndpointLabels {
+                namespace: Some("frontend".into()),
+                host_name: Some("node-1".into()),
+                ..Default::default()
+            }
+            .into(),
+            dst_labels: EndpointLabels {
+                namespace: Some("backend".into()),
+                host_name: Some("node-1".into()),
+                ..Default::default()
+            }
+            .into(),
             time_flow_rtt_ns: Some(250_000),
             ..Default::default()
         }
@@ -453,7 +462,9 @@ mod tests {
             FlowMetrics::new(&mut registry, &names(&["namespace_flows_total"]), 1, 1_000).unwrap();
         m.observe(&flow(0), 0);
         let mut other = flow(0);
-        other.src_k8s_namespace = Some("elsewhere".into());
+        other.src_labels = other
+            .src_labels
+            .with(|l| l.namespace = Some("elsewhere".into()));
         m.observe(&other, 0);
         assert_eq!(m.counters.series_dropped, 1);
         m.expire(5_000);
