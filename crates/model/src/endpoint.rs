@@ -116,18 +116,22 @@ impl SideLabels {
         SideLabels((labels != NO_LABELS).then(|| Arc::new(labels)))
     }
 
-    /// Labels already shared (the enricher's, the tracker's).
-    pub fn shared(labels: &Arc<EndpointLabels>) -> SideLabels {
-        SideLabels((**labels != NO_LABELS).then(|| labels.clone()))
-    }
-
     pub fn is_empty(&self) -> bool {
         self.0.is_none()
     }
 
-    /// The shared copy, if there are labels.
-    pub fn as_arc(&self) -> Option<&Arc<EndpointLabels>> {
-        self.0.as_ref()
+    /// Whether both are the same shared copy (or both none): equal without
+    /// reading them.
+    pub fn same(&self, other: &SideLabels) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        }
+    }
+
+    /// Whether another copy holds these labels too.
+    pub fn shared_elsewhere(&self) -> bool {
+        self.0.as_ref().is_some_and(|s| Arc::strong_count(s) > 1)
     }
 
     /// A changed copy (the labels are shared: they are never changed in
@@ -149,14 +153,17 @@ impl std::ops::Deref for SideLabels {
 impl PartialEq for SideLabels {
     /// The same shared labels are equal without reading them.
     fn eq(&self, other: &SideLabels) -> bool {
-        match (&self.0, &other.0) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
-            (a, b) => a.is_none() && b.is_none(),
-        }
+        self.same(other) || **self == **other
     }
 }
 
 impl Eq for SideLabels {}
+
+impl std::hash::Hash for SideLabels {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (**self).hash(state)
+    }
+}
 
 impl From<EndpointLabels> for SideLabels {
     fn from(labels: EndpointLabels) -> SideLabels {
@@ -276,6 +283,7 @@ mod tests {
         };
         let (a, b) = (SideLabels::new(labels.clone()), SideLabels::new(labels));
         assert_eq!(a, b);
+        assert!(!a.same(&b) && a.same(&a.clone()));
         assert_ne!(a, SideLabels::default());
         assert_eq!(a.by_name(Side::Src, "SrcK8S_HostName"), Some(&a.host_name));
         assert_eq!(a.by_name(Side::Dst, "SrcK8S_HostName"), None);

@@ -5,31 +5,30 @@
 //! conversation without this. Copies no conversation holds any more are
 //! let go at the tracker's ticks.
 
-use flowlens_model::{EndpointLabels, SideLabels};
+use flowlens_model::SideLabels;
 use foldhash::HashSet;
-use std::sync::Arc;
 
 #[derive(Default)]
 pub struct LabelInterner {
-    shared: HashSet<Arc<EndpointLabels>>,
+    shared: HashSet<SideLabels>,
 }
 
 impl LabelInterner {
     /// The shared copy of `labels`.
     pub fn intern(&mut self, labels: &SideLabels) -> SideLabels {
-        let Some(given) = labels.as_arc() else {
+        if labels.is_empty() {
             return SideLabels::default();
-        };
-        if let Some(shared) = self.shared.get(&**given) {
-            return SideLabels::shared(shared);
         }
-        self.shared.insert(given.clone());
+        if let Some(shared) = self.shared.get(labels) {
+            return shared.clone();
+        }
+        self.shared.insert(labels.clone());
         labels.clone()
     }
 
     /// Forgets the copies only the interner still holds.
     pub fn prune(&mut self) {
-        self.shared.retain(|labels| Arc::strong_count(labels) > 1);
+        self.shared.retain(|labels| labels.shared_elsewhere());
     }
 
     #[cfg(test)]
@@ -46,6 +45,7 @@ impl LabelInterner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flowlens_model::EndpointLabels;
 
     #[test]
     fn equal_labels_are_one_copy_until_unused() {
@@ -56,7 +56,7 @@ mod tests {
         };
         let a = interner.intern(&labels.clone().into());
         let b = interner.intern(&labels.into());
-        assert!(Arc::ptr_eq(a.as_arc().unwrap(), b.as_arc().unwrap()));
+        assert!(a.same(&b));
         assert!(interner.intern(&SideLabels::default()).is_empty());
         assert_eq!(interner.len(), 1);
         drop((a, b));
