@@ -55,8 +55,10 @@ cost_of() {
         '[.[] | select(.name == $n)] | max_by(.id) | ((.run_time_ns // 0) / ((.run_cnt // 0) + 1e-9) * 100 | round / 100)'
 }
 
+# Records go to $AGENT_OUT (JSON lines): their count is the records evicted.
+AGENT_OUT=/dev/null
 start_agent() {
-    $BIN/flowlens agent --interfaces $IF --output json "$@" >/dev/null 2>"$AGENT_LOG" &
+    $BIN/flowlens agent --interfaces $IF --output json "$@" >"$AGENT_OUT" 2>"$AGENT_LOG" &
     AGENT=$!
     for _ in $(seq 100); do grep -q "attached interface=$IF" "$AGENT_LOG" && return; sleep 0.1; done
     echo "agent did not attach" >&2; exit 1
@@ -142,20 +144,29 @@ echo
 clk=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' /proc/$1/stat; }
 rss_kib() { awk '/VmRSS/ {print $2}' /proc/$1/status; }
+AGENT_OUT=$(mktemp)
 start_agent --cache-max-flows 250000 --cache-active-timeout 5s
 window=$((SECS * 3))
 t0=$(cpu_ticks $AGENT); sleep $window; t1=$(cpu_ticks $AGENT)
 idle_rss=$(rss_kib $AGENT)
-idle_cpu=$(echo "scale=2; ($t1 - $t0) * 100 / $clk / $window" | bc)
+idle_ticks=$((t1 - t0))
+idle_cpu=$(echo "scale=2; $idle_ticks * 100 / $clk / $window" | bc)
+records0=$(wc -l <"$AGENT_OUT")
 t0=$(cpu_ticks $AGENT)
 sent=$($FLOOD $PEER_IP 100000 $window)
 t1=$(cpu_ticks $AGENT)
+records=$(($(wc -l <"$AGENT_OUT") - records0))
 busy_rss=$(rss_kib $AGENT)
 busy_cpu=$(echo "scale=2; ($t1 - $t0) * 100 / $clk / $window" | bc)
+# CPU beyond idle's, per record evicted (merged and written as JSON).
+per_flow_us=$(echo "scale=2; ($t1 - $t0 - $idle_ticks) * 1000000 / $clk / ($records + 1)" | bc)
 stop_agent
+rm -f "$AGENT_OUT"
 echo "| agent state | RSS MiB | CPU % of one core |"
 echo "|---|---|---|"
 echo "| idle (baseline) | $((idle_rss / 1024)) | $idle_cpu |"
 echo "| 100,000 active flows, $sent packets in ${window}s | $((busy_rss / 1024)) | $busy_cpu |"
 echo
 echo "RSS ratio: $(echo "scale=2; $busy_rss / $idle_rss" | bc)"
+echo
+echo "Records evicted in the window: $records; CPU per evicted flow beyond idle: $per_flow_us µs"

@@ -163,10 +163,7 @@ impl FlowAgent {
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = evict_timer.tick() => {
-                    let records = self.evict(false)?;
-                    sink(&records);
-                }
+                _ = evict_timer.tick() => self.evict(false, &mut sink)?,
                 changed = watcher.changed() => {
                     changed.context("reading interface changes")?;
                     self.sync_interfaces();
@@ -183,24 +180,25 @@ impl FlowAgent {
         // Stop accounting first so nothing arrives after the last eviction,
         // then drain both generations and the ring buffer.
         self.attachments.detach_all();
-        let mut records = self.evict(false)?;
-        records.extend(self.evict(true)?);
-        sink(&records);
+        self.evict(false, &mut sink)?;
+        self.evict(true, &mut sink)?;
         self.refresh_stats();
         Ok(self.stats)
     }
 
-    fn evict(&mut self, last: bool) -> Result<Vec<FlowRecord>> {
+    /// Drains the table's current half and hands its records to `sink`, a
+    /// chunk at a time.
+    fn evict(&mut self, last: bool, sink: &mut dyn FnMut(&[FlowRecord])) -> Result<()> {
         let drained = self.kernel.swap_and_drain()?;
         // After the grace period every ring buffer record of the old
         // generation is committed: read them into this eviction.
         drain_ring(self.events.get_mut(), &mut self.overflow, &mut self.stats);
         self.stats.evictions += 1;
         self.stats.map_entries_drained += drained.len() as u64;
-        let mut entries: HashMap<FlowKey, FlowMetrics> = HashMap::with_capacity(drained.len());
-        for (key, metrics) in drained.into_iter().chain(self.overflow.drain()) {
-            entries.entry(key).or_default().absorb(&metrics);
-        }
+        // Overflowed packets' entries join the table's (the merge sums a
+        // key seen twice).
+        let mut entries = drained;
+        entries.extend(self.overflow.drain());
         let mut extras: HashMap<FlowKey, FlowExtras> = HashMap::new();
         for (identity, kernel) in self.kernel.drain_extras() {
             extras.entry(identity).or_default().kernel = Some(kernel);
@@ -234,10 +232,11 @@ impl FlowAgent {
                 drop_reasons: &self.drop_reasons,
             },
         };
-        let records = self.merger.merge(entries, extras, &self.attachments, &ctx);
-        self.stats.records_evicted += records.len() as u64;
+        self.stats.records_evicted +=
+            self.merger
+                .merge(entries, extras, &self.attachments, &ctx, sink);
         self.refresh_stats();
-        Ok(records)
+        Ok(())
     }
 
     fn refresh_stats(&mut self) {

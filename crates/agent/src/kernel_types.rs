@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 #[repr(C, align(8))]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {
     pub src_ip: [u8; 16],
     pub dst_ip: [u8; 16],

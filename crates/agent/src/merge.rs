@@ -16,7 +16,7 @@ use flowlens_model::{Address, MacAddr};
 use std::collections::HashMap;
 
 /// A flow without the interface it was seen on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct FlowIdentity {
     key: FlowKey,
 }
@@ -34,20 +34,34 @@ impl FlowIdentity {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Crossing {
     if_index: u32,
     direction: u8,
 }
 
+/// One kernel entry: a flow on one interface, in one direction.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    identity: FlowIdentity,
+    crossing: Crossing,
+    metrics: FlowMetrics,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Primary {
+    identity: FlowIdentity,
     crossing: Crossing,
     last_counted_period: u64,
 }
 
 /// Periods a flow's primary is kept after the flow was last seen.
 const PRIMARY_IDLE_PERIODS: u64 = 3;
+
+/// Records made and handed on at a time: an eviction of 100,000 flows is
+/// never all in memory as records (a record is ~450 bytes, its kernel
+/// entry 112).
+pub const RECORDS_PER_CHUNK: usize = 4096;
 
 /// What the merger needs to know about the host.
 pub trait InterfaceNames {
@@ -80,7 +94,10 @@ fn is_loopback(ip: &[u8; 16]) -> bool {
 
 #[derive(Default)]
 pub struct FlowMerger {
-    primaries: HashMap<FlowIdentity, Primary>,
+    /// Each flow's primary, sorted by identity: merged with each
+    /// eviction's sorted entries in one pass (no hashing of keys that
+    /// packets choose).
+    primaries: Vec<Primary>,
     period: u64,
     pub counters: MergeCounters,
 }
@@ -92,96 +109,185 @@ pub struct RecordContext<'a> {
     pub names: ExtrasNames<'a>,
 }
 
+/// Where a record of this eviction comes from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// The entries `start..end` of one flow, counted on `primary`.
+    Flow {
+        start: u32,
+        end: u32,
+        primary: Crossing,
+    },
+    /// Feature data of a flow that moved no packet through a watched
+    /// interface.
+    ExtrasOnly(u32),
+}
+
 impl FlowMerger {
-    /// Turns one eviction's entries (every key at most once) and the feature
-    /// data of the period (keyed by flow identity: interface and direction
-    /// zero) into records. Feature data of a flow that moved no packet
-    /// through a watched interface (a packet dropped before it got there)
-    /// makes a record of its own, with zero bytes and packets.
+    /// Turns one eviction's entries (in any order; a key seen twice is
+    /// summed) and the feature data of the period (keyed by flow identity:
+    /// interface and direction zero) into records, handed to `emit`
+    /// `RECORDS_PER_CHUNK` at a time in the order their first packets were
+    /// seen. Feature data of a flow that moved no packet through a watched
+    /// interface (a packet dropped before it got there) makes a record of
+    /// its own, with zero bytes and packets. Returns how many records.
     pub fn merge(
         &mut self,
-        entries: impl IntoIterator<Item = (FlowKey, FlowMetrics)>,
+        entries: Vec<(FlowKey, FlowMetrics)>,
         mut extras: HashMap<FlowKey, FlowExtras>,
         names: &dyn InterfaceNames,
         ctx: &RecordContext<'_>,
-    ) -> Vec<FlowRecord> {
+        emit: &mut dyn FnMut(&[FlowRecord]),
+    ) -> u64 {
         self.period += 1;
-        let mut groups: HashMap<FlowIdentity, Vec<(Crossing, FlowMetrics)>> = HashMap::new();
-        for (key, metrics) in entries {
-            if metrics.packets == 0 {
-                continue;
-            }
-            let (identity, crossing) = FlowIdentity::of(&key);
-            groups
-                .entry(identity)
-                .or_default()
-                .push((crossing, metrics));
-        }
+        let entries = flows_side_by_side(entries);
+        let mut sources = self.choose_primaries(&entries, names);
 
-        // (first packet's monotonic ns, record): records leave in the order
-        // their first packets were seen, finer than the milliseconds they
-        // carry (a DNS query comes before its response).
-        let mut records: Vec<(u64, FlowRecord)> = Vec::with_capacity(groups.len());
-        for (identity, mut crossings) in groups {
-            // Path order: the interface that saw the flow first comes first.
-            crossings.sort_by_key(|(c, m)| (m.start_mono_ns, c.if_index, c.direction));
-            let Some(primary) = self.choose_primary(identity, &crossings, names) else {
-                let stragglers: u64 = crossings.iter().map(|(_, m)| m.packets).sum();
-                self.counters.in_flight_duplicates += stragglers;
-                continue;
-            };
-            let mut record = build_record(&identity.key, &crossings, primary, names, ctx);
-            if let Some(x) = extras.remove(&identity.key) {
-                apply(&mut record, &x, &ctx.names);
-            }
-            records.push((crossings[0].1.start_mono_ns, record));
-        }
+        // Feature data of flows without entries.
+        let has_entries = |key: &FlowKey| {
+            entries
+                .binary_search_by(|e| e.identity.key.cmp(key))
+                .is_ok()
+        };
+        let mut extras_only: Vec<(FlowKey, FlowExtras)> =
+            extras.extract_if(|key, _| !has_entries(key)).collect();
         let loopback_watched = names.is_watched(LOOPBACK_IF_INDEX);
-        for (identity, x) in extras {
-            if !loopback_watched && is_loopback(&identity.src_ip) && is_loopback(&identity.dst_ip) {
-                self.counters.loopback_extras_skipped += 1;
-                continue;
+        extras_only.retain(|(identity, _)| {
+            let skipped =
+                !loopback_watched && is_loopback(&identity.src_ip) && is_loopback(&identity.dst_ip);
+            self.counters.loopback_extras_skipped += skipped as u64;
+            !skipped
+        });
+        sources.extend(
+            extras_only
+                .iter()
+                .enumerate()
+                .map(|(i, (_, x))| (x.last_mono_ns(), Source::ExtrasOnly(i as u32))),
+        );
+        // Records leave in the order their first packets were seen, finer
+        // than the milliseconds they carry (a DNS query comes before its
+        // response).
+        sources.sort_by_key(|(first_ns, _)| *first_ns);
+
+        let mut chunk = Vec::with_capacity(RECORDS_PER_CHUNK.min(sources.len()));
+        let mut made = 0;
+        for (_, source) in sources {
+            let record = match source {
+                Source::Flow {
+                    start,
+                    end,
+                    primary,
+                } => {
+                    let flow = &entries[start as usize..end as usize];
+                    let key = flow[0].identity.key;
+                    let mut record = build_record(&key, flow, primary, names, ctx);
+                    if let Some(x) = extras.remove(&key) {
+                        apply(&mut record, &x, &ctx.names);
+                    }
+                    record
+                }
+                Source::ExtrasOnly(i) => {
+                    let (identity, x) = &extras_only[i as usize];
+                    let at = x.last_mono_ns();
+                    let none = Crossing {
+                        if_index: 0,
+                        direction: 0,
+                    };
+                    let mut record = build_record(identity, &[], none, names, ctx);
+                    record.time_flow_start_ms = ctx.clock.wall_ms(at);
+                    record.time_flow_end_ms = ctx.clock.wall_ms(at);
+                    apply(&mut record, x, &ctx.names);
+                    record
+                }
+            };
+            chunk.push(record);
+            if chunk.len() == RECORDS_PER_CHUNK {
+                made += chunk.len() as u64;
+                emit(&chunk);
+                chunk.clear();
             }
-            let at = x.last_mono_ns();
-            let mut record = build_record(
-                &identity,
-                &[],
-                Crossing {
-                    if_index: 0,
-                    direction: 0,
-                },
-                names,
-                ctx,
-            );
-            record.time_flow_start_ms = ctx.clock.wall_ms(at);
-            record.time_flow_end_ms = ctx.clock.wall_ms(at);
-            apply(&mut record, &x, &ctx.names);
-            records.push((at, record));
         }
-        let period = self.period;
-        self.primaries
-            .retain(|_, p| period - p.last_counted_period <= PRIMARY_IDLE_PERIODS);
-        records.sort_by_key(|(first_ns, _)| *first_ns);
-        records.into_iter().map(|(_, record)| record).collect()
+        if !chunk.is_empty() {
+            made += chunk.len() as u64;
+            emit(&chunk);
+        }
+        made
     }
 
-    /// The crossing whose counters this period's record reports, or None when
-    /// this period only holds packets already counted on the primary.
-    fn choose_primary(
+    /// Each flow's run of entries with the crossing its record counts, by
+    /// first packet's time; the primaries of flows gone quiet for longer
+    /// than `PRIMARY_IDLE_PERIODS` are forgotten.
+    fn choose_primaries(
+        &mut self,
+        entries: &[Entry],
+        names: &dyn InterfaceNames,
+    ) -> Vec<(u64, Source)> {
+        let period = self.period;
+        let old = std::mem::take(&mut self.primaries);
+        let mut old = old.into_iter().peekable();
+        let mut kept = Vec::with_capacity(old.len().max(entries.len() / 2));
+        let mut sources = Vec::new();
+        let mut start = 0;
+        while start < entries.len() {
+            let identity = entries[start].identity;
+            let end = start
+                + entries[start..]
+                    .iter()
+                    .take_while(|e| e.identity == identity)
+                    .count();
+            // Primaries of flows before this one, in identity order.
+            while let Some(p) = old.next_if(|p| p.identity < identity) {
+                if period - p.last_counted_period <= PRIMARY_IDLE_PERIODS {
+                    kept.push(p);
+                }
+            }
+            let known = old.next_if(|p| p.identity == identity);
+            let flow = &entries[start..end];
+            let (primary, counted) = self.primary_of(identity, known, flow, names);
+            kept.push(primary);
+            match counted {
+                Some(crossing) => sources.push((
+                    flow[0].metrics.start_mono_ns,
+                    Source::Flow {
+                        start: start as u32,
+                        end: end as u32,
+                        primary: crossing,
+                    },
+                )),
+                None => {
+                    let stragglers: u64 = flow.iter().map(|e| e.metrics.packets).sum();
+                    self.counters.in_flight_duplicates += stragglers;
+                }
+            }
+            start = end;
+        }
+        kept.extend(old.filter(|p| period - p.last_counted_period <= PRIMARY_IDLE_PERIODS));
+        self.primaries = kept;
+        sources
+    }
+
+    /// The flow's primary after this period, and the crossing whose
+    /// counters this period's record reports — None when this period only
+    /// holds packets already counted on the primary.
+    fn primary_of(
         &mut self,
         identity: FlowIdentity,
-        crossings: &[(Crossing, FlowMetrics)],
+        known: Option<Primary>,
+        flow: &[Entry],
         names: &dyn InterfaceNames,
-    ) -> Option<Crossing> {
+    ) -> (Primary, Option<Crossing>) {
         let period = self.period;
-        let first_seen = crossings[0].0;
-        let primary = self.primaries.entry(identity).or_insert(Primary {
-            crossing: first_seen,
+        let first_seen = Primary {
+            identity,
+            crossing: flow[0].crossing,
             last_counted_period: period,
-        });
-        if crossings.iter().any(|(c, _)| *c == primary.crossing) {
+        };
+        let Some(mut primary) = known else {
+            return (first_seen, Some(first_seen.crossing));
+        };
+        if flow.iter().any(|e| e.crossing == primary.crossing) {
             primary.last_counted_period = period;
-            return Some(primary.crossing);
+            return (primary, Some(primary.crossing));
         }
         // The primary saw nothing this period. Right after a period in which
         // it counted, what the others saw is the tail already counted on it;
@@ -189,40 +295,78 @@ impl FlowMerger {
         let in_flight_tail = period - primary.last_counted_period <= 1
             && names.is_watched(primary.crossing.if_index);
         if in_flight_tail {
-            return None;
+            return (primary, None);
         }
         self.counters.primary_changes += 1;
-        *primary = Primary {
-            crossing: first_seen,
-            last_counted_period: period,
-        };
-        Some(first_seen)
+        (first_seen, Some(first_seen.crossing))
     }
+}
+
+/// The entries with a packet, a key seen twice summed, sorted by flow and
+/// each flow's in path order: the interface that saw it first comes first.
+fn flows_side_by_side(entries: Vec<(FlowKey, FlowMetrics)>) -> Vec<Entry> {
+    let mut entries: Vec<Entry> = entries
+        .into_iter()
+        .map(|(key, metrics)| {
+            let (identity, crossing) = FlowIdentity::of(&key);
+            Entry {
+                identity,
+                crossing,
+                metrics,
+            }
+        })
+        .collect();
+    entries.sort_unstable_by_key(|e| (e.identity, e.crossing));
+    entries.dedup_by(|later, kept| {
+        let same = later.identity == kept.identity && later.crossing == kept.crossing;
+        if same {
+            kept.metrics.absorb(&later.metrics);
+        }
+        same
+    });
+    entries.retain(|e| e.metrics.packets > 0);
+    let mut start = 0;
+    while start < entries.len() {
+        let identity = entries[start].identity;
+        let len = entries[start..]
+            .iter()
+            .take_while(|e| e.identity == identity)
+            .count();
+        entries[start..start + len].sort_unstable_by_key(|e| {
+            (
+                e.metrics.start_mono_ns,
+                e.crossing.if_index,
+                e.crossing.direction,
+            )
+        });
+        start += len;
+    }
+    entries
 }
 
 fn build_record(
     key: &FlowKey,
-    crossings: &[(Crossing, FlowMetrics)],
+    crossings: &[Entry],
     primary: Crossing,
     names: &dyn InterfaceNames,
     ctx: &RecordContext<'_>,
 ) -> FlowRecord {
     let counted = crossings
         .iter()
-        .find(|(c, _)| *c == primary)
-        .map(|(_, m)| *m)
+        .find(|e| e.crossing == primary)
+        .map(|e| e.metrics)
         .unwrap_or_default();
     let start = crossings
         .iter()
-        .map(|(_, m)| m.start_mono_ns)
+        .map(|e| e.metrics.start_mono_ns)
         .min()
         .unwrap_or(0);
     let end = crossings
         .iter()
-        .map(|(_, m)| m.end_mono_ns)
+        .map(|e| e.metrics.end_mono_ns)
         .max()
         .unwrap_or(0);
-    let flags = crossings.iter().fold(0, |acc, (_, m)| acc | m.flags);
+    let flags = crossings.iter().fold(0, |acc, e| acc | e.metrics.flags);
     let is_icmp = matches!(key.protocol, 1 | 58);
     // IPv4, IPv6 and ARP carry addresses; other EtherTypes have none.
     let has_addresses = matches!(key.eth_protocol, 0x0800 | 0x86DD | 0x0806);
@@ -252,13 +396,13 @@ fn build_record(
         time_flow_end_ms: ctx.clock.wall_ms(end),
         interfaces: crossings
             .iter()
-            .map(|(c, _)| {
+            .map(|e| {
                 names
-                    .name_of(c.if_index)
-                    .unwrap_or_else(|| format!("if{}", c.if_index))
+                    .name_of(e.crossing.if_index)
+                    .unwrap_or_else(|| format!("if{}", e.crossing.if_index))
             })
             .collect(),
-        if_directions: crossings.iter().map(|(c, _)| c.direction).collect(),
+        if_directions: crossings.iter().map(|e| e.crossing.direction).collect(),
         agent_ip: ctx.agent_ip.into(),
         sampling: ctx.sampling,
         ..FlowRecord::default()
@@ -304,6 +448,16 @@ mod tests {
     static NO_REASONS: std::sync::LazyLock<HashMap<u64, String>> =
         std::sync::LazyLock::new(HashMap::new);
 
+    /// One eviction's records, every chunk of them.
+    fn merged(merger: &mut FlowMerger, entries: Vec<(FlowKey, FlowMetrics)>) -> Vec<FlowRecord> {
+        let mut records = Vec::new();
+        let made = merger.merge(entries, HashMap::new(), &Names, &ctx(), &mut |chunk| {
+            records.extend_from_slice(chunk)
+        });
+        assert_eq!(made, records.len() as u64);
+        records
+    }
+
     fn ctx() -> RecordContext<'static> {
         RecordContext {
             clock: MonoToWall::now(),
@@ -318,11 +472,9 @@ mod tests {
     #[test]
     fn a_packet_crossing_two_interfaces_counts_once() {
         let mut merger = FlowMerger::default();
-        let records = merger.merge(
-            [(key(1, 0), metrics(5, 100)), (key(2, 1), metrics(5, 110))],
-            HashMap::new(),
-            &Names,
-            &ctx(),
+        let records = merged(
+            &mut merger,
+            vec![(key(1, 0), metrics(5, 100)), (key(2, 1), metrics(5, 110))],
         );
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].packets, 5);
@@ -336,27 +488,18 @@ mod tests {
         let mut merger = FlowMerger::default();
         // 5 packets crossed interface 1; 4 of them reached interface 2 before
         // the eviction, the 5th right after it.
-        let first = merger.merge(
-            [(key(1, 0), metrics(5, 100)), (key(2, 1), metrics(4, 110))],
-            HashMap::new(),
-            &Names,
-            &ctx(),
+        let first = merged(
+            &mut merger,
+            vec![(key(1, 0), metrics(5, 100)), (key(2, 1), metrics(4, 110))],
         );
-        let second = merger.merge(
-            [(key(2, 1), metrics(1, 200))],
-            HashMap::new(),
-            &Names,
-            &ctx(),
-        );
+        let second = merged(&mut merger, vec![(key(2, 1), metrics(1, 200))]);
         assert_eq!(first[0].packets, 5);
         assert!(second.is_empty());
         assert_eq!(merger.counters.in_flight_duplicates, 1);
         // The primary stays interface 1 when traffic resumes on both.
-        let third = merger.merge(
-            [(key(2, 1), metrics(3, 290)), (key(1, 0), metrics(3, 300))],
-            HashMap::new(),
-            &Names,
-            &ctx(),
+        let third = merged(
+            &mut merger,
+            vec![(key(2, 1), metrics(3, 290)), (key(1, 0), metrics(3, 300))],
         );
         assert_eq!(third[0].packets, 3);
         assert_eq!(third[0].interfaces, vec!["veth2", "veth1"]);
@@ -365,18 +508,8 @@ mod tests {
     #[test]
     fn primary_moves_when_its_interface_goes_away() {
         let mut merger = FlowMerger::default();
-        merger.merge(
-            [(key(99, 0), metrics(2, 100))],
-            HashMap::new(),
-            &Names,
-            &ctx(),
-        );
-        let records = merger.merge(
-            [(key(3, 1), metrics(7, 200))],
-            HashMap::new(),
-            &Names,
-            &ctx(),
-        );
+        merged(&mut merger, vec![(key(99, 0), metrics(2, 100))]);
+        let records = merged(&mut merger, vec![(key(3, 1), metrics(7, 200))]);
         assert_eq!(records[0].packets, 7);
         assert_eq!(merger.counters.primary_changes, 1);
     }
@@ -387,17 +520,91 @@ mod tests {
         let mut k = key(1, 0);
         k.protocol = 1;
         k.icmp_type = 8;
-        let records = merger.merge(
-            [(k, metrics(1, 1)), (key(1, 0), metrics(1, 1))],
-            HashMap::new(),
-            &Names,
-            &ctx(),
+        let records = merged(
+            &mut merger,
+            vec![(k, metrics(1, 1)), (key(1, 0), metrics(1, 1))],
         );
         let icmp = records.iter().find(|r| r.proto == 1).unwrap();
         assert_eq!((icmp.icmp_type, icmp.icmp_code), (Some(8), Some(0)));
         assert_eq!(
             records.iter().find(|r| r.proto == 17).unwrap().icmp_type,
             None
+        );
+    }
+
+    #[test]
+    fn a_large_eviction_leaves_in_chunks_in_first_packet_order() {
+        let mut merger = FlowMerger::default();
+        let flows = RECORDS_PER_CHUNK * 2 + 7;
+        // Keys in an order unrelated to their first packets' times.
+        let entries: Vec<_> = (0..flows)
+            .map(|i| {
+                let mut k = key(1, 0);
+                k.src_port = (i % 60_000) as u16;
+                k.dst_port = (i / 60_000) as u16;
+                (k, metrics(1, ((i * 7919) % flows) as u64 * 10))
+            })
+            .collect();
+        let mut chunks = Vec::new();
+        let made = merger.merge(entries, HashMap::new(), &Names, &ctx(), &mut |chunk| {
+            chunks.push(chunk.to_vec())
+        });
+        assert_eq!(made, flows as u64);
+        let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [RECORDS_PER_CHUNK, RECORDS_PER_CHUNK, 7]);
+        let starts: Vec<i64> = chunks
+            .iter()
+            .flatten()
+            .map(|r| r.time_flow_start_ms)
+            .collect();
+        assert!(starts.is_sorted());
+    }
+
+    #[test]
+    fn a_key_seen_twice_in_an_eviction_is_summed() {
+        let mut merger = FlowMerger::default();
+        let records = merged(
+            &mut merger,
+            vec![(key(1, 0), metrics(2, 100)), (key(1, 0), metrics(3, 50))],
+        );
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].packets, 5);
+        assert_eq!(records[0].interfaces, vec!["veth1"]);
+    }
+
+    #[test]
+    fn a_primary_is_kept_while_its_flow_is_quiet_then_forgotten() {
+        let mut merger = FlowMerger::default();
+        let other = |port| {
+            let mut k = key(5, 0);
+            k.src_port = port;
+            (k, metrics(1, 1))
+        };
+        merged(&mut merger, vec![(key(1, 0), metrics(4, 100)), other(1)]);
+        // Quiet for a period (other flows, before and after it in key
+        // order, go on), then back on both interfaces: still counted on 1.
+        merged(&mut merger, vec![other(1), other(3000)]);
+        let back = merged(
+            &mut merger,
+            vec![(key(2, 1), metrics(2, 300)), (key(1, 0), metrics(3, 310))],
+        );
+        assert_eq!(back[0].packets, 3);
+        assert_eq!(merger.counters.primary_changes, 0);
+        // Quiet past PRIMARY_IDLE_PERIODS: the flow starts afresh on
+        // whichever interface sees it first.
+        for _ in 0..=PRIMARY_IDLE_PERIODS {
+            merged(&mut merger, vec![other(1)]);
+        }
+        let fresh = merged(
+            &mut merger,
+            vec![(key(2, 1), metrics(6, 500)), (key(1, 0), metrics(5, 510))],
+        );
+        assert_eq!(fresh[0].packets, 6);
+        assert_eq!(fresh[0].interfaces, vec!["veth2", "veth1"]);
+        assert_eq!(
+            merger.primaries.len(),
+            2,
+            "the flow and the one still sending"
         );
     }
 }

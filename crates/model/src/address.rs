@@ -155,8 +155,10 @@ impl PartialEq<String> for Address {
 }
 
 impl Serialize for Address {
+    /// The text made on the stack (`text`), not through `core::fmt`: every
+    /// record written as JSON has three.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        serializer.serialize_str(self.text().as_str())
     }
 }
 
