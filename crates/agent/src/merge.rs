@@ -58,6 +58,13 @@ struct Primary {
 /// Periods a flow's primary is kept after the flow was last seen.
 const PRIMARY_IDLE_PERIODS: u64 = 3;
 
+impl Primary {
+    /// Whether it is still kept in `period`.
+    fn recent(&self, period: u64) -> bool {
+        period - self.last_counted_period <= PRIMARY_IDLE_PERIODS
+    }
+}
+
 /// Records made and handed on at a time: an eviction of 100,000 flows is
 /// never all in memory as records (a record is ~450 bytes, its kernel
 /// entry 112).
@@ -227,17 +234,11 @@ impl FlowMerger {
         let mut old = old.into_iter().peekable();
         let mut kept = Vec::with_capacity(old.len().max(entries.len() / 2));
         let mut sources = Vec::new();
-        let mut start = 0;
-        while start < entries.len() {
+        for (start, end) in flow_runs(entries) {
             let identity = entries[start].identity;
-            let end = start
-                + entries[start..]
-                    .iter()
-                    .take_while(|e| e.identity == identity)
-                    .count();
             // Primaries of flows before this one, in identity order.
             while let Some(p) = old.next_if(|p| p.identity < identity) {
-                if period - p.last_counted_period <= PRIMARY_IDLE_PERIODS {
+                if p.recent(period) {
                     kept.push(p);
                 }
             }
@@ -259,9 +260,8 @@ impl FlowMerger {
                     self.counters.in_flight_duplicates += stragglers;
                 }
             }
-            start = end;
         }
-        kept.extend(old.filter(|p| period - p.last_counted_period <= PRIMARY_IDLE_PERIODS));
+        kept.extend(old.filter(|p| p.recent(period)));
         self.primaries = kept;
         sources
     }
@@ -325,23 +325,29 @@ fn flows_side_by_side(entries: Vec<(FlowKey, FlowMetrics)>) -> Vec<Entry> {
         same
     });
     entries.retain(|e| e.metrics.packets > 0);
-    let mut start = 0;
-    while start < entries.len() {
-        let identity = entries[start].identity;
-        let len = entries[start..]
-            .iter()
-            .take_while(|e| e.identity == identity)
-            .count();
-        entries[start..start + len].sort_unstable_by_key(|e| {
+    for flow in entries.chunk_by_mut(same_flow) {
+        flow.sort_unstable_by_key(|e| {
             (
                 e.metrics.start_mono_ns,
                 e.crossing.if_index,
                 e.crossing.direction,
             )
         });
-        start += len;
     }
     entries
+}
+
+/// The (start, end) of each flow's run of entries sorted by identity.
+fn flow_runs(entries: &[Entry]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut start = 0;
+    entries.chunk_by(same_flow).map(move |run| {
+        start += run.len();
+        (start - run.len(), start)
+    })
+}
+
+fn same_flow(a: &Entry, b: &Entry) -> bool {
+    a.identity == b.identity
 }
 
 fn build_record(
