@@ -144,6 +144,14 @@ echo
 clk=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' /proc/$1/stat; }
 rss_kib() { awk '/VmRSS/ {print $2}' /proc/$1/status; }
+# The agent's own memory: resident anonymous memory outside the BPF maps it
+# mmaps (the flow table is the kernel's, sized by --cache-max-flows).
+heap_kib() {
+    awk '/^[0-9a-f]+-[0-9a-f]+ / {name = $6} /^Anonymous:/ {if (name !~ /bpf/) s += $2} END {print s + 0}' /proc/$1/smaps
+}
+table_kib() {
+    awk '/^[0-9a-f]+-[0-9a-f]+ / {name = $6} /^Rss:/ {if (name ~ /bpf/) s += $2} END {print s + 0}' /proc/$1/smaps
+}
 AGENT_OUT=$(mktemp)
 start_agent --cache-max-flows 250000 --cache-active-timeout 5s
 window=$((SECS * 3))
@@ -153,13 +161,28 @@ idle_ticks=$((t1 - t0))
 idle_cpu=$(echo "scale=2; $idle_ticks * 100 / $clk / $window" | bc)
 records0=$(wc -l <"$AGENT_OUT")
 t0=$(cpu_ticks $AGENT)
-sent=$($FLOOD $PEER_IP 100000 $window)
+SENT=$(mktemp)
+$FLOOD $PEER_IP 100000 $window >"$SENT" &
+flood=$!
+# The heap's peak, sampled through the flood (evictions come and go).
+peak_heap=0
+while kill -0 $flood 2>/dev/null; do
+    h=$(heap_kib $AGENT)
+    [ "$h" -gt $peak_heap ] && peak_heap=$h
+    sleep 0.2
+done
+wait $flood
+sent=$(cat "$SENT"); rm -f "$SENT"
 t1=$(cpu_ticks $AGENT)
+table=$(table_kib $AGENT)
 records=$(($(wc -l <"$AGENT_OUT") - records0))
 busy_rss=$(rss_kib $AGENT)
 busy_cpu=$(echo "scale=2; ($t1 - $t0) * 100 / $clk / $window" | bc)
 # CPU beyond idle's, per record evicted (merged and written as JSON).
 per_flow_us=$(echo "scale=2; ($t1 - $t0 - $idle_ticks) * 1000000 / $clk / ($records + 1)" | bc)
+# After the next eviction (the 5 s active timeout) the flows are gone.
+sleep 6
+after_heap=$(heap_kib $AGENT)
 stop_agent
 rm -f "$AGENT_OUT"
 echo "| agent state | RSS MiB | CPU % of one core |"
@@ -170,3 +193,5 @@ echo
 echo "RSS ratio: $(echo "scale=2; $busy_rss / $idle_rss" | bc)"
 echo
 echo "Records evicted in the window: $records; CPU per evicted flow beyond idle: $per_flow_us µs"
+echo
+echo "Heap (resident memory apart from the mmapped BPF maps, $((table / 1024)) MiB): peak $((peak_heap / 1024)) MiB during the flood, $((after_heap / 1024)) MiB after it"

@@ -42,6 +42,9 @@ pub struct FlowAgent {
     stats: AgentStats,
     /// A copy of `stats` for readers outside the run loop (metrics).
     shared_stats: std::sync::Arc<std::sync::Mutex<AgentStats>>,
+    /// Called when an eviction has handed all its records on (see
+    /// `after_each_eviction`).
+    after_eviction: Option<fn()>,
 }
 
 impl InterfaceNames for Attachments {
@@ -135,8 +138,18 @@ impl FlowAgent {
             merger: FlowMerger::default(),
             agent_ip: crate::host::agent_ip(),
             shared_stats: Default::default(),
+            after_eviction: None,
             stats,
         })
+    }
+
+    /// Runs `hook` after each eviction, once its records are handed on. An
+    /// eviction frees a burst of memory and the agent then idles until the
+    /// next one; the binary uses this to hand that memory back to the
+    /// system at once, where its allocator would keep it for later.
+    pub fn after_each_eviction(mut self, hook: fn()) -> FlowAgent {
+        self.after_eviction = Some(hook);
+        self
     }
 
     /// The agent's counters as of its latest eviction or interface change,
@@ -236,6 +249,9 @@ impl FlowAgent {
             self.merger
                 .merge(entries, extras, &self.attachments, &ctx, sink);
         self.refresh_stats();
+        if let Some(hook) = self.after_eviction {
+            hook();
+        }
         Ok(())
     }
 

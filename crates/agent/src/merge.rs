@@ -40,19 +40,44 @@ struct Crossing {
     direction: u8,
 }
 
-/// One kernel entry: a flow on one interface, in one direction.
+/// One kernel entry: a flow on one interface, in one direction. The key
+/// keeps its crossing (identity and crossing are derived from it), so an
+/// entry is the size of the kernel's and the drained vector becomes the
+/// entries in place.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    identity: FlowIdentity,
-    crossing: Crossing,
+    key: FlowKey,
     metrics: FlowMetrics,
 }
 
+/// A flow's primary: its key on the crossing that counts it.
 #[derive(Debug, Clone, Copy)]
 struct Primary {
-    identity: FlowIdentity,
-    crossing: Crossing,
+    key: FlowKey,
     last_counted_period: u64,
+}
+
+/// The flow and interface of a kernel key.
+trait OnCrossing {
+    fn kernel_key(&self) -> &FlowKey;
+    fn identity(&self) -> FlowIdentity {
+        FlowIdentity::of(self.kernel_key()).0
+    }
+    fn crossing(&self) -> Crossing {
+        FlowIdentity::of(self.kernel_key()).1
+    }
+}
+
+impl OnCrossing for Entry {
+    fn kernel_key(&self) -> &FlowKey {
+        &self.key
+    }
+}
+
+impl OnCrossing for Primary {
+    fn kernel_key(&self) -> &FlowKey {
+        &self.key
+    }
 }
 
 /// Periods a flow's primary is kept after the flow was last seen.
@@ -67,7 +92,7 @@ impl Primary {
 
 /// Records made and handed on at a time: an eviction of 100,000 flows is
 /// never all in memory as records (a record is ~450 bytes, its kernel
-/// entry 112).
+/// entry 104).
 pub const RECORDS_PER_CHUNK: usize = 4096;
 
 /// What the merger needs to know about the host.
@@ -153,7 +178,7 @@ impl FlowMerger {
         // Feature data of flows without entries.
         let has_entries = |key: &FlowKey| {
             entries
-                .binary_search_by(|e| e.identity.key.cmp(key))
+                .binary_search_by(|e| e.identity().key.cmp(key))
                 .is_ok()
         };
         let mut extras_only: Vec<(FlowKey, FlowExtras)> =
@@ -186,7 +211,7 @@ impl FlowMerger {
                     primary,
                 } => {
                     let flow = &entries[start as usize..end as usize];
-                    let key = flow[0].identity.key;
+                    let key = flow[0].identity().key;
                     let mut record = build_record(&key, flow, primary, names, ctx);
                     if let Some(x) = extras.remove(&key) {
                         apply(&mut record, &x, &ctx.names);
@@ -235,16 +260,16 @@ impl FlowMerger {
         let mut kept = Vec::with_capacity(old.len().max(entries.len() / 2));
         let mut sources = Vec::new();
         for (start, end) in flow_runs(entries) {
-            let identity = entries[start].identity;
+            let identity = entries[start].identity();
             // Primaries of flows before this one, in identity order.
-            while let Some(p) = old.next_if(|p| p.identity < identity) {
+            while let Some(p) = old.next_if(|p| p.identity() < identity) {
                 if p.recent(period) {
                     kept.push(p);
                 }
             }
-            let known = old.next_if(|p| p.identity == identity);
+            let known = old.next_if(|p| p.identity() == identity);
             let flow = &entries[start..end];
-            let (primary, counted) = self.primary_of(identity, known, flow, names);
+            let (primary, counted) = self.primary_of(known, flow, names);
             kept.push(primary);
             match counted {
                 Some(crossing) => sources.push((
@@ -271,54 +296,42 @@ impl FlowMerger {
     /// holds packets already counted on the primary.
     fn primary_of(
         &mut self,
-        identity: FlowIdentity,
         known: Option<Primary>,
         flow: &[Entry],
         names: &dyn InterfaceNames,
     ) -> (Primary, Option<Crossing>) {
         let period = self.period;
         let first_seen = Primary {
-            identity,
-            crossing: flow[0].crossing,
+            key: flow[0].key,
             last_counted_period: period,
         };
         let Some(mut primary) = known else {
-            return (first_seen, Some(first_seen.crossing));
+            return (first_seen, Some(first_seen.crossing()));
         };
-        if flow.iter().any(|e| e.crossing == primary.crossing) {
+        if flow.iter().any(|e| e.key == primary.key) {
             primary.last_counted_period = period;
-            return (primary, Some(primary.crossing));
+            return (primary, Some(primary.crossing()));
         }
         // The primary saw nothing this period. Right after a period in which
         // it counted, what the others saw is the tail already counted on it;
         // if it has gone or stayed silent longer, the flow's path changed.
-        let in_flight_tail = period - primary.last_counted_period <= 1
-            && names.is_watched(primary.crossing.if_index);
+        let in_flight_tail =
+            period - primary.last_counted_period <= 1 && names.is_watched(primary.key.if_index);
         if in_flight_tail {
             return (primary, None);
         }
         self.counters.primary_changes += 1;
-        (first_seen, Some(first_seen.crossing))
+        (first_seen, Some(first_seen.crossing()))
     }
 }
 
 /// The entries with a packet, a key seen twice summed, sorted by flow and
 /// each flow's in path order: the interface that saw it first comes first.
 fn flows_side_by_side(entries: Vec<(FlowKey, FlowMetrics)>) -> Vec<Entry> {
-    let mut entries: Vec<Entry> = entries
-        .into_iter()
-        .map(|(key, metrics)| {
-            let (identity, crossing) = FlowIdentity::of(&key);
-            Entry {
-                identity,
-                crossing,
-                metrics,
-            }
-        })
-        .collect();
-    entries.sort_unstable_by_key(|e| (e.identity, e.crossing));
+    let mut entries = entries_of(entries);
+    entries.sort_unstable_by_key(|e| (e.identity(), e.crossing()));
     entries.dedup_by(|later, kept| {
-        let same = later.identity == kept.identity && later.crossing == kept.crossing;
+        let same = later.key == kept.key;
         if same {
             kept.metrics.absorb(&later.metrics);
         }
@@ -326,15 +339,18 @@ fn flows_side_by_side(entries: Vec<(FlowKey, FlowMetrics)>) -> Vec<Entry> {
     });
     entries.retain(|e| e.metrics.packets > 0);
     for flow in entries.chunk_by_mut(same_flow) {
-        flow.sort_unstable_by_key(|e| {
-            (
-                e.metrics.start_mono_ns,
-                e.crossing.if_index,
-                e.crossing.direction,
-            )
-        });
+        flow.sort_unstable_by_key(|e| (e.metrics.start_mono_ns, e.key.if_index, e.key.direction));
     }
     entries
+}
+
+/// The drained kernel entries as entries: the same size and alignment, so
+/// collected in place, without a second vector.
+fn entries_of(drained: Vec<(FlowKey, FlowMetrics)>) -> Vec<Entry> {
+    drained
+        .into_iter()
+        .map(|(key, metrics)| Entry { key, metrics })
+        .collect()
 }
 
 /// The (start, end) of each flow's run of entries sorted by identity.
@@ -347,7 +363,7 @@ fn flow_runs(entries: &[Entry]) -> impl Iterator<Item = (usize, usize)> + '_ {
 }
 
 fn same_flow(a: &Entry, b: &Entry) -> bool {
-    a.identity == b.identity
+    a.identity() == b.identity()
 }
 
 fn build_record(
@@ -359,7 +375,7 @@ fn build_record(
 ) -> FlowRecord {
     let counted = crossings
         .iter()
-        .find(|e| e.crossing == primary)
+        .find(|e| e.crossing() == primary)
         .map(|e| e.metrics)
         .unwrap_or_default();
     let start = crossings
@@ -404,11 +420,11 @@ fn build_record(
             .iter()
             .map(|e| {
                 names
-                    .name_of(e.crossing.if_index)
-                    .unwrap_or_else(|| format!("if{}", e.crossing.if_index))
+                    .name_of(e.key.if_index)
+                    .unwrap_or_else(|| format!("if{}", e.key.if_index))
             })
             .collect(),
-        if_directions: crossings.iter().map(|e| e.crossing.direction).collect(),
+        if_directions: crossings.iter().map(|e| e.key.direction).collect(),
         agent_ip: ctx.agent_ip.into(),
         sampling: ctx.sampling,
         ..FlowRecord::default()
@@ -418,6 +434,19 @@ fn build_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_take_the_drained_vector_in_place() {
+        // In-place collection needs the same size and alignment; otherwise
+        // an eviction holds the drained vector and the entries at once.
+        use std::mem::{align_of, size_of};
+        assert_eq!(size_of::<Entry>(), size_of::<(FlowKey, FlowMetrics)>());
+        assert_eq!(align_of::<Entry>(), align_of::<(FlowKey, FlowMetrics)>());
+        let drained = vec![(FlowKey::default(), FlowMetrics::default()); 3];
+        let before = drained.as_ptr() as usize;
+        let entries = entries_of(drained);
+        assert_eq!(entries.as_ptr() as usize, before);
+    }
 
     struct Names;
     impl InterfaceNames for Names {

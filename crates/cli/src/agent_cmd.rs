@@ -15,6 +15,7 @@ use flowlens_model::FlowRecord;
 use flowlens_query::Filter;
 use flowlens_wire::exporter::{Exporter, ExporterConfig, ExporterStats};
 use prometheus_client::registry::Registry;
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -71,15 +72,15 @@ struct FilterCounters {
     records_filtered_out: u64,
 }
 
-/// The records `filter` keeps (all without one), counted.
-fn keep(
+/// The records `filter` keeps (all, uncopied, without one), counted.
+fn keep<'a>(
     filter: Option<&Filter>,
     counters: &Mutex<FilterCounters>,
-    records: &[FlowRecord],
-) -> Vec<FlowRecord> {
-    let kept: Vec<FlowRecord> = match filter {
+    records: &'a [FlowRecord],
+) -> Cow<'a, [FlowRecord]> {
+    let kept: Cow<[FlowRecord]> = match filter {
         Some(f) => records.iter().filter(|r| f.matches(r)).cloned().collect(),
-        None => records.to_vec(),
+        None => Cow::Borrowed(records),
     };
     if let Ok(mut c) = counters.lock() {
         c.records_in += records.len() as u64;
@@ -87,6 +88,15 @@ fn keep(
         c.records_filtered_out += (records.len() - kept.len()) as u64;
     }
     kept
+}
+
+/// Hands the memory an eviction freed back to the system now. The agent
+/// sleeps between evictions, and mimalloc purges freed pages only after a
+/// delay and on a later allocation, so without this an idle agent keeps its
+/// last eviction's peak (tens of MiB at 100,000 flows, docs/benchmarks.md).
+fn return_free_memory() {
+    // SAFETY: mi_collect takes no pointers and may be called at any time.
+    unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
 pub fn run(args: AgentArgs) -> Result<()> {
@@ -111,7 +121,7 @@ pub fn run(args: AgentArgs) -> Result<()> {
             ),
             None => None,
         };
-        let agent = FlowAgent::new(settings)?;
+        let agent = FlowAgent::new(settings)?.after_each_eviction(return_free_memory);
         let exporter = match &args.collector {
             Some(collector) => Some(
                 Exporter::start(ExporterConfig {
