@@ -47,6 +47,7 @@ pub struct FlowSlot {
     pub _pad: u32,
     pub key: FlowKey,
     pub metrics: FlowMetrics,
+    pub _tail: [u8; 16],
 }
 
 /// Slot states (SLOT_* in flow.h).
@@ -183,7 +184,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<FlowKey>(), 48);
         assert_eq!(std::mem::size_of::<FlowMetrics>(), 56);
         assert_eq!(std::mem::size_of::<FlowEvent>(), 104);
-        assert_eq!(std::mem::size_of::<FlowSlot>(), 112);
+        assert_eq!(std::mem::size_of::<FlowSlot>(), 128);
         assert_eq!(std::mem::size_of::<AgentState>(), 16);
         assert_eq!(std::mem::size_of::<FlowExtra>(), 224);
         assert_eq!(std::mem::size_of::<DnsPendingKey>(), 56);
