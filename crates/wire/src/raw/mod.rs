@@ -128,15 +128,22 @@ impl<'a> Reader<'a> {
         self.0.is_empty()
     }
 
+    // Inlined for its one-byte case; longer values take the call.
+    #[inline(always)]
     fn varint(&mut self) -> Result<u64, WireError> {
-        let bytes = self.0;
         // Most values (keys, small numbers) fit one byte.
-        if let Some(&b) = bytes.first()
+        if let Some(&b) = self.0.first()
             && b < 0x80
         {
-            self.0 = &bytes[1..];
+            self.0 = &self.0[1..];
             return Ok(u64::from(b));
         }
+        self.long_varint()
+    }
+
+    #[inline(never)]
+    fn long_varint(&mut self) -> Result<u64, WireError> {
+        let bytes = self.0;
         let mut value = 0u64;
         for (i, &b) in bytes.iter().take(10).enumerate() {
             // The tenth byte may only hold the top bit of 64.
