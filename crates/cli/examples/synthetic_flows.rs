@@ -441,6 +441,8 @@ fn conversation_memory(records: usize, conversations: usize) {
 }
 
 fn main() {
+    // Tuned as the flowlens binary tunes it.
+    flowlens::allocator::tune();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let number = |i: usize, default: usize| {
         args.get(i)

@@ -90,15 +90,6 @@ fn keep<'a>(
     kept
 }
 
-/// Hands the memory an eviction freed back to the system now. The agent
-/// sleeps between evictions, and mimalloc purges freed pages only after a
-/// delay and on a later allocation, so without this an idle agent keeps its
-/// last eviction's peak (tens of MiB at 100,000 flows, docs/benchmarks.md).
-fn return_free_memory() {
-    // SAFETY: mi_collect takes no pointers and may be called at any time.
-    unsafe { libmimalloc_sys::mi_collect(true) }
-}
-
 pub fn run(args: AgentArgs) -> Result<()> {
     let filter = match args.filter.as_deref() {
         Some(text) => {
@@ -121,7 +112,8 @@ pub fn run(args: AgentArgs) -> Result<()> {
             ),
             None => None,
         };
-        let agent = FlowAgent::new(settings)?.after_each_eviction(return_free_memory);
+        let agent =
+            FlowAgent::new(settings)?.after_each_eviction(crate::allocator::return_free_memory);
         let exporter = match &args.collector {
             Some(collector) => Some(
                 Exporter::start(ExporterConfig {

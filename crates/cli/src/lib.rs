@@ -6,6 +6,7 @@
 pub use flowlens_server::{api, console_http, http_server, metrics};
 
 pub mod agent_cmd;
+pub mod allocator;
 pub mod capture_args;
 pub mod collector_cmd;
 pub mod demo;

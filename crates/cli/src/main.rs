@@ -1,6 +1,6 @@
 //! `flowlens`: one binary, one subcommand per job.
 
-use flowlens::{agent_cmd, collector_cmd, demo, query_cmd, status_cmd, up_cmd};
+use flowlens::{agent_cmd, allocator, collector_cmd, demo, query_cmd, status_cmd, up_cmd};
 
 use clap::{Parser, Subcommand};
 
@@ -48,6 +48,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    allocator::tune();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
