@@ -129,6 +129,12 @@ impl SideLabels {
         }
     }
 
+    /// Where the shared copy lives (0 for none): the same for every record
+    /// holding this copy, and never another copy's while one is held.
+    pub fn address(&self) -> usize {
+        self.0.as_ref().map_or(0, |s| Arc::as_ptr(s) as usize)
+    }
+
     /// Whether another copy holds these labels too.
     pub fn shared_elsewhere(&self) -> bool {
         self.0.as_ref().is_some_and(|s| Arc::strong_count(s) > 1)

@@ -4,12 +4,14 @@
 //! metric's series count is capped (what the cap refuses is counted), and
 //! series of endpoints that went quiet expire.
 
+mod parts;
 mod series;
 
 use flowlens_model::vocab::TcpState;
-use flowlens_model::{FlowRecord, Side};
+use flowlens_model::{EndpointLabels, FlowRecord, SideLabels};
+use parts::{NONE, PartId, Parts};
 use prometheus_client::registry::Registry;
-use series::{LabelKey, MetricSeries, SharedSeries, Updated};
+use series::{LabelKey, MetricSeries, SeriesKey, SeriesSet, SharedSeries, Updated};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,16 +138,23 @@ pub struct MetricsCounters {
 pub struct FlowMetrics {
     metrics: Vec<Metric>,
     /// The series of each metric (same order), shared with the scrape.
-    series: Arc<Mutex<Vec<MetricSeries>>>,
+    series: Arc<Mutex<SeriesSet>>,
     max_series: usize,
     series_ttl_ms: i64,
     pub counters: MetricsCounters,
-    /// Per flow: the endpoint label values by scope, with or without the
-    /// source side (built on first use), and a key with extra labels.
-    keys: [LabelKey; 6],
-    built: [bool; 6],
+    /// Each end's label parts by scope, by the end's shared labels (held,
+    /// so that no other labels take their address): one lookup per end of
+    /// a flow instead of laying its values out. Forgotten when parts are
+    /// swept, and when it grows past `SIDES_CACHED`.
+    sides: hashbrown::HashMap<usize, (SideParts, SideLabels), foldhash::fast::RandomState>,
     scratch: LabelKey,
 }
+
+/// An end's parts: its values for the node, namespace and workload scopes.
+type SideParts = [PartId; 3];
+
+/// Ends whose parts are remembered at most (a few MiB).
+const SIDES_CACHED: usize = 1 << 16;
 
 /// The label names of a scope's endpoint labels, source side first.
 fn endpoint_label_names(scope: Scope, with_source: bool) -> Vec<&'static str> {
@@ -172,37 +181,16 @@ fn text<S: AsRef<str>>(v: &Option<S>) -> &str {
     v.as_ref().map_or("", |s| s.as_ref())
 }
 
-/// Appends the values of `endpoint_label_names(scope, with_source)`.
-fn push_endpoint_values(key: &mut LabelKey, scope: Scope, r: &FlowRecord, with_source: bool) {
-    let sides: &[Side] = if with_source {
-        &[Side::Src, Side::Dst]
-    } else {
-        &[Side::Dst]
-    };
-    for &side in sides {
-        let (host, namespace, name, kind) = match side {
-            Side::Src => (
-                &r.src_labels.host_name,
-                &r.src_labels.namespace,
-                &r.src_labels.name,
-                &r.src_labels.kind,
-            ),
-            Side::Dst => (
-                &r.dst_labels.host_name,
-                &r.dst_labels.namespace,
-                &r.dst_labels.name,
-                &r.dst_labels.kind,
-            ),
-        };
-        match scope {
-            Scope::Node => key.push(text(host)),
-            Scope::Namespace => key.push(text(namespace)),
-            Scope::Workload => {
-                key.push(text(namespace));
-                key.push(text(name));
-                key.push(text(kind));
-                key.push(text(kind));
-            }
+/// Lays out one end's values of `endpoint_label_names(scope, _)`.
+fn lay_out_side(key: &mut LabelKey, scope: Scope, labels: &EndpointLabels) {
+    match scope {
+        Scope::Node => key.push(text(&labels.host_name)),
+        Scope::Namespace => key.push(text(&labels.namespace)),
+        Scope::Workload => {
+            key.push(text(&labels.namespace));
+            key.push(text(&labels.name));
+            key.push(text(&labels.kind));
+            key.push(text(&labels.kind));
         }
     }
 }
@@ -266,7 +254,10 @@ impl FlowMetrics {
             series.push(MetricSeries::new(full, measure.help(), histogram, labels));
             metrics.push(Metric { scope, measure });
         }
-        let series = Arc::new(Mutex::new(series));
+        let series = Arc::new(Mutex::new(SeriesSet {
+            metrics: series,
+            parts: Parts::default(),
+        }));
         registry.register_collector(Box::new(SharedSeries(series.clone())));
         Ok(FlowMetrics {
             metrics,
@@ -274,8 +265,7 @@ impl FlowMetrics {
             max_series,
             series_ttl_ms,
             counters: MetricsCounters::default(),
-            keys: Default::default(),
-            built: [false; 6],
+            sides: Default::default(),
             scratch: LabelKey::default(),
         })
     }
@@ -300,7 +290,24 @@ impl FlowMetrics {
         }
     }
 
-    fn account(&mut self, r: &FlowRecord, all: &mut [MetricSeries], now_ms: i64) {
+    /// The parts of one end, from the cache or laid out and interned.
+    fn side_parts(&mut self, labels: &SideLabels, parts: &mut Parts) -> SideParts {
+        if let Some((known, _)) = self.sides.get(&labels.address()) {
+            return *known;
+        }
+        if self.sides.len() >= SIDES_CACHED {
+            self.sides.clear();
+        }
+        let made = [Scope::Node, Scope::Namespace, Scope::Workload].map(|scope| {
+            self.scratch.clear();
+            lay_out_side(&mut self.scratch, scope, labels);
+            parts.intern(self.scratch.as_str())
+        });
+        self.sides.insert(labels.address(), (made, labels.clone()));
+        made
+    }
+
+    fn account(&mut self, r: &FlowRecord, all: &mut SeriesSet, now_ms: i64) {
         self.counters.flows_received += 1;
         let scale = r.sampling.max(1) as u64;
         let direction = r
@@ -311,7 +318,12 @@ impl FlowMetrics {
             direction == 1 || direction == 2,
         );
         let max_series = self.max_series;
-        self.built = [false; 6];
+        let SeriesSet {
+            metrics: all,
+            parts,
+        } = all;
+        let src = self.side_parts(&r.src_labels, parts);
+        let dst = self.side_parts(&r.dst_labels, parts);
         for (m, series) in self.metrics.iter().zip(all.iter_mut()) {
             // (value, the extra label values)
             let update: Option<(f64, [&str; 2])> = match m.measure {
@@ -347,37 +359,27 @@ impl FlowMetrics {
                 _ => None,
             };
             let Some((v, extra)) = update else { continue };
-            // Each metric of a scope uses the same endpoint labels: their
-            // key is built once per flow.
-            let source = with_source(m.measure);
-            let at = m.scope as usize * 2 + source as usize;
-            if !self.built[at] {
-                self.keys[at].clear();
-                push_endpoint_values(&mut self.keys[at], m.scope, r, source);
-                self.keys[at].seal();
-                self.built[at] = true;
+            let scope = m.scope as usize;
+            let mut key: SeriesKey = [NONE; 4];
+            if with_source(m.measure) {
+                key[0] = src[scope];
             }
+            key[1] = dst[scope];
             let extras = extra_label_names(m.measure).len();
-            let key = if extras == 0 {
-                &self.keys[at]
-            } else {
+            for (at, value) in extra[..extras].iter().enumerate() {
                 self.scratch.clear();
-                self.scratch.push_raw(self.keys[at].as_str());
-                for value in &extra[..extras] {
-                    self.scratch.push(value);
-                }
-                self.scratch.seal();
-                &self.scratch
-            };
+                self.scratch.push(value);
+                key[2 + at] = parts.intern(self.scratch.as_str());
+            }
             let updated = if matches!(m.measure, Measure::Rtt | Measure::DnsLatency) {
-                series.observe(key, v, now_ms, max_series)
+                series.observe(&key, parts, v, now_ms, max_series)
             } else {
                 let counted = if matches!(m.measure, Measure::Flows | Measure::ConnectionOutcomes) {
                     1
                 } else {
                     v as u64 * scale
                 };
-                series.add(key, counted, now_ms, max_series)
+                series.add(&key, parts, counted, now_ms, max_series)
             };
             if updated == Updated::Capped {
                 self.counters.series_dropped += 1;
@@ -388,10 +390,14 @@ impl FlowMetrics {
     /// Removes series not updated for the TTL (vanished endpoints).
     pub fn expire(&mut self, now_ms: i64) {
         let oldest = now_ms - self.series_ttl_ms;
-        let mut all = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        for series in all.iter_mut() {
-            self.counters.series_expired += series.expire(oldest);
+        let mut set = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        let SeriesSet { metrics, parts } = &mut *set;
+        for series in metrics.iter_mut() {
+            self.counters.series_expired += series.expire(oldest, parts);
         }
+        // The cached ends name parts that the sweep may free.
+        self.sides.clear();
+        parts.sweep();
     }
 }
 
@@ -470,6 +476,12 @@ mod tests {
         m.expire(5_000);
         assert_eq!(m.counters.series_expired, 1);
         assert!(!text(&registry).contains("frontend"));
+        let set = m.series.lock().unwrap();
+        assert_eq!(
+            set.parts.len(),
+            0,
+            "the expired series' label parts are freed"
+        );
     }
 
     #[test]

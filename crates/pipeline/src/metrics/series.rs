@@ -1,22 +1,18 @@
 //! The metrics' series, kept by the pipeline itself and encoded for
 //! Prometheus at scrape time (a `Collector` of prometheus-client). A
-//! flow's update is one hash of its label values, laid end to end in a
-//! reused buffer, and one lookup: no label vector is built, hashed with
-//! SipHash and compared string by string per flow, as a `Family` lookup
-//! does (that was half the pipeline's time).
+//! series is keyed by the numbers of its label values' parts (`Parts`): a
+//! flow's update is one hash of 16 bytes and one lookup, no label vector
+//! built, hashed with SipHash and compared string by string per flow, as a
+//! `Family` lookup does (that was half the pipeline's time).
 
+use super::parts::{NONE, PartId, Parts, hasher};
 use hashbrown::HashTable;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use std::hash::BuildHasher;
-use std::sync::LazyLock;
 use std::sync::{Arc, Mutex};
-
-/// The hasher of every key (foldhash, seeded per process): keys come from
-/// our own enrichment, and one hash serves several tables.
-static KEY_HASHER: LazyLock<foldhash::fast::RandomState> = LazyLock::new(Default::default);
 
 /// Seconds buckets for RTT and DNS latency: from 100 µs (veth) to 5 s.
 pub const LATENCY_BUCKETS: [f64; 12] = [
@@ -56,34 +52,31 @@ struct Series {
     value: Value,
 }
 
-/// One metric's series, by label values (see `LabelKey`).
+/// A series' label values: the parts of its source end, its destination
+/// end and its extra labels, in label order (`NONE` where it has none).
+pub type SeriesKey = [PartId; 4];
+
+/// One metric's series, by label values.
 pub struct MetricSeries {
     /// Full name (without `_total` for counters: the encoder adds it).
     pub name: String,
     pub help: &'static str,
     pub histogram: bool,
-    /// Label names, in the order of the values in a key.
+    /// Label names, in the order of the values in a key's parts.
     pub label_names: Vec<&'static str>,
-    series: HashTable<(Box<str>, Series)>,
+    series: HashTable<(SeriesKey, Series)>,
 }
 
 /// Label values laid end to end, each as `<length>:<value>`, so no two
-/// label sets make the same key whatever their values hold.
+/// label sets make the same text whatever their values hold.
 #[derive(Debug, Default)]
 pub struct LabelKey {
     text: String,
-    /// The text's hash, made by `seal` once the values are in.
-    hash: u64,
 }
 
 impl LabelKey {
     pub fn clear(&mut self) {
         self.text.clear();
-    }
-
-    /// Hashes the values pushed so far: call before the key is used.
-    pub fn seal(&mut self) {
-        self.hash = KEY_HASHER.hash_one(self.text.as_str());
     }
 
     pub fn push(&mut self, value: &str) {
@@ -105,11 +98,6 @@ impl LabelKey {
         }
         self.text.push(':');
         self.text.push_str(value);
-    }
-
-    /// Appends values already laid out as a key.
-    pub fn push_raw(&mut self, laid_out: &str) {
-        self.text.push_str(laid_out);
     }
 
     pub fn as_str(&self) -> &str {
@@ -160,14 +148,14 @@ impl MetricSeries {
     /// cap): one lookup for a series that exists.
     fn update(
         &mut self,
-        key: &LabelKey,
+        key: &SeriesKey,
+        parts: &mut Parts,
         now_ms: i64,
         max_series: usize,
         change: impl FnOnce(&mut Value),
     ) -> Updated {
-        debug_assert_eq!(key.hash, KEY_HASHER.hash_one(key.as_str()), "a sealed key");
-        let text = key.as_str();
-        if let Some((_, series)) = self.series.find_mut(key.hash, |(k, _)| **k == *text) {
+        let hash = hasher().hash_one(key);
+        if let Some((_, series)) = self.series.find_mut(hash, |(k, _)| k == key) {
             series.last_seen = now_ms;
             change(&mut series.value);
             return Updated::Yes;
@@ -185,16 +173,22 @@ impl MetricSeries {
             last_seen: now_ms,
             value,
         };
+        parts.retain(key);
         self.series
-            .insert_unique(key.hash, (text.into(), series), |(k, _)| {
-                KEY_HASHER.hash_one(&**k)
-            });
+            .insert_unique(hash, (*key, series), |(k, _)| hasher().hash_one(k));
         Updated::Yes
     }
 
     /// Adds `by` to the counter of `key`.
-    pub fn add(&mut self, key: &LabelKey, by: u64, now_ms: i64, max_series: usize) -> Updated {
-        self.update(key, now_ms, max_series, |value| {
+    pub fn add(
+        &mut self,
+        key: &SeriesKey,
+        parts: &mut Parts,
+        by: u64,
+        now_ms: i64,
+        max_series: usize,
+    ) -> Updated {
+        self.update(key, parts, now_ms, max_series, |value| {
             if let Value::Counter(n) = value {
                 *n += by;
             }
@@ -202,8 +196,15 @@ impl MetricSeries {
     }
 
     /// Observes `v` in the histogram of `key`.
-    pub fn observe(&mut self, key: &LabelKey, v: f64, now_ms: i64, max_series: usize) -> Updated {
-        self.update(key, now_ms, max_series, |value| {
+    pub fn observe(
+        &mut self,
+        key: &SeriesKey,
+        parts: &mut Parts,
+        v: f64,
+        now_ms: i64,
+        max_series: usize,
+    ) -> Updated {
+        self.update(key, parts, now_ms, max_series, |value| {
             if let Value::Histogram(h) = value {
                 h.observe(v);
             }
@@ -211,25 +212,40 @@ impl MetricSeries {
     }
 
     /// Removes the series not updated since `oldest_ms`; how many.
-    pub fn expire(&mut self, oldest_ms: i64) -> u64 {
+    pub fn expire(&mut self, oldest_ms: i64, parts: &mut Parts) -> u64 {
         let before = self.series.len();
-        self.series.retain(|(_, s)| s.last_seen >= oldest_ms);
+        self.series.retain(|(key, s)| {
+            let keep = s.last_seen >= oldest_ms;
+            if !keep {
+                parts.release(key);
+            }
+            keep
+        });
         (before - self.series.len()) as u64
     }
 
-    fn encode(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(
+        &self,
+        parts: &Parts,
+        encoder: &mut DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
         let kind = if self.histogram {
             MetricType::Histogram
         } else {
             MetricType::Counter
         };
         let mut family = encoder.encode_descriptor(&self.name, self.help, None, kind)?;
+        let mut values = String::new();
         for (key, series) in self.series.iter() {
+            values.clear();
+            for &part in key.iter().filter(|&&part| part != NONE) {
+                values.push_str(parts.text(part));
+            }
             let labels: Vec<(&str, &str)> = self
                 .label_names
                 .iter()
                 .copied()
-                .zip(LabelKey::values(key))
+                .zip(LabelKey::values(&values))
                 .collect();
             let metric = family.encode_family(&labels)?;
             match &series.value {
@@ -246,10 +262,17 @@ impl MetricSeries {
     }
 }
 
+/// Every metric's series and the parts of their keys.
+#[derive(Default)]
+pub struct SeriesSet {
+    pub metrics: Vec<MetricSeries>,
+    pub parts: Parts,
+}
+
 /// The metrics as Prometheus reads them: shared with the stage that
 /// updates them, locked once per scrape.
 #[derive(Clone)]
-pub struct SharedSeries(pub Arc<Mutex<Vec<MetricSeries>>>);
+pub struct SharedSeries(pub Arc<Mutex<SeriesSet>>);
 
 impl std::fmt::Debug for SharedSeries {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -259,9 +282,9 @@ impl std::fmt::Debug for SharedSeries {
 
 impl Collector for SharedSeries {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let metrics = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        for metric in metrics.iter() {
-            metric.encode(&mut encoder)?;
+        let set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for metric in set.metrics.iter() {
+            metric.encode(&set.parts, &mut encoder)?;
         }
         Ok(())
     }
