@@ -359,6 +359,7 @@ impl FlowMetrics {
                 _ => None,
             };
             let Some((v, extra)) = update else { continue };
+            // SideParts are in Scope's order.
             let scope = m.scope as usize;
             let mut key: SeriesKey = [NONE; 4];
             if with_source(m.measure) {
