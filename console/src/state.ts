@@ -38,14 +38,14 @@ export const DEFAULTS: ViewState = {
   sort: "",
   desc: true,
   limit: 100,
-  scope: "workload",
+  scope: "owner",
   colour: "drops",
 };
 
 export const TIME_RANGES = ["5m", "15m", "30m", "1h", "6h", "24h", "7d"];
 export const REFRESH_CHOICES = [0, 5, 15, 30, 60];
 export const PAGE_SIZES = [50, 100, 500, 1000];
-export const SCOPES = ["host", "namespace", "workload", "pod"];
+export const SCOPES = ["node", "zone", "namespace", "owner", "pod"];
 export const COLOURINGS = ["drops", "dns_errors", "rtt"];
 
 function list(text: string | null): string[] {

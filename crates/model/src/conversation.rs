@@ -5,7 +5,7 @@
 //! they leave: stdout, the store, the API.
 
 use crate::vocab::{CloseCause, RecordType};
-use crate::{Address, FlowRecord, SideLabels};
+use crate::{Address, FlowRecord, Label, SideLabels};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A conversation's `_HashId`: the same for both directions of a
@@ -58,6 +58,12 @@ pub struct ConversationRecord {
     pub src_labels: SideLabels,
     #[serde(flatten, with = "crate::endpoint::dst_labels")]
     pub dst_labels: SideLabels,
+    #[serde(
+        rename = "K8S_ClusterName",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub cluster_name: Option<Label>,
     #[serde(rename = "Bytes_AB")]
     pub bytes_ab: u64,
     #[serde(rename = "Bytes_BA")]

@@ -43,12 +43,16 @@ impl Side {
 }
 
 /// How many labels an end has.
-pub const LABELS: usize = 5;
+pub const LABELS: usize = 9;
 const SRC_NAMES: [&str; LABELS] = [
     "SrcK8S_HostName",
     "SrcK8S_Namespace",
     "SrcK8S_Name",
     "SrcK8S_Type",
+    "SrcK8S_OwnerName",
+    "SrcK8S_OwnerType",
+    "SrcK8S_HostIP",
+    "SrcK8S_Zone",
     "SrcSubnetLabel",
 ];
 const DST_NAMES: [&str; LABELS] = [
@@ -56,16 +60,31 @@ const DST_NAMES: [&str; LABELS] = [
     "DstK8S_Namespace",
     "DstK8S_Name",
     "DstK8S_Type",
+    "DstK8S_OwnerName",
+    "DstK8S_OwnerType",
+    "DstK8S_HostIP",
+    "DstK8S_Zone",
     "DstSubnetLabel",
 ];
 
-/// The enrichment labels of one end.
+/// The enrichment labels of one end: from the Kubernetes API in a cluster
+/// (docs/kubernetes.md), from network namespaces and the host otherwise.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct EndpointLabels {
+    /// The node the end runs on (a pod's node, or the node itself).
     pub host_name: Option<Label>,
     pub namespace: Option<Label>,
     pub name: Option<Label>,
+    /// Pod, Service, Node (NetworkNamespace on a plain host).
     pub kind: Option<Label>,
+    /// The top workload owning a pod (a Deployment rather than its
+    /// ReplicaSet); a bare pod owns itself.
+    pub owner_name: Option<Label>,
+    pub owner_type: Option<Label>,
+    /// The address of the end's node.
+    pub host_ip: Option<Label>,
+    /// The node's `topology.kubernetes.io/zone`.
+    pub zone: Option<Label>,
     pub subnet: Option<Label>,
 }
 
@@ -74,6 +93,10 @@ const NO_LABELS: EndpointLabels = EndpointLabels {
     namespace: None,
     name: None,
     kind: None,
+    owner_name: None,
+    owner_type: None,
+    host_ip: None,
+    zone: None,
     subnet: None,
 };
 
@@ -85,6 +108,10 @@ impl EndpointLabels {
             &self.namespace,
             &self.name,
             &self.kind,
+            &self.owner_name,
+            &self.owner_type,
+            &self.host_ip,
+            &self.zone,
             &self.subnet,
         ]
     }
@@ -95,6 +122,10 @@ impl EndpointLabels {
             &mut self.namespace,
             &mut self.name,
             &mut self.kind,
+            &mut self.owner_name,
+            &mut self.owner_type,
+            &mut self.host_ip,
+            &mut self.zone,
             &mut self.subnet,
         ]
     }

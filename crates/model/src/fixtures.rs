@@ -52,7 +52,11 @@ pub fn full_record() -> FlowRecord {
             host_name: Some("node-1".into()),
             namespace: Some("frontend".into()),
             name: Some("frontend".into()),
-            kind: Some("NetworkNamespace".into()),
+            kind: Some("Pod".into()),
+            owner_name: Some("frontend".into()),
+            owner_type: Some("Deployment".into()),
+            host_ip: Some("198.18.0.1".into()),
+            zone: Some("zone-a".into()),
             subnet: Some("clients".into()),
         }
         .into(),
@@ -61,9 +65,14 @@ pub fn full_record() -> FlowRecord {
             namespace: Some("backend".into()),
             name: Some("db".into()),
             kind: Some("Pod".into()),
+            owner_name: Some("db".into()),
+            owner_type: Some("StatefulSet".into()),
+            host_ip: Some("198.18.0.2".into()),
+            zone: Some("zone-b".into()),
             subnet: Some("lab".into()),
         }
         .into(),
+        cluster_name: Some("lab-cluster".into()),
         flow_direction: Some(2),
         network_events: Some(vec![NetworkEvent {
             action: "drop".into(),
@@ -92,6 +101,10 @@ fn every_label() -> SideLabels {
         namespace: label(),
         name: label(),
         kind: label(),
+        owner_name: label(),
+        owner_type: label(),
+        host_ip: label(),
+        zone: label(),
         subnet: label(),
     }
     .into()
@@ -111,6 +124,7 @@ pub fn full_conversation() -> ConversationRecord {
         proto: 6,
         src_labels: every_label(),
         dst_labels: every_label(),
+        cluster_name: Some("lab-cluster".into()),
         bytes_ab: 1,
         bytes_ba: 2,
         packets_ab: 3,

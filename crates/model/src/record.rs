@@ -103,6 +103,13 @@ pub struct FlowRecord {
     pub src_labels: SideLabels,
     #[serde(flatten, with = "crate::endpoint::dst_labels")]
     pub dst_labels: SideLabels,
+    /// The cluster the flow was seen in (`--cluster-name`).
+    #[serde(
+        rename = "K8S_ClusterName",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub cluster_name: Option<Label>,
     /// 0 ingress (into this host), 1 egress (out of it), 2 inner (both ends
     /// on this host), as netobserv.
     #[serde(skip_serializing_if = "Option::is_none", default)]

@@ -61,6 +61,7 @@ impl RecordView for FlowRecord {
             "DnsQueryType" => text(out, r.dns_query_type.as_deref()),
             "DnsUnanswered" => out.extend(r.dns_unanswered.map(Scalar::Bool)),
             "FlowDirection" => num(out, r.flow_direction),
+            "K8S_ClusterName" => text(out, r.cluster_name.as_deref()),
             _ if let Some(side) = Side::of_label(name) => {
                 let label = r.labels(side).by_name(side, name);
                 text(out, label.and_then(|v| v.as_deref()))

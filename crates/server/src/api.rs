@@ -409,11 +409,13 @@ async fn series(State(state): State<ApiState>, Query(p): Params) -> Response {
 /// The endpoint fields of each topology scope.
 pub fn scope_fields(scope: &str) -> Option<(&'static str, &'static str)> {
     Some(match scope {
-        "host" => ("src.host", "dst.host"),
+        "node" | "host" => ("src.host", "dst.host"),
+        "zone" => ("src.zone", "dst.zone"),
         "namespace" => ("src.namespace", "dst.namespace"),
-        // On a plain host, a workload and a pod are both the network
-        // namespace (K8S_Name); Kubernetes enrichment will tell them apart.
-        "workload" | "pod" => ("src.name", "dst.name"),
+        // A pod's top workload (a network namespace owns itself on a plain
+        // host).
+        "owner" | "workload" => ("src.owner", "dst.owner"),
+        "pod" | "name" => ("src.name", "dst.name"),
         _ => return None,
     })
 }
@@ -425,7 +427,7 @@ fn topology_query(store: &Store, params: &HashMap<String, String>) -> Result<Res
     let scope = req.get("scope").unwrap_or("namespace");
     let (src, dst) = scope_fields(scope).ok_or_else(|| {
         bad_request(
-            format!("scope: `{scope}` is not host, namespace, workload or pod"),
+            format!("scope: `{scope}` is not node, zone, namespace, owner or pod"),
             None,
         )
     })?;

@@ -46,6 +46,7 @@ fn column_of(name: &str, c: &[ConversationRecord]) -> Option<ArrayRef> {
         "DnsName" => texts(c, |r| r.dns_name.as_deref())?,
         "DnsUnanswered" => bools(c, |r| r.dns_unanswered)?,
         "CloseCause" => texts(c, |r| r.close_cause.map(|v| v.as_str()))?,
+        "K8S_ClusterName" => texts(c, |r| r.cluster_name.as_deref())?,
         _ => return None,
     };
     Some(array)

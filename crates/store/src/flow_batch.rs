@@ -78,6 +78,7 @@ fn column_of(name: &str, f: &[FlowRecord]) -> Option<ArrayRef> {
         "PktDropPackets" => numbers::<UInt64Type, _>(f, |r| r.pkt_drop_packets)?,
         "PktDropLatestState" => texts(f, |r| r.pkt_drop_latest_state.map(|v| v.as_str()))?,
         "PktDropLatestDropCause" => texts(f, |r| r.pkt_drop_latest_drop_cause.as_deref())?,
+        "K8S_ClusterName" => texts(f, |r| r.cluster_name.as_deref())?,
         "PktDropCategory" => texts(f, |r| r.pkt_drop_category.map(|v| v.as_str()))?,
         "DnsId" => numbers::<UInt16Type, _>(f, |r| r.dns_id)?,
         "DnsFlags" => numbers::<UInt16Type, _>(f, |r| r.dns_flags)?,

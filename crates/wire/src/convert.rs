@@ -133,6 +133,10 @@ fn endpoint_to_pb(e: &SideLabels) -> Option<pbflow::Endpoint> {
         name: text(&e.name),
         r#type: text(&e.kind),
         subnet_label: text(&e.subnet),
+        owner_name: text(&e.owner_name),
+        owner_type: text(&e.owner_type),
+        host_ip: text(&e.host_ip),
+        zone: text(&e.zone),
     })
 }
 
@@ -146,6 +150,10 @@ fn endpoint_from_raw(e: Option<RawEndpoint<'_>>) -> SideLabels {
         name: e.name.map(Label::from),
         kind: e.kind.map(Label::from),
         subnet: e.subnet_label.map(Label::from),
+        owner_name: e.owner_name.map(Label::from),
+        owner_type: e.owner_type.map(Label::from),
+        host_ip: e.host_ip.map(Label::from),
+        zone: e.zone.map(Label::from),
     })
 }
 
@@ -249,6 +257,7 @@ pub fn to_pb(r: &FlowRecord) -> pbflow::Record {
         src_endpoint: endpoint_to_pb(&r.src_labels),
         dst_endpoint: endpoint_to_pb(&r.dst_labels),
         flow_direction: r.flow_direction.map(u32::from),
+        cluster_name: r.cluster_name.as_ref().map(|c| c.to_string()),
     }
 }
 
@@ -349,6 +358,7 @@ pub fn from_raw(p: &RawRecord<'_>) -> Result<FlowRecord, DecodeError> {
             .then(|| p.network_events.iter().map(event_from_raw).collect()),
         src_labels: endpoint_from_raw(p.src_endpoint),
         dst_labels: endpoint_from_raw(p.dst_endpoint),
+        cluster_name: p.cluster_name.map(Label::from),
     };
     r.dns_flags_response_code = r.dns_flags.map(rcode_name);
     Ok(r)

@@ -206,17 +206,17 @@ pub const FIELDS: &[FieldSpec] = &[
     field(
         "SrcK8S_HostName",
         Text,
-        "Enrichment: this node's name when the source is on it (host or one of its network namespaces)",
+        "Enrichment: the node the source runs on (in a cluster from its pod or node; on a plain host this host when the source is on it)",
     ).filter("src.host", &["src.node"]).both().dimension(),
     field(
         "DstK8S_HostName",
         Text,
-        "Enrichment: this node's name when the destination is on it",
+        "Enrichment: the node the destination runs on",
     ).filter("dst.host", &["dst.node"]).both().dimension(),
     field(
         "SrcK8S_Namespace",
         Text,
-        "Enrichment: network namespace of the source (Kubernetes namespace later)",
+        "Enrichment: Kubernetes namespace of the source (its network namespace on a plain host)",
     ).filter("src.namespace", &[]).both().dimension(),
     field(
         "DstK8S_Namespace",
@@ -226,23 +226,68 @@ pub const FIELDS: &[FieldSpec] = &[
     field(
         "SrcK8S_Name",
         Text,
-        "Enrichment: name of the source workload (its network namespace on a plain host)",
+        "Enrichment: name of the source pod, service or node (its network namespace on a plain host)",
     ).filter("src.name", &[]).both().dimension(),
     field(
         "DstK8S_Name",
         Text,
-        "Enrichment: name of the destination workload",
+        "Enrichment: name of the destination pod, service or node",
     ).filter("dst.name", &[]).both().dimension(),
     field(
         "SrcK8S_Type",
         Text,
-        "Enrichment: Node or NetworkNamespace (Pod, Service, ... later)",
+        "Enrichment: Pod, Service or Node (NetworkNamespace or Node on a plain host)",
     ).filter("src.type", &[]).both().dimension(),
     field(
         "DstK8S_Type",
         Text,
-        "Enrichment: Node or NetworkNamespace",
+        "Enrichment: Pod, Service or Node (NetworkNamespace or Node on a plain host)",
     ).filter("dst.type", &[]).both().dimension(),
+    field(
+        "SrcK8S_OwnerName",
+        Text,
+        "Enrichment: the top workload owning the source pod (Deployment, StatefulSet, DaemonSet, CronJob, Job; a bare pod is its own owner)",
+    ).filter("src.owner", &["src.owner_name"]).both().dimension(),
+    field(
+        "DstK8S_OwnerName",
+        Text,
+        "Enrichment: the top workload owning the destination pod",
+    ).filter("dst.owner", &["dst.owner_name"]).both().dimension(),
+    field(
+        "SrcK8S_OwnerType",
+        Text,
+        "Enrichment: the kind of the source's owner (Deployment, StatefulSet, DaemonSet, CronJob, Job, Pod, ...)",
+    ).filter("src.owner_type", &[]).both().dimension(),
+    field(
+        "DstK8S_OwnerType",
+        Text,
+        "Enrichment: the kind of the destination's owner",
+    ).filter("dst.owner_type", &[]).both().dimension(),
+    field(
+        "SrcK8S_HostIP",
+        Text,
+        "Enrichment: the address of the node the source runs on",
+    ).filter("src.host_ip", &["src.node_ip"]).both(),
+    field(
+        "DstK8S_HostIP",
+        Text,
+        "Enrichment: the address of the node the destination runs on",
+    ).filter("dst.host_ip", &["dst.node_ip"]).both(),
+    field(
+        "SrcK8S_Zone",
+        Text,
+        "Enrichment: the zone of the source's node (label topology.kubernetes.io/zone)",
+    ).filter("src.zone", &[]).both().dimension(),
+    field(
+        "DstK8S_Zone",
+        Text,
+        "Enrichment: the zone of the destination's node",
+    ).filter("dst.zone", &[]).both().dimension(),
+    field(
+        "K8S_ClusterName",
+        Text,
+        "Enrichment: the cluster's name (--cluster-name or spec.processor.clusterName)",
+    ).filter("cluster", &["cluster_name"]).both().dimension(),
     field(
         "SrcSubnetLabel",
         Text,

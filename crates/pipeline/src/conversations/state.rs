@@ -8,12 +8,14 @@ use flowlens_model::tcp_flags::{
 };
 use flowlens_model::vocab::{CloseCause, ConnOutcome, RecordType};
 use flowlens_model::{ConversationRecord, HashId};
-use flowlens_model::{FlowRecord, Side, SideLabels};
+use flowlens_model::{FlowRecord, Label, Side, SideLabels};
 
 pub struct Conversation {
     pub hash_id: HashId,
     side_a: SideLabels,
     side_b: SideLabels,
+    /// The cluster of its flows (the latest wins).
+    cluster: Option<Label>,
     /// The initiator (A) and the responder (B).
     pub a: Endpoint,
     pub b: Endpoint,
@@ -90,6 +92,7 @@ impl Conversation {
             hash_id,
             side_a: SideLabels::default(),
             side_b: SideLabels::default(),
+            cluster: None,
             a,
             b,
             initiator_known,
@@ -146,6 +149,9 @@ impl Conversation {
         }
         if *flow.labels(b_side) != self.side_b {
             self.side_b = labels.intern(flow.labels(b_side));
+        }
+        if flow.cluster_name != self.cluster {
+            self.cluster.clone_from(&flow.cluster_name);
         }
         if ab {
             self.bytes_ab += flow.bytes;
@@ -272,6 +278,7 @@ impl Conversation {
             proto: self.proto,
             src_labels: self.side_a.clone(),
             dst_labels: self.side_b.clone(),
+            cluster_name: self.cluster.clone(),
             bytes_ab: self.bytes_ab,
             bytes_ba: self.bytes_ba,
             packets_ab: self.packets_ab,

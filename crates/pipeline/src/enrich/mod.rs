@@ -62,21 +62,30 @@ impl HostEnricher {
             .iter()
             .map(|(ip, owner)| {
                 let labels = match owner {
+                    // The node and each network namespace are their own
+                    // owners (as netobserv names a host-network end).
                     None => EndpointLabels {
                         host_name: Some(host.clone()),
                         namespace: None,
                         name: Some(host.clone()),
                         kind: Some(node.clone()),
+                        owner_name: Some(host.clone()),
+                        owner_type: Some(node.clone()),
                         subnet: self.subnets.label_of(*ip).cloned(),
+                        ..EndpointLabels::default()
                     },
                     Some(netns) => {
                         let (namespace, name) = namespace_and_name(netns);
+                        let name = Label::from(name);
                         EndpointLabels {
                             host_name: Some(host.clone()),
                             namespace: Some(Label::from(namespace)),
-                            name: Some(Label::from(name)),
+                            name: Some(name.clone()),
                             kind: Some(netns_kind.clone()),
+                            owner_name: Some(name),
+                            owner_type: Some(netns_kind.clone()),
                             subnet: self.subnets.label_of(*ip).cloned(),
+                            ..EndpointLabels::default()
                         }
                     }
                 };

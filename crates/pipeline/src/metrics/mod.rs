@@ -187,9 +187,11 @@ fn lay_out_side(key: &mut LabelKey, scope: Scope, labels: &EndpointLabels) {
         Scope::Node => key.push(text(&labels.host_name)),
         Scope::Namespace => key.push(text(&labels.namespace)),
         Scope::Workload => {
+            // Without Kubernetes an end (a network namespace, the node)
+            // is its own owner.
             key.push(text(&labels.namespace));
-            key.push(text(&labels.name));
-            key.push(text(&labels.kind));
+            key.push(text(&labels.owner_name.as_ref().or(labels.name.as_ref())));
+            key.push(text(&labels.owner_type.as_ref().or(labels.kind.as_ref())));
             key.push(text(&labels.kind));
         }
     }

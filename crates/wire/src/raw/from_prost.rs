@@ -24,6 +24,10 @@ impl<'a> From<&'a pbflow::Record> for RawRecord<'a> {
                 name: e.name.as_deref(),
                 kind: e.r#type.as_deref(),
                 subnet_label: e.subnet_label.as_deref(),
+                owner_name: e.owner_name.as_deref(),
+                owner_type: e.owner_type.as_deref(),
+                host_ip: e.host_ip.as_deref(),
+                zone: e.zone.as_deref(),
             })
         };
         let link = p.data_link.unwrap_or_default();
@@ -86,6 +90,7 @@ impl<'a> From<&'a pbflow::Record> for RawRecord<'a> {
             src_endpoint: endpoint(&p.src_endpoint),
             dst_endpoint: endpoint(&p.dst_endpoint),
             flow_direction: p.flow_direction,
+            cluster_name: p.cluster_name.as_deref(),
         }
     }
 }

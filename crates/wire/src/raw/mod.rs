@@ -45,6 +45,10 @@ pub struct RawEndpoint<'a> {
     pub name: Option<&'a str>,
     pub kind: Option<&'a str>,
     pub subnet_label: Option<&'a str>,
+    pub owner_name: Option<&'a str>,
+    pub owner_type: Option<&'a str>,
+    pub host_ip: Option<&'a str>,
+    pub zone: Option<&'a str>,
 }
 
 /// A `NetworkEvent`'s map entries in wire order (a later key wins).
@@ -103,6 +107,7 @@ pub struct RawRecord<'a> {
     pub src_endpoint: Option<RawEndpoint<'a>>,
     pub dst_endpoint: Option<RawEndpoint<'a>>,
     pub flow_direction: Option<u32>,
+    pub cluster_name: Option<&'a str>,
 }
 
 /// A `Records` message: each entry's bytes (parsed by `RawRecord::parse`
@@ -302,6 +307,10 @@ fn endpoint<'a>(bytes: &'a [u8], into: &mut RawEndpoint<'a>) -> Result<(), WireE
             3 => &mut into.name,
             4 => &mut into.kind,
             5 => &mut into.subnet_label,
+            6 => &mut into.owner_name,
+            7 => &mut into.owner_type,
+            8 => &mut into.host_ip,
+            9 => &mut into.zone,
             _ => return Ok(false),
         };
         *slot = Some(text(r, wire)?);
@@ -420,6 +429,7 @@ impl<'a> RawRecord<'a> {
                 1011 => endpoint(message(r, wire)?, p.src_endpoint.get_or_insert_default())?,
                 1012 => endpoint(message(r, wire)?, p.dst_endpoint.get_or_insert_default())?,
                 1013 => p.flow_direction = Some(varint(r, wire)? as u32),
+                1014 => p.cluster_name = Some(text(r, wire)?),
                 _ => return Ok(false),
             }
             Ok(true)
