@@ -39,6 +39,10 @@ pub struct ProcessorArgs {
     /// spec.processor.subnetLabels.customLabels of the config).
     #[arg(long = "subnet-label", value_name = "NAME=CIDRS")]
     subnet_labels: Vec<String>,
+    /// The cluster's name in every record's K8S_ClusterName (default:
+    /// spec.processor.clusterName of the config; none without either).
+    #[arg(long, value_name = "NAME")]
+    cluster_name: Option<String>,
 }
 
 impl ProcessorArgs {
@@ -76,6 +80,9 @@ impl ProcessorArgs {
             flow_metrics,
             ConversationTracker::new(tracker_config),
         );
+        if let Some(name) = cluster_name(file, self.cluster_name.as_deref())? {
+            processor = processor.with_cluster_name(&name);
+        }
         if let Some(text) = &self.metrics_filter {
             let filter = flowlens_query::Filter::parse(text)
                 .map_err(|e| anyhow::anyhow!("--metrics-filter: {}", e.render(text)))?;
@@ -236,6 +243,28 @@ fn include_list(
     }
 }
 
+/// The cluster's name: the flag, else `spec.processor.clusterName`.
+fn cluster_name(file: Option<&FlowCollectorFile>, flag: Option<&str>) -> Result<Option<String>> {
+    let name = match flag {
+        Some(name) => name.to_string(),
+        None => match processor_value(file, &["clusterName"]) {
+            Some(value) => value
+                .as_str()
+                .context("spec.processor.clusterName: expected a string")?
+                .to_string(),
+            None => return Ok(None),
+        },
+    };
+    // A label value: one line of at most 253 characters, as a DNS name.
+    if name.is_empty() || name.len() > 253 || name.chars().any(char::is_control) {
+        anyhow::bail!(
+            "cluster name `{}`: expected 1 to 253 printable characters",
+            name.escape_default()
+        );
+    }
+    Ok(Some(name))
+}
+
 /// Subnet labels from `spec.processor.subnetLabels.customLabels` and the flags.
 fn subnet_labels(file: Option<&FlowCollectorFile>, flags: &[String]) -> Result<SubnetLabels> {
     let mut labels: Vec<(String, Vec<String>)> = Vec::new();
@@ -340,5 +369,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown protocol `warp`"), "{err}");
+    }
+
+    #[test]
+    fn the_cluster_name_from_the_flag_or_the_file() {
+        let file = parse_config(
+            "apiVersion: v1\nkind: FlowCollector\nspec:\n  processor:\n    clusterName: prod-east\n",
+            "fc.yaml",
+        )
+        .unwrap();
+        assert_eq!(
+            cluster_name(Some(&file), None).unwrap().as_deref(),
+            Some("prod-east")
+        );
+        assert_eq!(
+            cluster_name(Some(&file), Some("lab")).unwrap().as_deref(),
+            Some("lab")
+        );
+        assert_eq!(cluster_name(None, None).unwrap(), None);
+        let err = cluster_name(None, Some("a\nb")).unwrap_err().to_string();
+        assert!(err.contains("a\\nb") && err.contains("printable"), "{err}");
+        let bad = parse_config(
+            "apiVersion: v1\nkind: FlowCollector\nspec:\n  processor:\n    clusterName: [1]\n",
+            "fc.yaml",
+        )
+        .unwrap();
+        let err = cluster_name(Some(&bad), None).unwrap_err().to_string();
+        assert!(err.contains("spec.processor.clusterName"), "{err}");
     }
 }

@@ -5,13 +5,15 @@
 use crate::conversations::ConversationTracker;
 use crate::enrich::{Enricher, HostEnricher, HostInventory};
 use crate::metrics::FlowMetrics;
-use flowlens_model::{FlowRecord, TrackerRecord};
+use flowlens_model::{FlowRecord, Label, TrackerRecord};
 use std::sync::{Mutex, RwLock};
 
 pub struct Processor {
     enricher: RwLock<HostEnricher>,
     /// Only flows this filter selects feed the metrics (all without one).
     metrics_filter: Option<flowlens_query::Filter>,
+    /// `K8S_ClusterName` of flows that do not name their cluster.
+    cluster_name: Option<Label>,
     pub metrics: Mutex<FlowMetrics>,
     pub tracker: Mutex<ConversationTracker>,
 }
@@ -25,6 +27,7 @@ impl Processor {
         Processor {
             enricher: RwLock::new(enricher),
             metrics_filter: None,
+            cluster_name: None,
             metrics: Mutex::new(metrics),
             tracker: Mutex::new(tracker),
         }
@@ -36,11 +39,23 @@ impl Processor {
         self
     }
 
+    /// Flows that do not name their cluster (a forwarding collector's do)
+    /// are stamped with `name`.
+    pub fn with_cluster_name(mut self, name: &str) -> Processor {
+        self.cluster_name = Some(Label::from(name));
+        self
+    }
+
     /// Takes flows (enriching them in place); returns the typed records
     /// they cause (flow logs, new conversations), as the log types say.
     pub fn ingest(&self, flows: &mut [FlowRecord], now_ms: i64) -> Vec<TrackerRecord> {
         if let Ok(e) = self.enricher.read() {
             flows.iter_mut().for_each(|f| e.enrich(f));
+        }
+        if let Some(cluster) = &self.cluster_name {
+            for f in flows.iter_mut().filter(|f| f.cluster_name.is_none()) {
+                f.cluster_name = Some(cluster.clone());
+            }
         }
         if let Ok(mut m) = self.metrics.lock() {
             let mut not_selected = 0;
@@ -122,6 +137,31 @@ mod tests {
             processor.tracker.lock().unwrap().counters.flows_received,
             3,
             "conversations see every flow"
+        );
+    }
+
+    #[test]
+    fn flows_without_a_cluster_are_stamped_with_ours() {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let processor = Processor::new(
+            HostEnricher::new(HostInventory::default(), SubnetLabels::parse(&[]).unwrap()),
+            FlowMetrics::new(&mut registry, &[], 100, 60_000).unwrap(),
+            ConversationTracker::new(TrackerConfig::default()),
+        )
+        .with_cluster_name("east");
+        let mut flows = vec![
+            FlowRecord::default(),
+            FlowRecord {
+                cluster_name: Some("west".into()),
+                ..Default::default()
+            },
+        ];
+        processor.ingest(&mut flows, 0);
+        assert_eq!(flows[0].cluster_name.as_deref(), Some("east"));
+        assert_eq!(
+            flows[1].cluster_name.as_deref(),
+            Some("west"),
+            "a forwarded flow keeps its own"
         );
     }
 }
