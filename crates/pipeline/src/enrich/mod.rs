@@ -4,8 +4,10 @@
 //! another implementation.
 
 mod subnets;
+mod tenancy;
 
 pub use subnets::{SubnetError, SubnetLabels};
+pub use tenancy::Tenancies;
 
 use flowlens_model::{Address, EndpointLabels, FlowRecord, Label, SideLabels};
 use foldhash::HashMap;
