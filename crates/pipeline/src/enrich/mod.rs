@@ -3,9 +3,11 @@
 //! its network namespaces, configured subnets). Kubernetes comes later as
 //! another implementation.
 
+mod owners;
 mod subnets;
 mod tenancy;
 
+pub use owners::{OwnerRef, Owners};
 pub use subnets::{SubnetError, SubnetLabels};
 pub use tenancy::Tenancies;
 
