@@ -3,10 +3,12 @@
 //! its network namespaces, configured subnets). Kubernetes comes later as
 //! another implementation.
 
+mod cluster;
 mod owners;
 mod subnets;
 mod tenancy;
 
+pub use cluster::{Cluster, ClusterEvent, NodeInfo, PodInfo, ServiceInfo};
 pub use owners::{OwnerRef, Owners};
 pub use subnets::{SubnetError, SubnetLabels};
 pub use tenancy::Tenancies;
