@@ -3,10 +3,10 @@
 //! `flowlens up`, or agents over gRPC in `flowlens collector`.
 
 use crate::conversations::ConversationTracker;
-use crate::enrich::{Enricher, HostEnricher, HostInventory};
+use crate::enrich::{Cluster, Enricher, HostEnricher, HostInventory};
 use crate::metrics::FlowMetrics;
 use flowlens_model::{FlowRecord, Label, TrackerRecord};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 pub struct Processor {
     enricher: RwLock<HostEnricher>,
@@ -14,6 +14,9 @@ pub struct Processor {
     metrics_filter: Option<flowlens_query::Filter>,
     /// `K8S_ClusterName` of flows that do not name their cluster.
     cluster_name: Option<Label>,
+    /// The Kubernetes API's view (kept by its watches): its labels win over
+    /// the host's for the addresses it knows.
+    cluster: Option<Arc<RwLock<Cluster>>>,
     pub metrics: Mutex<FlowMetrics>,
     pub tracker: Mutex<ConversationTracker>,
 }
@@ -28,6 +31,7 @@ impl Processor {
             enricher: RwLock::new(enricher),
             metrics_filter: None,
             cluster_name: None,
+            cluster: None,
             metrics: Mutex::new(metrics),
             tracker: Mutex::new(tracker),
         }
@@ -46,11 +50,37 @@ impl Processor {
         self
     }
 
+    /// Labels ends from `cluster` (which the Kubernetes watches keep up to
+    /// date) where it knows their address at the flow's time.
+    pub fn with_cluster(mut self, cluster: Arc<RwLock<Cluster>>) -> Processor {
+        self.cluster = Some(cluster);
+        self
+    }
+
     /// Takes flows (enriching them in place); returns the typed records
     /// they cause (flow logs, new conversations), as the log types say.
     pub fn ingest(&self, flows: &mut [FlowRecord], now_ms: i64) -> Vec<TrackerRecord> {
         if let Ok(e) = self.enricher.read() {
             flows.iter_mut().for_each(|f| e.enrich(f));
+        }
+        if let Some(cluster) = &self.cluster
+            && let Ok(cluster) = cluster.read()
+        {
+            for f in flows.iter_mut() {
+                // The flow's start: a reused address's new holder began
+                // after the old one's last flow started.
+                let at = f.time_flow_start_ms;
+                if let Some(ip) = f.src_addr.ip()
+                    && let Some(labels) = cluster.labels_at(ip, at)
+                {
+                    f.src_labels = labels.clone();
+                }
+                if let Some(ip) = f.dst_addr.ip()
+                    && let Some(labels) = cluster.labels_at(ip, at)
+                {
+                    f.dst_labels = labels.clone();
+                }
+            }
         }
         if let Some(cluster) = &self.cluster_name {
             for f in flows.iter_mut().filter(|f| f.cluster_name.is_none()) {
@@ -82,6 +112,11 @@ impl Processor {
     pub fn tick(&self, now_ms: i64) -> Vec<TrackerRecord> {
         if let Ok(mut m) = self.metrics.lock() {
             m.expire(now_ms);
+        }
+        if let Some(cluster) = &self.cluster
+            && let Ok(mut cluster) = cluster.write()
+        {
+            cluster.expire(now_ms);
         }
         self.tracker
             .lock()
@@ -162,6 +197,58 @@ mod tests {
             flows[1].cluster_name.as_deref(),
             Some("west"),
             "a forwarded flow keeps its own"
+        );
+    }
+
+    #[test]
+    fn the_clusters_labels_win_where_it_knows_the_address_at_the_flows_time() {
+        use crate::enrich::{ClusterEvent, PodInfo};
+        let mut registry = prometheus_client::registry::Registry::default();
+        let cluster = Arc::new(RwLock::new(Cluster::new(60_000)));
+        let processor = Processor::new(
+            HostEnricher::new(HostInventory::default(), SubnetLabels::parse(&[]).unwrap()),
+            FlowMetrics::new(&mut registry, &[], 100, 60_000).unwrap(),
+            ConversationTracker::new(TrackerConfig::default()),
+        )
+        .with_cluster(cluster.clone());
+        let pod = |uid: &str, name: &str, created_ms| {
+            ClusterEvent::Pod(PodInfo {
+                uid: uid.into(),
+                namespace: "shop".into(),
+                name: name.into(),
+                node: Some("node-a".into()),
+                host_ip: None,
+                ips: vec!["198.18.4.2".parse().unwrap()],
+                host_network: false,
+                controller: None,
+                created_ms,
+            })
+        };
+        {
+            let mut c = cluster.write().unwrap();
+            c.apply(pod("p1", "old", 0), 0);
+            c.apply(ClusterEvent::PodGone { uid: "p1".into() }, 50_000);
+            c.apply(pod("p2", "new", 60_000), 60_000);
+        }
+        let flow = |start_ms| FlowRecord {
+            src_addr: "198.18.4.2".into(),
+            dst_addr: "198.18.9.9".into(),
+            time_flow_start_ms: start_ms,
+            time_flow_end_ms: start_ms + 1_000,
+            ..Default::default()
+        };
+        let mut flows = vec![flow(40_000), flow(61_000)];
+        processor.ingest(&mut flows, 62_000);
+        assert_eq!(flows[0].src_labels.name.as_deref(), Some("old"));
+        assert_eq!(flows[1].src_labels.name.as_deref(), Some("new"));
+        assert_eq!(
+            flows[1].src_labels.owner_type.as_deref(),
+            Some("Pod"),
+            "a bare pod owns itself"
+        );
+        assert!(
+            flows[1].dst_labels.is_empty(),
+            "an address the cluster does not know"
         );
     }
 }
