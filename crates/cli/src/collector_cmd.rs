@@ -65,9 +65,9 @@ pub fn run(args: CollectorArgs) -> Result<()> {
     let mut registry = Registry::default();
     let store = args.store.open()?;
     let query_limits = args.store.query_limits();
-    let (processor, print) = args
-        .processor
-        .build(file.as_ref(), &mut registry, store.is_some())?;
+    let (processor, print, kubernetes) =
+        args.processor
+            .build(file.as_ref(), &mut registry, store.is_some())?;
     let runtime = crate::shutdown::runtime(2)?;
     runtime.block_on(async move {
         let stop = shutdown_signal();
@@ -99,6 +99,10 @@ pub fn run(args: CollectorArgs) -> Result<()> {
             ),
         ];
         sections.extend(pipeline.counter_sections());
+        if let Some(k) = &kubernetes {
+            k.start().await?;
+            sections.push(k.section());
+        }
         // With a store, batches are answered once in its write-ahead log
         // (replayed first, before any agent is heard).
         let durable = DurableIngest::start(&pipeline, &mut sections).await?;

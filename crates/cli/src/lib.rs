@@ -12,6 +12,7 @@ pub mod collector_cmd;
 pub mod demo;
 pub mod durable_ingest;
 pub mod http_client;
+pub mod kubernetes;
 pub mod netlab;
 pub mod output;
 pub mod pipeline_run;

@@ -4,6 +4,7 @@
 //! `Processor` they build.
 
 use crate::capture_args::duration_arg;
+use crate::kubernetes::KubeEnrichment;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use flowlens_config::parse_duration;
@@ -43,6 +44,11 @@ pub struct ProcessorArgs {
     /// spec.processor.clusterName of the config; none without either).
     #[arg(long, value_name = "NAME")]
     cluster_name: Option<String>,
+    /// Label flows with pods, services, nodes and their owners from this
+    /// cluster's API (default: KUBECONFIG, else the pod's service account
+    /// when running in a cluster; off without either). docs/kubernetes.md.
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<std::path::PathBuf>,
 }
 
 impl ProcessorArgs {
@@ -55,7 +61,7 @@ impl ProcessorArgs {
         file: Option<&FlowCollectorFile>,
         registry: &mut Registry,
         storing: bool,
-    ) -> Result<(Processor, LogTypes)> {
+    ) -> Result<(Processor, LogTypes, Option<KubeEnrichment>)> {
         let log_types = match self.log_types {
             Some(t) => t,
             None => file_log_types(file)?.unwrap_or(LogTypes::Flows),
@@ -83,12 +89,16 @@ impl ProcessorArgs {
         if let Some(name) = cluster_name(file, self.cluster_name.as_deref())? {
             processor = processor.with_cluster_name(&name);
         }
+        let kubernetes = KubeEnrichment::new(flowlens_kube::source(self.kubeconfig.as_deref()));
+        if let Some(k) = &kubernetes {
+            processor = processor.with_cluster(k.cluster.clone());
+        }
         if let Some(text) = &self.metrics_filter {
             let filter = flowlens_query::Filter::parse(text)
                 .map_err(|e| anyhow::anyhow!("--metrics-filter: {}", e.render(text)))?;
             processor = processor.with_metrics_filter(filter);
         }
-        Ok((processor, log_types))
+        Ok((processor, log_types, kubernetes))
     }
 }
 

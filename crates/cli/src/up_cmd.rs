@@ -56,9 +56,9 @@ pub fn run(args: UpArgs) -> Result<()> {
     let mut registry = Registry::default();
     let store = args.store.open()?;
     let query_limits = args.store.query_limits();
-    let (processor, print) = args
-        .processor
-        .build(file.as_ref(), &mut registry, store.is_some())?;
+    let (processor, print, kubernetes) =
+        args.processor
+            .build(file.as_ref(), &mut registry, store.is_some())?;
     let runtime = crate::shutdown::runtime(2)?;
     let stats: AgentStats = runtime.block_on(async move {
         let stop = shutdown_signal();
@@ -70,6 +70,10 @@ pub fn run(args: UpArgs) -> Result<()> {
         let (pipeline, timers) = PipelineRun::start(processor, print, store).await;
         let mut sections = vec![agent_section(&agent)];
         sections.extend(pipeline.counter_sections());
+        if let Some(k) = &kubernetes {
+            k.start().await?;
+            sections.push(k.section());
+        }
         // With a store, the agent's flows go through the write-ahead log
         // (replayed first) on a thread of their own: the agent's ring-buffer
         // drain never waits for a sync or a Parquet encode.
