@@ -28,12 +28,16 @@
 use flowlens_model::FlowRecord;
 use flowlens_pipeline::Processor;
 use flowlens_pipeline::conversations::{ConversationTracker, LogTypes, TrackerConfig};
-use flowlens_pipeline::enrich::{Enricher, HostEnricher, HostInventory, SubnetLabels};
+use flowlens_pipeline::enrich::{
+    Cluster, ClusterEvent, Enricher, HostEnricher, HostInventory, NodeInfo, OwnerRef, PodInfo,
+    SubnetLabels,
+};
 use flowlens_pipeline::metrics::{DEFAULT_INCLUDE_LIST, FlowMetrics};
 use flowlens_wire::convert::{decode_records, to_pb};
 use flowlens_wire::pbflow;
 use prost::Message;
 use std::net::Ipv4Addr;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 // The same allocator as the flowlens binary.
@@ -440,6 +444,113 @@ fn conversation_memory(records: usize, conversations: usize) {
     }
 }
 
+/// A cluster whose pods hold the load's 10,000 addresses: pod `i` holds
+/// address `i`, owned by one of 250 Deployments on one of 20 nodes.
+fn cluster_of(pods: u32) -> Cluster {
+    let mut cluster = Cluster::new(300_000);
+    for n in 0..20 {
+        cluster.apply(
+            ClusterEvent::Node(NodeInfo {
+                uid: format!("node-{n}"),
+                name: format!("node-{n}"),
+                addresses: vec![Ipv4Addr::new(198, 19, 0, n as u8 + 1).into()],
+                zone: Some(format!("zone-{}", n % 3)),
+                created_ms: 0,
+            }),
+            0,
+        );
+    }
+    for d in 0..250 {
+        cluster.apply(
+            ClusterEvent::Controller {
+                kind: "ReplicaSet".into(),
+                namespace: format!("ns-{}", d / 10),
+                name: format!("app-{d}-5d9f"),
+                controller: Some(OwnerRef {
+                    kind: "Deployment".into(),
+                    name: format!("app-{d}"),
+                }),
+            },
+            0,
+        );
+    }
+    for i in 0..pods {
+        let d = i % 250;
+        cluster.apply(
+            ClusterEvent::Pod(PodInfo {
+                uid: format!("pod-uid-{i:08}"),
+                namespace: format!("ns-{}", d / 10),
+                name: format!("app-{d}-5d9f-{i:05x}"),
+                node: Some(format!("node-{}", i % 20)),
+                host_ip: Some(format!("198.19.0.{}", i % 20 + 1)),
+                ips: vec![address(i).into()],
+                host_network: false,
+                controller: Some(OwnerRef {
+                    kind: "ReplicaSet".into(),
+                    name: format!("app-{d}-5d9f"),
+                }),
+                created_ms: 0,
+            }),
+            0,
+        );
+    }
+    cluster
+}
+
+/// Kubernetes enrichment: the enrichment's CPU per record with a cluster of
+/// 10,000 pods (every address a pod) against the plain host's alone,
+/// alternating in one run; and the memory of 10,000 pods.
+fn kube_enrichment(records: usize, conversations: usize) {
+    let before = rss_kib();
+    let cluster = cluster_of(10_000);
+    let per_pod = (rss_kib() - before) as f64 * 1024.0 / 10_000.0;
+    let cluster = Arc::new(RwLock::new(cluster));
+    let flows: Vec<FlowRecord> = (0..records)
+        .map(|i| flow(i, conversations, BASE_MS))
+        .collect();
+    let subnets = || SubnetLabels::parse(&[("lab".into(), vec!["198.18.0.0/15".into()])]).unwrap();
+    let host = HostEnricher::new(inventory(), subnets());
+    let cluster = cluster.read().unwrap();
+    // CPU ns per record of `enrich` over every flow, a batch at a time.
+    let pass = |enrich: &dyn Fn(&mut FlowRecord)| {
+        let mut cpu = 0.0;
+        for chunk in flows.chunks(BATCH) {
+            let mut batch = chunk.to_vec();
+            let start = thread_cpu_s();
+            batch.iter_mut().for_each(enrich);
+            cpu += thread_cpu_s() - start;
+        }
+        cpu * 1e9 / flows.len() as f64
+    };
+    let plain = |f: &mut FlowRecord| host.enrich(f);
+    let with_cluster = |f: &mut FlowRecord| {
+        host.enrich(f);
+        cluster.label(f);
+    };
+    pass(&plain);
+    pass(&with_cluster);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        a.push(pass(&plain));
+        b.push(pass(&with_cluster));
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (a, b) = (mean(&a), mean(&b));
+    println!("enrichment ns/record, plain host (baseline)   {a:.1}");
+    println!("enrichment ns/record, plain host + 10,000 pods {b:.1}");
+    println!(
+        "Kubernetes labels ns/record                    {:.1}",
+        b - a
+    );
+    println!(
+        "ratio                                          {:.2}",
+        b / a
+    );
+    println!(
+        "memory per pod                                 {per_pod:.0} bytes (RSS growth over 10,000 pods)"
+    );
+}
+
 fn main() {
     // Tuned as the flowlens binary tunes it.
     flowlens::allocator::tune();
@@ -455,6 +566,7 @@ fn main() {
         Some("conversation-memory") => {
             conversation_memory(number(1, 1_000_000), number(2, 100_000))
         }
+        Some("kube-enrichment") => kube_enrichment(number(1, 1_000_000), number(2, 100_000)),
         Some("send") => {
             let addr = args.get(1).expect("send ADDR [CONVERSATIONS]").clone();
             tokio::runtime::Runtime::new()
@@ -463,7 +575,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: synthetic_flows throughput|steps|conversation-memory [RECORDS] [CONVERSATIONS] | send ADDR [CONVERSATIONS]"
+                "usage: synthetic_flows throughput|steps|conversation-memory|kube-enrichment [RECORDS] [CONVERSATIONS] | send ADDR [CONVERSATIONS]"
             );
             std::process::exit(2);
         }

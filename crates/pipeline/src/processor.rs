@@ -66,21 +66,7 @@ impl Processor {
         if let Some(cluster) = &self.cluster
             && let Ok(cluster) = cluster.read()
         {
-            for f in flows.iter_mut() {
-                // The flow's start: a reused address's new holder began
-                // after the old one's last flow started.
-                let at = f.time_flow_start_ms;
-                if let Some(ip) = f.src_addr.ip()
-                    && let Some(labels) = cluster.labels_at(ip, at)
-                {
-                    f.src_labels = labels.clone();
-                }
-                if let Some(ip) = f.dst_addr.ip()
-                    && let Some(labels) = cluster.labels_at(ip, at)
-                {
-                    f.dst_labels = labels.clone();
-                }
-            }
+            flows.iter_mut().for_each(|f| cluster.label(f));
         }
         if let Some(cluster) = &self.cluster_name {
             for f in flows.iter_mut().filter(|f| f.cluster_name.is_none()) {

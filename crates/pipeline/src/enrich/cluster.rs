@@ -10,7 +10,7 @@
 
 use super::owners::{OwnerRef, Owners};
 use super::tenancy::Tenancies;
-use flowlens_model::{EndpointLabels, Label, SideLabels};
+use flowlens_model::{EndpointLabels, FlowRecord, Label, SideLabels};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -168,6 +168,23 @@ impl Cluster {
     /// The labels of `address` at `t_ms`, if the cluster had it then.
     pub fn labels_at(&self, address: IpAddr, t_ms: i64) -> Option<&SideLabels> {
         self.tenancies.labels_at(address, t_ms)
+    }
+
+    /// Labels the ends of `flow` whose address the cluster had at the
+    /// flow's start (a reused address's new holder began after the old
+    /// one's last flow started); other ends keep theirs.
+    pub fn label(&self, flow: &mut FlowRecord) {
+        let at = flow.time_flow_start_ms;
+        if let Some(ip) = flow.src_addr.ip()
+            && let Some(labels) = self.labels_at(ip, at)
+        {
+            flow.src_labels = labels.clone();
+        }
+        if let Some(ip) = flow.dst_addr.ip()
+            && let Some(labels) = self.labels_at(ip, at)
+        {
+            flow.dst_labels = labels.clone();
+        }
     }
 
     /// Forgets expired tombstones.

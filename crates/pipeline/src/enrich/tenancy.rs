@@ -10,8 +10,11 @@
 //! wall-clock milliseconds (flow times, and the API's object times).
 
 use flowlens_model::SideLabels;
-use std::collections::HashMap;
 use std::net::IpAddr;
+
+/// Maps keyed by addresses (looked up twice per flow) and object numbers:
+/// foldhash, not SipHash; the keys come from the API, not from packets.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Clock skew and timestamp resolution allowed between a flow's time and
 /// an object's (the API's times have one-second resolution).
