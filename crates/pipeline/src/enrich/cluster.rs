@@ -11,7 +11,7 @@
 use super::owners::{OwnerRef, Owners};
 use super::tenancy::Tenancies;
 use flowlens_model::{EndpointLabels, FlowRecord, Label, SideLabels};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 /// A pod as enrichment needs it.
@@ -88,6 +88,11 @@ pub struct Cluster {
     tenancies: Tenancies,
     owners: Owners,
     pods: HashMap<String, PodInfo>,
+    /// Pods by what their labels come from besides themselves: their
+    /// controller (namespace, kind, name) and their node; a change of
+    /// either relabels only its own pods.
+    by_controller: HashMap<(String, String, String), HashSet<String>>,
+    by_node: HashMap<String, HashSet<String>>,
     nodes: HashMap<String, NodeInfo>,
     /// Each live object's number (tenancies name objects by number); a
     /// number is never given twice, so a tombstone is never taken for a
@@ -96,7 +101,7 @@ pub struct Cluster {
     next_number: u64,
     /// One shared copy of each repeated text (namespaces, nodes, owners,
     /// kinds, zones): as many as the cluster has, not one per pod.
-    texts: std::collections::HashSet<Label>,
+    texts: HashSet<Label>,
 }
 
 impl Cluster {
@@ -107,6 +112,8 @@ impl Cluster {
             tenancies: Tenancies::new(tombstone_ms),
             owners: Owners::default(),
             pods: HashMap::new(),
+            by_controller: HashMap::new(),
+            by_node: HashMap::new(),
             nodes: HashMap::new(),
             numbers: HashMap::new(),
             next_number: 0,
@@ -119,7 +126,9 @@ impl Cluster {
         match event {
             ClusterEvent::Pod(pod) => self.set_pod(pod, now_ms),
             ClusterEvent::PodGone { uid } => {
-                self.pods.remove(&uid);
+                if let Some(pod) = self.pods.remove(&uid) {
+                    self.unindex(&pod);
+                }
                 self.forget(&uid, now_ms);
             }
             ClusterEvent::Service(service) => {
@@ -149,12 +158,8 @@ impl Cluster {
                 controller,
             } => {
                 if self.owners.set(&kind, &namespace, &name, controller) {
-                    self.relabel_pods(now_ms, |p| {
-                        p.namespace == namespace
-                            && p.controller
-                                .as_ref()
-                                .is_some_and(|c| c.kind == kind && c.name == name)
-                    });
+                    let pods = self.by_controller.get(&(namespace, kind, name)).cloned();
+                    self.relabel(pods.unwrap_or_default(), now_ms);
                 }
             }
             ClusterEvent::ControllerGone {
@@ -210,7 +215,43 @@ impl Cluster {
         let labels = self.pod_labels(&pod);
         self.tenancies
             .hold(number, ips, &labels, pod.created_ms, now_ms);
+        if let Some(old) = self.pods.remove(&pod.uid) {
+            self.unindex(&old);
+        }
+        if let Some(c) = &pod.controller {
+            let key = (pod.namespace.clone(), c.kind.clone(), c.name.clone());
+            self.by_controller
+                .entry(key)
+                .or_default()
+                .insert(pod.uid.clone());
+        }
+        if let Some(node) = &pod.node {
+            self.by_node
+                .entry(node.clone())
+                .or_default()
+                .insert(pod.uid.clone());
+        }
         self.pods.insert(pod.uid.clone(), pod);
+    }
+
+    fn unindex(&mut self, pod: &PodInfo) {
+        if let Some(c) = &pod.controller {
+            let key = (pod.namespace.clone(), c.kind.clone(), c.name.clone());
+            if let Some(set) = self.by_controller.get_mut(&key) {
+                set.remove(&pod.uid);
+                if set.is_empty() {
+                    self.by_controller.remove(&key);
+                }
+            }
+        }
+        if let Some(node) = &pod.node
+            && let Some(set) = self.by_node.get_mut(node)
+        {
+            set.remove(&pod.uid);
+            if set.is_empty() {
+                self.by_node.remove(node);
+            }
+        }
     }
 
     fn pod_labels(&mut self, pod: &PodInfo) -> SideLabels {
@@ -256,16 +297,18 @@ impl Cluster {
             .insert(node.name.clone(), node.clone())
             .is_none_or(|old| old.zone != node.zone);
         if zone_changed {
-            self.relabel_pods(now_ms, |p| p.node.as_deref() == Some(&node.name));
+            let pods = self.by_node.get(&node.name).cloned();
+            self.relabel(pods.unwrap_or_default(), now_ms);
         }
     }
 
-    /// Makes the labels of the pods `which` selects again (their owner or
-    /// their node's zone changed).
-    fn relabel_pods(&mut self, now_ms: i64, which: impl Fn(&PodInfo) -> bool) {
-        let chosen: Vec<PodInfo> = self.pods.values().filter(|p| which(p)).cloned().collect();
-        for pod in chosen {
-            self.set_pod(pod, now_ms);
+    /// Makes the labels of the pods `uids` again (their owner or their
+    /// node's zone changed).
+    fn relabel(&mut self, uids: HashSet<String>, now_ms: i64) {
+        for uid in uids {
+            if let Some(pod) = self.pods.get(&uid).cloned() {
+                self.set_pod(pod, now_ms);
+            }
         }
     }
 
@@ -403,6 +446,24 @@ mod tests {
             "the tombstone expired"
         );
         assert_eq!(c.pods(), 1);
+        // The deleted pod is no longer its ReplicaSet's: a change of the
+        // ReplicaSet relabels the live pod only.
+        c.apply(
+            ClusterEvent::Controller {
+                kind: "ReplicaSet".into(),
+                namespace: "shop".into(),
+                name: "web-7d9f".into(),
+                controller: Some(OwnerRef {
+                    kind: "Deployment".into(),
+                    name: "web".into(),
+                }),
+            },
+            42_000,
+        );
+        assert_eq!(c.pods(), 1);
+        let late = |get| field(&c, "198.18.4.7", 43_000, get);
+        assert_eq!(late(|l| &l.name).as_deref(), Some("new"));
+        assert_eq!(late(|l| &l.owner_name).as_deref(), Some("web"));
     }
 
     #[test]
