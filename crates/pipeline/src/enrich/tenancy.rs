@@ -59,9 +59,10 @@ impl Tenancies {
 
     /// Object `owner` holds `addresses` with `labels` from `since_ms` (its
     /// creation, or when it was learned). An address it no longer lists is
-    /// released at `now_ms`; an address another object still held is taken
-    /// from it at `since_ms` (the previous holder's delete was not seen
-    /// yet: its flows after that time are the new holder's).
+    /// released at `now_ms`; an address an older object still held is
+    /// taken from it at `since_ms` (the previous holder's delete was not
+    /// seen yet: its flows after that time are the new holder's), one a
+    /// newer object holds is left to it.
     pub fn hold(
         &mut self,
         owner: u64,
@@ -82,6 +83,10 @@ impl Tenancies {
                         last.labels = labels.clone();
                     }
                 }
+                // A holder newer than this object keeps the address: a
+                // terminating pod's late status still lists the address its
+                // successor already has.
+                Some(last) if last.owner != owner && last.since_ms > since_ms => {}
                 previous => {
                     // Never before the previous tenancy began: the list
                     // stays in order whatever the objects' clocks say.
@@ -209,6 +214,8 @@ mod tests {
         t.hold(1, &[a], &pod("old"), 0, 0);
         // The new pod was created at 30 s; the old one's delete comes later.
         t.hold(2, &[a], &pod("new"), 30_000, 31_000);
+        // The old pod's late status update still lists the address.
+        t.hold(1, &[a], &pod("old"), 0, 35_000);
         t.release(1, 40_000);
         assert_eq!(
             name_at(&t, "fd00:198:18::7", 29_000).as_deref(),
