@@ -153,14 +153,6 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
-        Kind::Pod,
-        Kind::Service,
-        Kind::Node,
-        Kind::ReplicaSet,
-        Kind::Job,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             Kind::Pod => "pods",

@@ -357,6 +357,19 @@ mod tests {
         }
     }
 
+    /// The pods' ReplicaSet, seen with its Deployment `web`.
+    fn web_deployment() -> ClusterEvent {
+        ClusterEvent::Controller {
+            kind: "ReplicaSet".into(),
+            namespace: "shop".into(),
+            name: "web-7d9f".into(),
+            controller: Some(OwnerRef {
+                kind: "Deployment".into(),
+                name: "web".into(),
+            }),
+        }
+    }
+
     fn node(zone: &str) -> NodeInfo {
         NodeInfo {
             uid: "n1".into(),
@@ -394,18 +407,7 @@ mod tests {
         assert_eq!(at(|l| &l.zone).as_deref(), Some("zone-a"));
         // Until its ReplicaSet is seen, the ReplicaSet is the owner.
         assert_eq!(at(|l| &l.owner_type).as_deref(), Some("ReplicaSet"));
-        c.apply(
-            ClusterEvent::Controller {
-                kind: "ReplicaSet".into(),
-                namespace: "shop".into(),
-                name: "web-7d9f".into(),
-                controller: Some(OwnerRef {
-                    kind: "Deployment".into(),
-                    name: "web".into(),
-                }),
-            },
-            3_000,
-        );
+        c.apply(web_deployment(), 3_000);
         let at = |get| field(&c, "198.18.4.2", 4_000, get);
         assert_eq!(at(|l| &l.owner_name).as_deref(), Some("web"));
         assert_eq!(at(|l| &l.owner_type).as_deref(), Some("Deployment"));
@@ -448,18 +450,7 @@ mod tests {
         assert_eq!(c.pods(), 1);
         // The deleted pod is no longer its ReplicaSet's: a change of the
         // ReplicaSet relabels the live pod only.
-        c.apply(
-            ClusterEvent::Controller {
-                kind: "ReplicaSet".into(),
-                namespace: "shop".into(),
-                name: "web-7d9f".into(),
-                controller: Some(OwnerRef {
-                    kind: "Deployment".into(),
-                    name: "web".into(),
-                }),
-            },
-            42_000,
-        );
+        c.apply(web_deployment(), 42_000);
         assert_eq!(c.pods(), 1);
         let late = |get| field(&c, "198.18.4.7", 43_000, get);
         assert_eq!(late(|l| &l.name).as_deref(), Some("new"));
