@@ -9,10 +9,6 @@ use flowlens_kube::watch::{SharedStats, WatchStats};
 use flowlens_pipeline::enrich::Cluster;
 use std::sync::{Arc, RwLock};
 
-/// A deleted object's addresses keep its labels this long, for late flows
-/// (agents evict every few seconds; a collector may replay its log).
-pub const TOMBSTONE_MS: i64 = 5 * 60 * 1000;
-
 /// The gauges of the watches' counters.
 const GAUGES: &[&str] = &["pods"];
 
@@ -23,8 +19,9 @@ pub struct KubeEnrichment {
 }
 
 impl KubeEnrichment {
-    /// The enrichment `source` names, or None (with a log line saying so).
-    pub fn new(source: Option<Source>) -> Option<KubeEnrichment> {
+    /// The enrichment `source` names, or None (with a log line saying so);
+    /// deleted objects' addresses keep their labels `tombstone_ms`.
+    pub fn new(source: Option<Source>, tombstone_ms: i64) -> Option<KubeEnrichment> {
         let Some(source) = source else {
             tracing::info!(
                 "Kubernetes enrichment off: no --kubeconfig, KUBECONFIG or in-cluster service account"
@@ -33,7 +30,7 @@ impl KubeEnrichment {
         };
         Some(KubeEnrichment {
             source,
-            cluster: Arc::new(RwLock::new(Cluster::new(TOMBSTONE_MS))),
+            cluster: Arc::new(RwLock::new(Cluster::new(tombstone_ms))),
             stats: Arc::default(),
         })
     }

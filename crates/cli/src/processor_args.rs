@@ -49,6 +49,11 @@ pub struct ProcessorArgs {
     /// when running in a cluster; off without either). docs/kubernetes.md.
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<std::path::PathBuf>,
+    /// A deleted pod's, service's or node's addresses keep its labels this
+    /// long, for its late flows (an address reused before is the new
+    /// holder's from its creation on).
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg, default_value = "5m")]
+    kube_tombstone: Duration,
 }
 
 impl ProcessorArgs {
@@ -89,7 +94,10 @@ impl ProcessorArgs {
         if let Some(name) = cluster_name(file, self.cluster_name.as_deref())? {
             processor = processor.with_cluster_name(&name);
         }
-        let kubernetes = KubeEnrichment::new(flowlens_kube::source(self.kubeconfig.as_deref()));
+        let kubernetes = KubeEnrichment::new(
+            flowlens_kube::source(self.kubeconfig.as_deref()),
+            millis(self.kube_tombstone),
+        );
         if let Some(k) = &kubernetes {
             processor = processor.with_cluster(k.cluster.clone());
         }

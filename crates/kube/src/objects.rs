@@ -43,7 +43,13 @@ fn addresses<'a>(texts: impl Iterator<Item = &'a str>) -> Vec<IpAddr> {
 pub fn pod(p: &Pod) -> ClusterEvent {
     let spec = p.spec.as_ref();
     let status = p.status.as_ref();
+    // A finished pod's addresses are free for others (its object stays,
+    // a Job's for its history, with the last status listing them).
+    let finished = status
+        .and_then(|s| s.phase.as_deref())
+        .is_some_and(|phase| matches!(phase, "Succeeded" | "Failed"));
     let ips = status
+        .filter(|_| !finished)
         .and_then(|s| s.pod_ips.as_deref())
         .map(|ips| addresses(ips.iter().map(|ip| ip.ip.as_str())))
         .filter(|ips| !ips.is_empty())
@@ -232,6 +238,25 @@ mod tests {
         );
         assert_eq!(info.controller.unwrap().name, "web-7d9f");
         assert_eq!(info.created_ms, 1_796_292_000_000);
+    }
+
+    #[test]
+    fn a_finished_pod_holds_no_address() {
+        for phase in ["Succeeded", "Failed"] {
+            let p = Pod {
+                metadata: meta("backup-29011-x", "u4"),
+                status: Some(PodStatus {
+                    phase: Some(phase.into()),
+                    pod_ip: Some("198.18.4.9".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let ClusterEvent::Pod(info) = pod(&p) else {
+                panic!("a pod event")
+            };
+            assert!(info.ips.is_empty(), "{phase}: {:?}", info.ips);
+        }
     }
 
     #[test]

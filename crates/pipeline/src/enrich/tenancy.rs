@@ -20,6 +20,13 @@ type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 /// an object's (the API's times have one-second resolution).
 pub const SKEW_MS: i64 = 2_000;
 
+/// How long after an object's release (our own clock, when its delete was
+/// seen) a flow may still be its: the skew between an agent's clock and
+/// ours. Its flows began before it was deleted, and its delete is seen
+/// after its containers are gone; a flow beginning later is someone
+/// else's, and never named after it.
+pub const RELEASE_SKEW_MS: i64 = 500;
+
 /// One object's hold on one address.
 #[derive(Debug, Clone)]
 struct Tenancy {
@@ -128,9 +135,10 @@ impl Tenancies {
     }
 
     /// The labels of whoever held `address` at `t_ms`: the tenancy that
-    /// covers it; else, within `SKEW_MS`, the nearer of one that began just
-    /// after it (an object learned a moment after its first packets) and
-    /// one that ended just before (a late flow of a released address).
+    /// covers it; else the nearer of one that began within `SKEW_MS` after
+    /// it (an object learned a moment after its first packets) and one that
+    /// ended within `RELEASE_SKEW_MS` before (a late flow of a released
+    /// address).
     pub fn labels_at(&self, address: IpAddr, t_ms: i64) -> Option<&SideLabels> {
         let list = self.by_address.get(&address)?;
         let after = list.partition_point(|t| t.since_ms <= t_ms);
@@ -140,12 +148,16 @@ impl Tenancies {
         {
             return Some(&t.labels);
         }
-        let ended = before.and_then(|t| Some((t_ms - t.until_ms?, t)));
-        let begins = list.get(after).map(|t| (t.since_ms - t_ms, t));
+        let ended = before
+            .and_then(|t| Some((t_ms - t.until_ms?, t)))
+            .filter(|(distance, _)| *distance <= RELEASE_SKEW_MS);
+        let begins = list
+            .get(after)
+            .map(|t| (t.since_ms - t_ms, t))
+            .filter(|(distance, _)| *distance <= SKEW_MS);
         [begins, ended]
             .into_iter()
             .flatten()
-            .filter(|(distance, _)| *distance <= SKEW_MS)
             .min_by_key(|(distance, _)| *distance)
             .map(|(_, t)| &t.labels)
     }
@@ -200,8 +212,10 @@ mod tests {
         assert_eq!(name_at(&t, "198.18.1.5", 53_000).as_deref(), Some("new"));
         assert_eq!(name_at(&t, "198.18.1.5", 90_000).as_deref(), Some("new"));
         // Between the two: a moment after the old pod's end it is still
-        // its late flow; then nobody's until just before the new one.
-        assert_eq!(name_at(&t, "198.18.1.5", 51_000).as_deref(), Some("old"));
+        // its late flow (clock skew); then nobody's until just before the
+        // new one.
+        assert_eq!(name_at(&t, "198.18.1.5", 50_400).as_deref(), Some("old"));
+        assert_eq!(name_at(&t, "198.18.1.5", 50_700), None);
         assert_eq!(name_at(&t, "198.18.1.5", 52_500).as_deref(), Some("new"));
         t.release(2, 95_000);
         assert_eq!(name_at(&t, "198.18.1.5", 200_000), None);
