@@ -143,6 +143,13 @@ impl FlowAgent {
         })
     }
 
+    /// Names this host by `ip` in records (AgentIP), not by its first
+    /// address.
+    pub fn with_agent_ip(mut self, ip: std::net::IpAddr) -> FlowAgent {
+        self.agent_ip = ip;
+        self
+    }
+
     /// Runs `hook` after each eviction, once its records are handed on. An
     /// eviction frees a burst of memory and the agent then idles until the
     /// next one; the binary uses this to hand that memory back to the

@@ -62,6 +62,12 @@ pub struct AgentArgs {
     /// Print the agent's counters to stderr on exit.
     #[arg(long)]
     stats: bool,
+    /// The address naming this node in records (AgentIP): in a cluster,
+    /// the node's InternalIP (`status.hostIP` through the downward API), by
+    /// which the collector knows which node reported a flow. Default: the
+    /// first IPv4 address of an interface that is up.
+    #[arg(long, value_name = "ADDR", env = "FLOWLENS_AGENT_IP")]
+    agent_ip: Option<std::net::IpAddr>,
 }
 
 /// What agent-side filtering let through.
@@ -112,8 +118,11 @@ pub fn run(args: AgentArgs) -> Result<()> {
             ),
             None => None,
         };
-        let agent =
+        let mut agent =
             FlowAgent::new(settings)?.after_each_eviction(crate::allocator::return_free_memory);
+        if let Some(ip) = args.agent_ip {
+            agent = agent.with_agent_ip(ip);
+        }
         let exporter = match &args.collector {
             Some(collector) => Some(
                 Exporter::start(ExporterConfig {

@@ -58,6 +58,12 @@ pub struct CollectorArgs {
     /// agents answer the collector's pings every 30 s).
     #[arg(long, value_name = "DURATION", value_parser = crate::capture_args::duration_arg, default_value = "2m")]
     grpc_idle_timeout: std::time::Duration,
+    /// With Kubernetes enrichment, a flow seen by the agents of two nodes
+    /// is counted once (the source node's record, the other's interfaces
+    /// and drops folded in): records wait this long for their other
+    /// node's. 0 turns the join off. docs/kubernetes.md.
+    #[arg(long, value_name = "DURATION", value_parser = crate::capture_args::duration_arg, default_value = "6s")]
+    cross_node_window: std::time::Duration,
 }
 
 pub fn run(args: CollectorArgs) -> Result<()> {
@@ -78,7 +84,8 @@ pub fn run(args: CollectorArgs) -> Result<()> {
             .await
             .with_context(|| format!("listening on {}", args.grpc_listen))?;
         let http = HttpListener::new(http, &args.http, query_limits.timeout);
-        let (pipeline, timers) = PipelineRun::start(processor, print, store).await;
+        let (pipeline, timers) =
+            PipelineRun::start(processor, print, store, Some(args.cross_node_window)).await;
         let (queue, mut batches) = tokio::sync::mpsc::channel(args.queue_batches.max(1));
         let limits = ReceiverLimits {
             max_message_bytes: args.max_message_bytes,

@@ -8,6 +8,7 @@ use crate::output::JsonLineWriter;
 use flowlens_model::{ConversationRecord, FlowRecord, TrackerRecord};
 use flowlens_pipeline::Processor;
 use flowlens_pipeline::conversations::LogTypes;
+use flowlens_pipeline::cross_node::{CrossNodeJoin, JoinCounters};
 use flowlens_pipeline::enrich::HostInventory;
 use flowlens_store::{Store, StoreCounters};
 use std::sync::{Arc, Mutex};
@@ -43,20 +44,33 @@ pub struct PipelineRun {
     writer: Arc<Mutex<JsonLineWriter>>,
     print: LogTypes,
     store: Option<Arc<Store>>,
+    /// The join of several nodes' records of one flow (a collector with
+    /// Kubernetes enrichment), and how far the pipeline's clock lags the
+    /// wall clock because of it (its window).
+    join: Option<Arc<Mutex<CrossNodeJoin>>>,
+    lag_ms: i64,
 }
 
 impl PipelineRun {
     /// Starts the timers on the current runtime (after a first inventory).
+    /// With `join_window` and Kubernetes enrichment, the records of one
+    /// flow from several nodes are counted once (`cross_node`).
     pub async fn start(
         processor: Processor,
         print: LogTypes,
         store: Option<Store>,
+        join_window: Option<Duration>,
     ) -> (PipelineRun, Vec<tokio::task::JoinHandle<()>>) {
+        let window_ms = join_window
+            .filter(|_| processor.cluster().is_some())
+            .map_or(0, |w| w.as_millis().min(i64::MAX as u128) as i64);
         let run = PipelineRun {
             processor: Arc::new(processor),
             writer: Arc::default(),
             print,
             store: store.map(Arc::new),
+            join: (window_ms > 0).then(|| Arc::new(Mutex::new(CrossNodeJoin::new(window_ms)))),
+            lag_ms: window_ms,
         };
         // Files are written on a thread of their own: ingest never waits
         // for a Parquet encode or a sync.
@@ -86,7 +100,8 @@ impl PipelineRun {
             let mut timer = tokio::time::interval(TRACKER_TICK);
             loop {
                 timer.tick().await;
-                let records = ticking.processor.tick(now_ms());
+                ticking.release_joined();
+                let records = ticking.processor.tick(now_ms() - ticking.lag_ms);
                 ticking.write(records);
                 if let Some(store) = ticking.store.clone() {
                     let _ = tokio::task::spawn_blocking(move || store.maintain()).await;
@@ -141,7 +156,38 @@ impl PipelineRun {
     /// Ingests flows the write-ahead log holds as entry `wal_lsn` (0: not
     /// logged).
     pub fn ingest_logged(&self, mut flows: Vec<FlowRecord>, wal_lsn: u64) {
-        let records = self.processor.ingest(&mut flows, now_ms());
+        self.processor.enrich(&mut flows);
+        let (Some(join), Some(cluster)) = (&self.join, self.processor.cluster()) else {
+            return self.settle(flows, wal_lsn);
+        };
+        let now = now_ms();
+        let Ok(mut join) = join.lock() else { return };
+        let flows = match cluster.read() {
+            Ok(cluster) => CrossNodeJoin::roles(&cluster, flows),
+            Err(_) => return,
+        };
+        join.push(flows, wal_lsn, now);
+        // Settled under the join's lock: batches reach the store in the
+        // log's order, so its files hold whole entries.
+        for (flows, lsn) in join.release(now) {
+            self.settle(flows, lsn);
+        }
+    }
+
+    /// Batches whose join window has passed (a timer's work).
+    fn release_joined(&self) {
+        if let Some(join) = &self.join
+            && let Ok(mut join) = join.lock()
+        {
+            for (flows, lsn) in join.release(now_ms()) {
+                self.settle(flows, lsn);
+            }
+        }
+    }
+
+    /// Enriched flows, counted and stored.
+    fn settle(&self, flows: Vec<FlowRecord>, wal_lsn: u64) {
+        let records = self.processor.observe(&flows, now_ms() - self.lag_ms);
         if let Some(store) = &self.store {
             store.append_flows_logged(&flows, wal_lsn);
         }
@@ -151,6 +197,13 @@ impl PipelineRun {
     /// Conversations still open end now, with cause `active`; the store
     /// writes out what it holds.
     pub fn finish(&self) {
+        if let Some(join) = &self.join
+            && let Ok(mut join) = join.lock()
+        {
+            for (flows, lsn) in join.drain() {
+                self.settle(flows, lsn);
+            }
+        }
         let last = self.processor.flush();
         self.write(last);
         if let Some(store) = &self.store {
@@ -201,6 +254,13 @@ impl PipelineRun {
                     .unwrap_or_default()
             }),
         ];
+        if let Some(join) = self.join.clone() {
+            sections.push(CounterSection::new("cross_node", &["held"], move || {
+                join.lock()
+                    .map(|j| j.counters.clone())
+                    .unwrap_or_else(|_| JoinCounters::default())
+            }));
+        }
         if let Some(store) = self.store.clone() {
             sections.push(CounterSection::new(
                 "store",

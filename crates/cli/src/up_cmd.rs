@@ -67,7 +67,7 @@ pub fn run(args: UpArgs) -> Result<()> {
             .with_context(|| format!("listening on {}", args.listen))?;
         let listener = HttpListener::new(listener, &args.http, query_limits.timeout);
         let agent = FlowAgent::new(settings)?;
-        let (pipeline, timers) = PipelineRun::start(processor, print, store).await;
+        let (pipeline, timers) = PipelineRun::start(processor, print, store, None).await;
         let mut sections = vec![agent_section(&agent)];
         sections.extend(pipeline.counter_sections());
         if let Some(k) = &kubernetes {

@@ -2,6 +2,7 @@
 //! component counts what it received, sent and dropped).
 
 pub mod conversations;
+pub mod cross_node;
 pub mod enrich;
 pub mod metrics;
 pub mod processor;

@@ -60,6 +60,17 @@ impl Processor {
     /// Takes flows (enriching them in place); returns the typed records
     /// they cause (flow logs, new conversations), as the log types say.
     pub fn ingest(&self, flows: &mut [FlowRecord], now_ms: i64) -> Vec<TrackerRecord> {
+        self.enrich(flows);
+        self.observe(flows, now_ms)
+    }
+
+    /// The cluster the Kubernetes watches keep, if enrichment is on.
+    pub fn cluster(&self) -> Option<&Arc<RwLock<Cluster>>> {
+        self.cluster.as_ref()
+    }
+
+    /// Labels flows' ends and cluster, in place.
+    pub fn enrich(&self, flows: &mut [FlowRecord]) {
         if let Ok(e) = self.enricher.read() {
             flows.iter_mut().for_each(|f| e.enrich(f));
         }
@@ -73,6 +84,11 @@ impl Processor {
                 f.cluster_name = Some(cluster.clone());
             }
         }
+    }
+
+    /// Counts enriched flows in the metrics and conversations; the typed
+    /// records they cause.
+    pub fn observe(&self, flows: &[FlowRecord], now_ms: i64) -> Vec<TrackerRecord> {
         if let Ok(mut m) = self.metrics.lock() {
             let mut not_selected = 0;
             let selected = flows.iter().filter(|f| match &self.metrics_filter {

@@ -286,6 +286,17 @@ impl Agent {
         Agent::spawn(command, expect_attached)
     }
 
+    /// Starts the agent inside network namespace `netns` (a node of a
+    /// lab of nodes) with `args` (after `agent --output json --stats`).
+    pub fn start_in(netns: &str, args: &[&str], expect_attached: &[String]) -> Agent {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", netns, env!("CARGO_BIN_EXE_flowlens")])
+            .args(["agent", "--output", "json", "--stats"])
+            .args(args);
+        Agent::spawn(command, expect_attached)
+    }
+
     /// Starts `flowlens up` with `args` (after `up --stats`).
     pub fn start_up(args: &[&str], expect_attached: &[String]) -> Agent {
         let mut command = flowlens();

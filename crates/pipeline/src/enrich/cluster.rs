@@ -175,6 +175,16 @@ impl Cluster {
         self.tenancies.labels_at(address, t_ms)
     }
 
+    /// The node whose address `address` was at `t_ms`.
+    pub fn node_at(&self, address: IpAddr, t_ms: i64) -> Option<&Label> {
+        let labels = self.labels_at(address, t_ms)?;
+        if labels.kind.as_deref() == Some("Node") {
+            labels.name.as_ref()
+        } else {
+            None
+        }
+    }
+
     /// Labels the ends of `flow` whose address the cluster had at the
     /// flow's start (a reused address's new holder began after the old
     /// one's last flow started); other ends keep theirs.
