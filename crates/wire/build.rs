@@ -1,5 +1,6 @@
 //! Generates the pbflow messages and the Collector service from
-//! proto/flow.proto, with the protoc that protoc-bin-vendored ships, so a
+//! proto/flow.proto, and the AgentConfig service from
+//! proto/agent_config.proto, with the protoc that protoc-bin-vendored ships, so a
 //! build needs no protoc installed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -15,7 +16,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .compile_with_config(
             config,
             &["proto/flow.proto".into()],
-            &["proto".into(), include],
+            &["proto".into(), include.clone()],
         )?;
+    // The agents' configuration: small messages, tonic's own codec.
+    let mut config = prost_build::Config::new();
+    config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    tonic_prost_build::configure().compile_with_config(
+        config,
+        &["proto/agent_config.proto".into()],
+        &["proto".into(), include],
+    )?;
     Ok(())
 }

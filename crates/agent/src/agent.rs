@@ -159,6 +159,28 @@ impl FlowAgent {
         self
     }
 
+    /// Attaches to the selected interfaces now (`run` does it as it
+    /// starts): a successor to running programs is attached the moment
+    /// they detach.
+    pub fn attach(&mut self) {
+        self.sync_interfaces();
+    }
+
+    /// The address naming this host in records (AgentIP).
+    pub fn agent_ip(&self) -> std::net::IpAddr {
+        self.agent_ip
+    }
+
+    /// Publishes the counters into `handle` (a previous agent's, when
+    /// settings are applied by building a new one) instead of its own.
+    pub fn with_stats_handle(
+        mut self,
+        handle: std::sync::Arc<std::sync::Mutex<AgentStats>>,
+    ) -> FlowAgent {
+        self.shared_stats = handle;
+        self
+    }
+
     /// The agent's counters as of its latest eviction or interface change,
     /// readable while it runs.
     pub fn stats_handle(&self) -> std::sync::Arc<std::sync::Mutex<AgentStats>> {

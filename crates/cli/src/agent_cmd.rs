@@ -2,6 +2,7 @@
 //! or with `--collector` to a `flowlens collector` (or any receiver of
 //! netobserv's pbflow gRPC) in batches.
 
+use crate::agent_reload::{Next, Reloader};
 use crate::capture_args::{CaptureArgs, duration_arg};
 use crate::http_server::{HttpArgs, HttpListener};
 use crate::metrics::{CounterSection, serve_metrics};
@@ -11,8 +12,10 @@ use crate::up_cmd::agent_section;
 use anyhow::{Context, Result};
 use clap::Args;
 use flowlens_agent::FlowAgent;
+use flowlens_config::AgentSettings;
 use flowlens_model::FlowRecord;
 use flowlens_query::Filter;
+use flowlens_wire::agent_config::AgentConfigSource;
 use flowlens_wire::exporter::{Exporter, ExporterConfig, ExporterStats};
 use prometheus_client::registry::Registry;
 use std::borrow::Cow;
@@ -68,6 +71,11 @@ pub struct AgentArgs {
     /// first IPv4 address of an interface that is up.
     #[arg(long, value_name = "ADDR", env = "FLOWLENS_AGENT_IP")]
     agent_ip: Option<std::net::IpAddr>,
+    /// Take the capture settings (spec.agent.ebpf of the cluster's
+    /// FlowCollector) from the collector, and apply their changes without
+    /// restarting; flags still win. docs/kubernetes.md.
+    #[arg(long, requires = "collector")]
+    config_from_collector: bool,
 }
 
 /// What agent-side filtering let through.
@@ -104,6 +112,7 @@ pub fn run(args: AgentArgs) -> Result<()> {
         None => None,
     };
     let filtered = Arc::new(Mutex::new(FilterCounters::default()));
+    let overrides = args.capture.overrides();
     let (settings, _) = args.capture.resolve(false)?;
     let filtered_seen = filtered.clone();
     let format = args.output.unwrap_or_else(OutputFormat::default_for_stdout);
@@ -118,11 +127,16 @@ pub fn run(args: AgentArgs) -> Result<()> {
             ),
             None => None,
         };
-        let mut agent =
-            FlowAgent::new(settings)?.after_each_eviction(crate::allocator::return_free_memory);
-        if let Some(ip) = args.agent_ip {
-            agent = agent.with_agent_ip(ip);
-        }
+        let agent_ip = args.agent_ip;
+        let build = move |settings: &AgentSettings| -> Result<FlowAgent> {
+            let agent = FlowAgent::new(settings.clone())?
+                .after_each_eviction(crate::allocator::return_free_memory);
+            Ok(match agent_ip {
+                Some(ip) => agent.with_agent_ip(ip),
+                None => agent,
+            })
+        };
+        let mut agent = build(&settings)?;
         let exporter = match &args.collector {
             Some(collector) => Some(
                 Exporter::start(ExporterConfig {
@@ -153,25 +167,53 @@ pub fn run(args: AgentArgs) -> Result<()> {
             let listener = HttpListener::new(listener, &args.http, Duration::ZERO);
             tokio::spawn(serve_metrics(listener, Registry::default(), sections, None));
         }
-        let stats = match &exporter {
-            Some(exporter) => {
-                agent
-                    .run(
-                        |records| exporter.enqueue(&keep(filter.as_ref(), &filtered, records)),
-                        stop,
-                    )
-                    .await
+        let (stopped_tx, mut stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            stop.await;
+            let _ = stopped_tx.send(true);
+        });
+        let mut reloader = match (&args.collector, args.config_from_collector) {
+            (Some(collector), true) => Some(Reloader::start(
+                AgentConfigSource {
+                    uri: ExporterConfig::new(collector).uri(),
+                    node: agent.agent_ip().to_string(),
+                },
+                overrides,
+                args.collector_max_backoff,
+            )),
+            _ => None,
+        };
+        let mut writer = exporter.is_none().then(|| RecordWriter::new(format));
+        let mut sink = |records: &[FlowRecord]| {
+            let kept = keep(filter.as_ref(), &filtered, records);
+            match (&exporter, &mut writer) {
+                (Some(exporter), _) => exporter.enqueue(&kept),
+                (None, Some(writer)) => writer.write(&kept),
+                (None, None) => {}
             }
-            None => {
-                let mut writer = RecordWriter::new(format);
-                agent
-                    .run(
-                        |records| writer.write(&keep(filter.as_ref(), &filtered, records)),
-                        stop,
-                    )
-                    .await
-            }
-        }?;
+        };
+        let handle = agent.stats_handle();
+        let stats = loop {
+            let mut next = Next::Stop;
+            let waiting = async {
+                next = match &mut reloader {
+                    Some(r) => r.next(&mut stopped, &build).await,
+                    None => {
+                        let _ = stopped.wait_for(|s| *s).await;
+                        Next::Stop
+                    }
+                };
+            };
+            let stats = agent.run(&mut sink, waiting).await?;
+            let (Next::Apply(built, _, generation), Some(r)) = (next, reloader.as_mut()) else {
+                break stats;
+            };
+            // The old programs detached and evicted every flow: the new
+            // ones, loaded meanwhile, attach at once.
+            agent = built.with_stats_handle(handle.clone());
+            agent.attach();
+            r.applied(generation).await;
+        };
         let exported = match exporter {
             Some(e) => Some(e.finish().await),
             None => None,

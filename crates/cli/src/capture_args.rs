@@ -47,6 +47,21 @@ pub struct CaptureArgs {
 pub use flowlens_config::duration_arg;
 
 impl CaptureArgs {
+    /// The capture settings given as flags (each wins over any file).
+    pub fn overrides(&self) -> AgentOverrides {
+        AgentOverrides {
+            interfaces: self.interfaces.clone(),
+            exclude_interfaces: self.exclude_interfaces.clone(),
+            cache_active_timeout: self.cache_active_timeout,
+            cache_max_flows: self.cache_max_flows,
+            sampling: self.sampling,
+            features: self.features.clone(),
+            dns_ports: self.dns_ports.clone(),
+            dns_query_timeout: self.dns_timeout,
+            nflog_groups: self.nflog_groups.clone(),
+        }
+    }
+
     /// The file (if any) and the settings it and the flags give; warnings
     /// about the config are logged here, once. `uses_processor`: the
     /// command reads `spec.processor` itself (it is not unused then).
@@ -54,19 +69,8 @@ impl CaptureArgs {
         self,
         uses_processor: bool,
     ) -> Result<(AgentSettings, Option<FlowCollectorFile>)> {
-        let args = self;
-        let file = args.config.as_deref().map(load_config_file).transpose()?;
-        let overrides = AgentOverrides {
-            interfaces: args.interfaces,
-            exclude_interfaces: args.exclude_interfaces,
-            cache_active_timeout: args.cache_active_timeout,
-            cache_max_flows: args.cache_max_flows,
-            sampling: args.sampling,
-            features: args.features,
-            dns_ports: args.dns_ports,
-            dns_query_timeout: args.dns_timeout,
-            nflog_groups: args.nflog_groups,
-        };
+        let file = self.config.as_deref().map(load_config_file).transpose()?;
+        let overrides = self.overrides();
         let settings = AgentSettings::resolve(file.as_ref(), &overrides)?;
         for warning in &settings.warnings {
             if uses_processor && warning.starts_with("spec.processor ") {

@@ -3,6 +3,7 @@
 //! conversation tracking — with /metrics and /status on its HTTP listener.
 
 use crate::durable_ingest::DurableIngest;
+use crate::flowcollector_watch::{FlowCollectorWatch, fetch};
 use crate::http_server::{HttpArgs, HttpListener};
 use crate::metrics::{CounterSection, serve_metrics};
 use crate::pipeline_run::PipelineRun;
@@ -11,12 +12,14 @@ use crate::shutdown::shutdown_signal;
 use crate::store_args::StoreArgs;
 use anyhow::{Context, Result};
 use clap::Args;
-use flowlens_config::load_config_file;
+use flowlens_config::{FlowCollectorFile, load_config_file};
+use flowlens_wire::agent_config::AgentConfigHub;
 use flowlens_wire::connections::{BoundedListener, ConnectionStats};
 use flowlens_wire::receiver::{Receiver, ReceiverLimits, ReceiverStats, serve};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Args, Debug)]
 pub struct CollectorArgs {
@@ -28,8 +31,14 @@ pub struct CollectorArgs {
     listen: SocketAddr,
     /// YAML file shaped like OpenShift's FlowCollector resource (its
     /// spec.processor applies here).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "flowcollector")]
     config: Option<PathBuf>,
+    /// Follow the cluster's FlowCollector resource of this name (in place
+    /// of --config): its spec.processor applies here, its spec.agent.ebpf
+    /// goes to the agents that run with --config-from-collector, and what
+    /// was applied is written into its status.conditions.
+    #[arg(long, value_name = "NAME")]
+    flowcollector: Option<String>,
     #[command(flatten)]
     processor: ProcessorArgs,
     #[command(flatten)]
@@ -66,15 +75,47 @@ pub struct CollectorArgs {
     cross_node_window: std::time::Duration,
 }
 
+/// The FlowCollector resource `name` to follow, and what it says now.
+async fn follow(
+    name: &str,
+    processor: &ProcessorArgs,
+) -> Result<(flowlens_kube::Client, Option<FlowCollectorFile>)> {
+    let source = processor.kube_source().context(
+        "--flowcollector reads the Kubernetes API: give --kubeconfig, set KUBECONFIG or run in a pod",
+    )?;
+    let client = flowlens_kube::client(&source).await?;
+    let file = fetch(client.clone(), name)
+        .await
+        .with_context(|| format!("reading FlowCollector {name}"))?;
+    if file.is_none() {
+        tracing::info!(
+            name,
+            "no FlowCollector yet: defaults and flags apply until one appears"
+        );
+    }
+    Ok((client, file))
+}
+
 pub fn run(args: CollectorArgs) -> Result<()> {
-    let file = args.config.as_deref().map(load_config_file).transpose()?;
+    let runtime = crate::shutdown::runtime(2)?;
+    let following = match &args.flowcollector {
+        Some(name) => Some((
+            name.clone(),
+            runtime.block_on(follow(name, &args.processor))?,
+        )),
+        None => None,
+    };
+    let file = match &following {
+        Some((_, (_, file))) => file.clone(),
+        None => args.config.as_deref().map(load_config_file).transpose()?,
+    };
     let mut registry = Registry::default();
     let store = args.store.open()?;
     let query_limits = args.store.query_limits();
     let (processor, print, kubernetes) =
         args.processor
             .build(file.as_ref(), &mut registry, store.is_some())?;
-    let runtime = crate::shutdown::runtime(2)?;
+    let processor_args = Arc::new(args.processor);
     runtime.block_on(async move {
         let stop = shutdown_signal();
         let http = tokio::net::TcpListener::bind(args.listen)
@@ -106,6 +147,19 @@ pub fn run(args: CollectorArgs) -> Result<()> {
             ),
         ];
         sections.extend(pipeline.counter_sections());
+        let agent_config = following.map(|(name, (client, started))| {
+            let hub = AgentConfigHub::default();
+            let watch = FlowCollectorWatch::new(
+                name,
+                client,
+                hub.clone(),
+                pipeline.processor(),
+                processor_args,
+                started,
+            );
+            tokio::spawn(watch.run());
+            hub
+        });
         if let Some(k) = &kubernetes {
             k.start().await?;
             sections.push(k.section());
@@ -138,7 +192,7 @@ pub fn run(args: CollectorArgs) -> Result<()> {
                 }
             })?;
         tracing::info!(grpc = %args.grpc_listen, listen = %args.listen, "collector ready");
-        let served = serve(grpc, receiver, stop).await;
+        let served = serve(grpc, receiver, agent_config, stop).await;
         // The receiver is gone with the server: the worker drains the queue
         // and stops.
         let ingest = tokio::task::spawn_blocking(move || worker.join())

@@ -6,11 +6,13 @@
 pub use flowlens_server::{api, console_http, http_server, metrics};
 
 pub mod agent_cmd;
+pub mod agent_reload;
 pub mod allocator;
 pub mod capture_args;
 pub mod collector_cmd;
 pub mod demo;
 pub mod durable_ingest;
+pub mod flowcollector_watch;
 pub mod http_client;
 pub mod kubernetes;
 pub mod netlab;

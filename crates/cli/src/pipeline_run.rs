@@ -211,6 +211,10 @@ impl PipelineRun {
         }
     }
 
+    pub fn processor(&self) -> Arc<Processor> {
+        self.processor.clone()
+    }
+
     pub fn store(&self) -> Option<Arc<Store>> {
         self.store.clone()
     }

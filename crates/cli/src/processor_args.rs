@@ -110,6 +110,56 @@ impl ProcessorArgs {
     }
 }
 
+/// The parts of `spec.processor` a running pipeline takes without a
+/// restart.
+pub struct LiveProcessor {
+    pub cluster_name: Option<String>,
+    pub subnets: SubnetLabels,
+}
+
+/// Keys of `spec.processor` applied live; any other change waits for a
+/// restart (the pipeline's metrics, log types and timeouts are built once).
+pub const LIVE_PROCESSOR_KEYS: &[&str] = &["clusterName", "subnetLabels"];
+
+impl ProcessorArgs {
+    /// Where the Kubernetes API is, if anywhere (flag, KUBECONFIG, the
+    /// pod's service account).
+    pub fn kube_source(&self) -> Option<flowlens_kube::Source> {
+        flowlens_kube::source(self.kubeconfig.as_deref())
+    }
+
+    /// The live parts of `file`'s `spec.processor`, the flags still
+    /// winning over it.
+    pub fn live(&self, file: &FlowCollectorFile) -> Result<LiveProcessor> {
+        Ok(LiveProcessor {
+            cluster_name: cluster_name(Some(file), self.cluster_name.as_deref())?,
+            subnets: subnet_labels(Some(file), &self.subnet_labels)?,
+        })
+    }
+}
+
+/// The keys of `spec.processor` that differ between two files, but the
+/// live ones: what a running pipeline cannot take.
+pub fn restart_keys(started: Option<&FlowCollectorFile>, now: &FlowCollectorFile) -> Vec<String> {
+    let section = |file: Option<&FlowCollectorFile>| -> serde_json::Map<String, serde_json::Value> {
+        file.and_then(|f| f.spec.processor.as_ref())
+            .and_then(|p| serde_json::to_value(p).ok())
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default()
+    };
+    let (before, after) = (section(started), section(Some(now)));
+    let mut keys: Vec<String> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|k| !LIVE_PROCESSOR_KEYS.contains(&k.as_str()))
+        .filter(|k| before.get(*k) != after.get(*k))
+        .map(|k| format!("spec.processor.{k}"))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
 #[derive(Args, Debug)]
 struct ConversationArgs {
     /// Heartbeat interval of open conversations (default: 30s, or

@@ -50,6 +50,10 @@ pub struct FlowCollectorFile {
     #[serde(default)]
     pub metadata: Option<Metadata>,
     pub spec: Spec,
+    /// What the API server and the collector wrote back (a resource read
+    /// from the cluster has it); never read as settings.
+    #[serde(default)]
+    pub status: Option<serde_yaml_ng::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,13 +71,26 @@ pub enum Kind {
     FlowCollector,
 }
 
+/// Kubernetes' ObjectMeta: what a file says, and what the API server adds
+/// to a resource read from a cluster (kept, never read as settings).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Metadata {
     pub name: Option<String>,
     pub namespace: Option<String>,
     pub labels: Option<serde_yaml_ng::Mapping>,
     pub annotations: Option<serde_yaml_ng::Mapping>,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+    pub generation: Option<u64>,
+    pub creation_timestamp: Option<String>,
+    pub deletion_timestamp: Option<String>,
+    pub deletion_grace_period_seconds: Option<u64>,
+    pub generate_name: Option<String>,
+    pub self_link: Option<String>,
+    pub finalizers: Option<Vec<String>>,
+    pub owner_references: Option<serde_yaml_ng::Value>,
+    pub managed_fields: Option<serde_yaml_ng::Value>,
 }
 
 /// netobserv's spec sections; the ones flowlens does not use yet are kept

@@ -221,6 +221,28 @@ impl Store {
         meta.entry("uid").or_insert(uid);
         let created = kept("creationTimestamp").unwrap_or_else(|| json!(now_rfc3339()));
         meta.entry("creationTimestamp").or_insert(created);
+        // As the API server: the generation counts changes of the spec
+        // (or of the whole object but its metadata and status).
+        let spec = |o: &Value| {
+            let mut o = o.clone();
+            if let Some(fields) = o.as_object_mut() {
+                fields.remove("metadata");
+                fields.remove("status");
+            }
+            o
+        };
+        let generation = match &current {
+            None => 1,
+            Some(c) => {
+                let was = c["metadata"]["generation"].as_u64().unwrap_or(1);
+                was + u64::from(spec(c) != spec(&object))
+            }
+        };
+        let meta = object
+            .get_mut("metadata")
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| StoreError::Invalid("metadata: missing".into()))?;
+        meta.insert("generation".into(), json!(generation));
         meta.insert("resourceVersion".into(), json!(self.rv.to_string()));
         let object = Arc::new(object);
         let change = if current.is_some() {
@@ -519,6 +541,24 @@ mod tests {
             store.apply(pod("a", "198.18.0.1"), true),
             Err(StoreError::AlreadyExists(_))
         ));
+    }
+
+    #[test]
+    fn the_generation_counts_changes_of_the_spec_only() {
+        let mut store = Store::default();
+        let mut fc = json!({"apiVersion": "flows.netobserv.io/v1beta2", "kind": "FlowCollector",
+                            "metadata": {"name": "cluster"}, "spec": {"agent": {"ebpf": {"sampling": 1}}}});
+        assert_eq!(
+            store.apply(fc.clone(), true).unwrap()["metadata"]["generation"],
+            1
+        );
+        fc["status"] = json!({"conditions": []});
+        assert_eq!(
+            store.apply(fc.clone(), false).unwrap()["metadata"]["generation"],
+            1
+        );
+        fc["spec"]["agent"]["ebpf"]["sampling"] = json!(2);
+        assert_eq!(store.apply(fc, false).unwrap()["metadata"]["generation"], 2);
     }
 
     #[test]

@@ -2,8 +2,12 @@
 //! nodes, ReplicaSets and Jobs kept in a `Cluster` (crates/pipeline), whose
 //! labels name the ends of every flow (docs/kubernetes.md).
 
+pub mod flowcollector;
 pub mod objects;
 pub mod watch;
+
+/// A client of the API (kube-rs's).
+pub use kube::Client;
 
 use anyhow::{Context, Result};
 use kube::config::{KubeConfigOptions, Kubeconfig};

@@ -13,7 +13,7 @@ pub struct Processor {
     /// Only flows this filter selects feed the metrics (all without one).
     metrics_filter: Option<flowlens_query::Filter>,
     /// `K8S_ClusterName` of flows that do not name their cluster.
-    cluster_name: Option<Label>,
+    cluster_name: RwLock<Option<Label>>,
     /// The Kubernetes API's view (kept by its watches): its labels win over
     /// the host's for the addresses it knows.
     cluster: Option<Arc<RwLock<Cluster>>>,
@@ -30,7 +30,7 @@ impl Processor {
         Processor {
             enricher: RwLock::new(enricher),
             metrics_filter: None,
-            cluster_name: None,
+            cluster_name: RwLock::new(None),
             cluster: None,
             metrics: Mutex::new(metrics),
             tracker: Mutex::new(tracker),
@@ -45,8 +45,8 @@ impl Processor {
 
     /// Flows that do not name their cluster (a forwarding collector's do)
     /// are stamped with `name`.
-    pub fn with_cluster_name(mut self, name: &str) -> Processor {
-        self.cluster_name = Some(Label::from(name));
+    pub fn with_cluster_name(self, name: &str) -> Processor {
+        self.set_cluster_name(Some(name));
         self
     }
 
@@ -79,7 +79,9 @@ impl Processor {
         {
             flows.iter_mut().for_each(|f| cluster.label(f));
         }
-        if let Some(cluster) = &self.cluster_name {
+        if let Ok(name) = self.cluster_name.read()
+            && let Some(cluster) = name.as_ref()
+        {
             for f in flows.iter_mut().filter(|f| f.cluster_name.is_none()) {
                 f.cluster_name = Some(cluster.clone());
             }
@@ -132,6 +134,21 @@ impl Processor {
             .lock()
             .map(|mut t| t.flush())
             .unwrap_or_default()
+    }
+
+    /// The cluster's name from now on (a FlowCollector's
+    /// `spec.processor.clusterName` changed).
+    pub fn set_cluster_name(&self, name: Option<&str>) {
+        if let Ok(mut current) = self.cluster_name.write() {
+            *current = name.map(Label::from);
+        }
+    }
+
+    /// Subnet labels from now on.
+    pub fn set_subnets(&self, subnets: crate::enrich::SubnetLabels) {
+        if let Ok(mut e) = self.enricher.write() {
+            e.set_subnets(subnets);
+        }
     }
 
     /// A fresh view of the host's addresses and network namespaces.

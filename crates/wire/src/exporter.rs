@@ -42,7 +42,8 @@ impl ExporterConfig {
         }
     }
 
-    fn uri(&self) -> String {
+    /// The collector's URI (http:// added to a bare HOST:PORT).
+    pub fn uri(&self) -> String {
         if self.collector.contains("://") {
             self.collector.clone()
         } else {

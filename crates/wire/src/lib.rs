@@ -3,6 +3,7 @@
 //! (batches, a bounded buffer, reconnects) and `receiver` the collector's
 //! gRPC service; `connections` bounds the connections of every listener.
 
+pub mod agent_config;
 pub mod codec;
 pub mod connections;
 pub mod convert;
@@ -17,4 +18,11 @@ pub mod pbflow {
     #![allow(clippy::all, missing_docs)]
     include!(concat!(env!("OUT_DIR"), "/pbflow.rs"));
     pub use crate::records::Records;
+}
+
+/// The generated AgentConfig service (the agents' settings from the
+/// collector).
+pub mod agentconfig {
+    #![allow(clippy::all, missing_docs)]
+    include!(concat!(env!("OUT_DIR"), "/flowlens.agentconfig.rs"));
 }

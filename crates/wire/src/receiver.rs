@@ -321,6 +321,7 @@ impl Default for ReceiverLimits {
 pub async fn serve(
     listener: BoundedListener,
     receiver: Receiver,
+    agent_config: Option<crate::agent_config::AgentConfigHub>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     let limits = receiver.limits.clone();
@@ -360,6 +361,7 @@ pub async fn serve(
         .http2_max_pending_accept_reset_streams(Some(64))
         .layer(count_refusals)
         .add_service(service)
+        .add_optional_service(agent_config.map(|hub| hub.server()))
         .serve_with_incoming_shutdown(listener, shutdown)
         .await
 }

@@ -416,8 +416,19 @@ impl Agent {
         command
             .args(["collector", "--grpc-listen", grpc])
             .args(args);
-        let collector = Agent::spawn(command, &[]);
-        wait_for_port(grpc);
+        let mut collector = Agent::spawn(command, &[]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(grpc).is_err() {
+            if let Ok(Some(status)) = collector.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "the collector exited with {status}: {}",
+                    collector.stderr.lock().unwrap().join("\n")
+                );
+            }
+            assert!(Instant::now() < deadline, "nothing listens on {grpc}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         collector
     }
 

@@ -58,6 +58,14 @@ impl HostEnricher {
         &self.inventory
     }
 
+    /// New subnet labels (a FlowCollector's `spec.processor.subnetLabels`
+    /// changed): every known address is labelled again.
+    pub fn set_subnets(&mut self, subnets: SubnetLabels) {
+        self.subnets = subnets;
+        let inventory = std::mem::take(&mut self.inventory);
+        self.set_inventory(inventory);
+    }
+
     /// A fresh view of the host's addresses and network namespaces.
     pub fn set_inventory(&mut self, inventory: HostInventory) {
         let host = Label::from(inventory.host_name.as_str());
