@@ -551,6 +551,69 @@ fn kube_enrichment(records: usize, conversations: usize) {
     );
 }
 
+/// The collector's cross-node join: each flow reported by its source's
+/// node and by its destination's (two records in), joined into one (out);
+/// CPU ns per record in, against the Kubernetes labels of the same records
+/// in the same run.
+fn cross_node(records: usize, conversations: usize) {
+    use flowlens_pipeline::cross_node::CrossNodeJoin;
+    let cluster = cluster_of(10_000);
+    let mut reports = Vec::with_capacity(records * 2);
+    for i in 0..records {
+        let mut f = flow(i, conversations, BASE_MS + (i / BATCH) as i64);
+        cluster.label(&mut f);
+        let node = |labels: &flowlens_model::SideLabels| {
+            labels
+                .host_ip
+                .as_deref()
+                .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+        };
+        let (src_node, dst_node) = (node(&f.src_labels), node(&f.dst_labels));
+        for agent in [src_node, dst_node].into_iter().flatten() {
+            let mut report = f.clone();
+            report.agent_ip = agent.into();
+            reports.push(report);
+        }
+    }
+    let labels = {
+        let start = thread_cpu_s();
+        for chunk in reports.chunks(BATCH) {
+            let mut batch = chunk.to_vec();
+            batch.iter_mut().for_each(|f| cluster.label(f));
+        }
+        (thread_cpu_s() - start) * 1e9 / reports.len() as f64
+    };
+    // Batches come 10 ms apart and wait 1 s: a window of 100 batches.
+    let mut join = CrossNodeJoin::new(1_000);
+    let mut out = 0usize;
+    let start = thread_cpu_s();
+    for (n, chunk) in reports.chunks(BATCH).enumerate() {
+        let now = n as i64 * 10;
+        let roles = CrossNodeJoin::roles(&cluster, chunk.to_vec());
+        join.push(roles, 0, now);
+        out += join
+            .release(now)
+            .iter()
+            .map(|(f, _)| f.len())
+            .sum::<usize>();
+    }
+    out += join.drain().iter().map(|(f, _)| f.len()).sum::<usize>();
+    let joined = (thread_cpu_s() - start) * 1e9 / reports.len() as f64;
+    let c = &join.counters;
+    println!(
+        "records in {}, out {out}: joined {}, unjoined {}",
+        reports.len(),
+        c.joined,
+        c.unjoined
+    );
+    println!("Kubernetes labels ns/record in (baseline)      {labels:.1}");
+    println!("cross-node join ns/record in                   {joined:.1}");
+    println!(
+        "ratio                                          {:.2}",
+        joined / labels
+    );
+}
+
 fn main() {
     // Tuned as the flowlens binary tunes it.
     flowlens::allocator::tune();
@@ -567,6 +630,7 @@ fn main() {
             conversation_memory(number(1, 1_000_000), number(2, 100_000))
         }
         Some("kube-enrichment") => kube_enrichment(number(1, 1_000_000), number(2, 100_000)),
+        Some("cross-node") => cross_node(number(1, 500_000), number(2, 100_000)),
         Some("send") => {
             let addr = args.get(1).expect("send ADDR [CONVERSATIONS]").clone();
             tokio::runtime::Runtime::new()
@@ -575,7 +639,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: synthetic_flows throughput|steps|conversation-memory|kube-enrichment [RECORDS] [CONVERSATIONS] | send ADDR [CONVERSATIONS]"
+                "usage: synthetic_flows throughput|steps|conversation-memory|kube-enrichment|cross-node [RECORDS] [CONVERSATIONS] | send ADDR [CONVERSATIONS]"
             );
             std::process::exit(2);
         }

@@ -48,13 +48,13 @@ pub fn pod(p: &Pod) -> ClusterEvent {
     let finished = status
         .and_then(|s| s.phase.as_deref())
         .is_some_and(|phase| matches!(phase, "Succeeded" | "Failed"));
-    let ips = status
-        .filter(|_| !finished)
+    let running = status.filter(|_| !finished);
+    let ips = running
         .and_then(|s| s.pod_ips.as_deref())
         .map(|ips| addresses(ips.iter().map(|ip| ip.ip.as_str())))
         .filter(|ips| !ips.is_empty())
         .or_else(|| {
-            let ip = status?.pod_ip.as_deref()?;
+            let ip = running?.pod_ip.as_deref()?;
             Some(addresses(std::iter::once(ip)))
         })
         .unwrap_or_default();

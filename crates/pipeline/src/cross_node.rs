@@ -24,7 +24,10 @@
 
 use crate::enrich::Cluster;
 use flowlens_model::{Address, FlowRecord, Label};
-use std::collections::{HashMap, VecDeque};
+// foldhash, as the conversation tracker: keys come from our own agents,
+// looked up several times per record.
+use foldhash::{HashMap, HashMapExt};
+use std::collections::VecDeque;
 
 /// Who reported a record, relative to its flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,12 +182,18 @@ impl CrossNodeJoin {
     }
 
     fn release_oldest(&mut self) -> (Vec<FlowRecord>, u64) {
-        let Some(mut batch) = self.batches.pop_front() else {
+        // The batch stays in place while its records go: a record of it
+        // can still be found by another of it.
+        let Some((seq, lsn, len)) = self
+            .batches
+            .front()
+            .map(|b| (b.seq, b.lsn, b.records.len()))
+        else {
             return (Vec::new(), 0);
         };
-        let mut flows = Vec::with_capacity(batch.records.len());
-        for i in 0..batch.records.len() {
-            let Some(held) = batch.records[i].take() else {
+        let mut flows = Vec::with_capacity(len);
+        for i in 0..len {
+            let Some(held) = self.batches[0].records[i].take() else {
                 continue;
             };
             self.counters.held -= 1;
@@ -193,7 +202,7 @@ impl CrossNodeJoin {
                 Role::Alone => flows.push(held.flow),
                 Role::Source => {
                     let mut flow = held.flow;
-                    self.forget(&k, batch.seq, i);
+                    self.forget(&k, seq, i);
                     let mut latest = None;
                     for (seq, j) in self.others_for(&k, &flow) {
                         if let Some(other) = self.take(seq, j) {
@@ -211,7 +220,7 @@ impl CrossNodeJoin {
                     }
                 }
                 Role::Other => {
-                    self.forget(&k, batch.seq, i);
+                    self.forget(&k, seq, i);
                     // Its source's record came later: fold into that one.
                     match self.best(&k, &held.flow, Role::Source) {
                         Some((seq, j)) => {
@@ -228,8 +237,9 @@ impl CrossNodeJoin {
                 }
             }
         }
+        self.batches.pop_front();
         self.counters.released += flows.len() as u64;
-        (flows, batch.lsn)
+        (flows, lsn)
     }
 
     /// The held records of other nodes that belong to `source`: those of
@@ -434,6 +444,17 @@ mod tests {
             assert_eq!(join.counters.joined, 1);
             assert_eq!(join.counters.held, 0);
         }
+    }
+
+    #[test]
+    fn both_records_in_one_batch_join_too() {
+        let mut join = CrossNodeJoin::new(6_000);
+        let source = flow("198.18.0.1", 0, 1_000, "a");
+        let other = flow("198.18.0.2", 0, 1_000, "b");
+        join.push(vec![(other, Role::Other), (source, Role::Source)], 1, 0);
+        let out = join.drain();
+        assert_eq!(totals(&out), (1_000, 1));
+        assert_eq!(join.counters.joined, 1);
     }
 
     #[test]
