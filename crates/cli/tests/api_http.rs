@@ -636,3 +636,48 @@ fn a_batch_sent_again_is_stored_once_and_counted() {
     );
     server.stop();
 }
+
+/// Status and headers of a GET with `Host: host`.
+fn get_as(listen: &str, host: &str, path: &str) -> (u16, String) {
+    let out = sh(&format!(
+        "curl -s -D - -o /dev/null -w '%{{http_code}}' -H 'Host: {host}' 'http://{listen}{path}'"
+    ));
+    let (headers, code) = out.trim_end().rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap(), headers.to_ascii_lowercase())
+}
+
+#[test]
+fn a_loopback_listener_answers_loopback_hosts_only_with_security_headers() {
+    let server = StoreCollector::start("hostcheck", &[]);
+    let port = server.listen.rsplit_once(':').unwrap().1.to_string();
+    // A page of another origin, rebound to 127.0.0.1, names its own host.
+    for host in [
+        "evil.example",
+        &format!("evil.example:{port}"),
+        "198.18.0.1",
+    ] {
+        let (code, _) = get_as(&server.listen, host, "/api/flows?since=1h");
+        assert_eq!(code, 403, "Host: {host}");
+    }
+    let (code, _) = get_as(&server.listen, "evil.example", "/");
+    assert_eq!(code, 403, "the console too");
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}")] {
+        let (code, headers) = get_as(&server.listen, &host, "/api/flows?since=1h");
+        assert_eq!(code, 200, "Host: {host}");
+        for header in [
+            "x-content-type-options: nosniff",
+            "cache-control: no-store",
+            "referrer-policy: no-referrer",
+            "x-frame-options: deny",
+        ] {
+            assert!(headers.contains(header), "{header} in {headers}");
+        }
+    }
+    let (code, headers) = get_as(&server.listen, "localhost", "/");
+    assert_eq!(code, 200);
+    assert!(
+        headers.contains("content-security-policy: default-src 'self'"),
+        "{headers}"
+    );
+    server.stop();
+}

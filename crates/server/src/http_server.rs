@@ -7,6 +7,7 @@
 //! that stops reading its answer). A query's own budget is
 //! `--query-timeout` (docs/query.md).
 
+use crate::http_guard::{Guard, guard};
 use axum::Router;
 use clap::Args;
 use flowlens_wire::connections::{BoundedListener, ConnectionLimits, ConnectionStats};
@@ -33,6 +34,7 @@ const MAX_HEADER_BYTES: usize = 64 << 10;
 pub struct HttpListener {
     listener: BoundedListener,
     header_timeout: Duration,
+    guard: Guard,
 }
 
 impl HttpListener {
@@ -47,9 +49,15 @@ impl HttpListener {
             max_connections: args.max_http_connections.max(1),
             idle_timeout: (longest_answer + Duration::from_secs(30)).max(Duration::from_secs(60)),
         };
+        // Bound to loopback, only requests naming a loopback host are
+        // answered (DNS rebinding); tokens will lift it.
+        let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
         HttpListener {
             listener: BoundedListener::new(listener, limits),
             header_timeout: args.http_header_timeout,
+            guard: Guard {
+                loopback_hosts_only: loopback,
+            },
         }
     }
 
@@ -60,6 +68,7 @@ impl HttpListener {
     /// Serves `app` until the process ends; a connection's error ends that
     /// connection only.
     pub async fn serve(mut self, app: Router) {
+        let app = app.layer(axum::middleware::from_fn_with_state(self.guard, guard));
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(self.header_timeout)
