@@ -190,7 +190,7 @@ pub const QUARANTINE: &str = "quarantine";
 /// quarantine folder, named by its path there; the new path.
 pub fn quarantine(root: &Path, path: &Path) -> std::io::Result<PathBuf> {
     let folder = root.join(QUARANTINE);
-    std::fs::create_dir_all(&folder)?;
+    crate::private::create_dir_all(&folder)?;
     let relative = path.strip_prefix(root).unwrap_or(path);
     let name: Vec<String> = relative
         .components()
@@ -396,7 +396,7 @@ pub fn write_in(
 }
 
 fn write_parquet(path: &Path, batches: &[RecordBatch], wal_lsn: u64) -> std::io::Result<()> {
-    let file = std::fs::File::create(path)?;
+    let file = crate::private::create(path)?;
     let mut properties = properties();
     if wal_lsn > 0 {
         properties = properties
@@ -428,7 +428,7 @@ fn create_dirs_synced(root: &Path, dir: &Path) -> std::io::Result<()> {
             None => break,
         }
     }
-    std::fs::create_dir_all(dir)?;
+    crate::private::create_dir_all(dir)?;
     for created in missing.iter().rev() {
         if let Some(parent) = created.parent()
             && let Ok(d) = std::fs::File::open(parent)

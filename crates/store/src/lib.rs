@@ -9,6 +9,7 @@ mod conversation_batch;
 mod files;
 mod flow_batch;
 mod interrupt;
+mod private;
 mod read;
 mod rollup;
 mod schema;

@@ -182,7 +182,7 @@ impl Store {
     /// of an interrupted write are removed, unreadable files reported and
     /// skipped. Nothing needs repair by hand.
     pub fn open(options: StoreOptions) -> std::io::Result<Store> {
-        std::fs::create_dir_all(&options.dir)?;
+        crate::private::own_dir(&options.dir)?;
         let mut counters = StoreCounters::default();
         let mut files: [Vec<DataFile>; 2] = Default::default();
         let mut next_id = 0;

@@ -160,7 +160,7 @@ impl Wal {
         mut visit: impl FnMut(u64, Vec<u8>),
     ) -> std::io::Result<Wal> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir)?;
+        crate::private::create_dir_all(&dir)?;
         let mut names: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)?
             .flatten()
             .filter_map(|e| {
@@ -237,11 +237,7 @@ impl Wal {
         let path = self.dir.join(segment_name(self.next_lsn));
         // An empty segment of an earlier run has this name: it is reused.
         self.segments.retain(|s| s.path != path);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(&path)?;
+        let file = crate::private::create(&path)?;
         sync_dir(&self.dir);
         self.writer = Some(BufWriter::with_capacity(1 << 20, file));
         self.segments.push(Segment {

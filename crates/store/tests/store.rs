@@ -516,3 +516,27 @@ fn the_disk_limit_counts_rollups_too() {
         "{after:?} over {limit}"
     );
 }
+
+#[test]
+fn the_data_directory_and_every_file_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("private");
+    // A directory made by hand, readable by all: narrowed when opened.
+    std::fs::create_dir_all(&dir.0).unwrap();
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let store = Store::open(options(&dir)).unwrap();
+    store.append(Table::Flows, (0..100).map(flow).collect());
+    store.close();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir.0), 0o700);
+    let files = walk(&dir.0);
+    assert!(!files.is_empty());
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+        let mut parent = file.parent().unwrap();
+        while parent != dir.0 {
+            assert_eq!(mode(parent), 0o700, "{}", parent.display());
+            parent = parent.parent().unwrap();
+        }
+    }
+}
