@@ -28,6 +28,11 @@ pub struct StoreArgs {
     /// A store query still reading after this is stopped (504).
     #[arg(long, value_name = "DURATION", value_parser = duration_arg, default_value = "30s")]
     query_timeout: Duration,
+    /// No audit log line per query (`audit token=… endpoint=… filter=…
+    /// rows=… status=… duration_ms=…`, at info level, target
+    /// `flowlens::audit`).
+    #[arg(long)]
+    no_audit_log: bool,
     /// Keep nothing on disk (no store, no query API).
     #[arg(long, conflicts_with_all = ["data_dir", "retention", "max_disk"])]
     no_store: bool,
@@ -67,6 +72,7 @@ impl StoreArgs {
         crate::api::QueryLimits {
             max_concurrent: self.max_concurrent_queries.max(1),
             timeout: self.query_timeout,
+            audit: !self.no_audit_log,
         }
     }
 

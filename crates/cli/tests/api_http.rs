@@ -91,9 +91,10 @@ impl StoreCollector {
         }
     }
 
-    fn stop(self) {
-        self.collector.stop();
+    fn stop(self) -> lab::AgentRun {
+        let run = self.collector.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+        run
     }
 }
 
@@ -204,7 +205,7 @@ fn the_api_answers_and_refuses_clearly() {
     let (_, body) = get(&listen, "/api/flows?filter=dns.rcod%3D3");
     let error: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(error["detail"]["position"], 0);
-    server.stop();
+    let _ = server.stop();
 }
 
 /// Every hostile request of docs/reliability.md: a 4xx within a second,
@@ -291,7 +292,7 @@ fn hostile_requests_are_refused_and_the_process_stays_up() {
         table.push(format!("{shown} → {code} in {took:?}"));
     }
     eprintln!("{}", table.join("\n"));
-    server.stop();
+    let _ = server.stop();
 }
 
 /// A query past its deadline is stopped and answered 504; the budget is
@@ -305,7 +306,7 @@ fn a_query_past_its_deadline_is_a_504() {
     assert!(body.contains("--query-timeout"), "{body}");
     let (code, _) = get(&listen, "/metrics");
     assert_eq!(code, 200);
-    server.stop();
+    let _ = server.stop();
 }
 
 /// A `/proc/<pid>/status` figure in KiB (VmRSS, VmHWM).
@@ -433,7 +434,7 @@ fn a_large_export_streams_in_constant_memory_and_a_client_leaving_frees_its_slot
             "{path}: the slot was held {next:?} (whole: {whole:?})"
         );
     }
-    server.stop();
+    let _ = server.stop();
 }
 
 /// Sends one gRPC `Collector/Send` request whose message is `payload`
@@ -496,7 +497,7 @@ fn oversized_and_overfull_messages_are_refused_within_the_memory_bound() {
     assert_eq!(page["records"].as_array().unwrap().len(), 10);
     let status = lab::status_json(&server.listen);
     assert_eq!(status["receiver"]["requests_refused"]["OutOfRange"], 2);
-    server.stop();
+    let _ = server.stop();
 }
 
 /// Whether the server closed `conn` within `within` (a read ends).
@@ -600,7 +601,7 @@ fn slow_and_excess_http_clients_are_cut_off_and_metrics_stay_fast() {
     );
     let _ = export.kill();
     let _ = export.wait();
-    server.stop();
+    let _ = server.stop();
 }
 
 /// A batch sent again with its id (its answer was lost) is answered and
@@ -634,7 +635,7 @@ fn a_batch_sent_again_is_stored_once_and_counted() {
         "{}",
         status["ingest"]
     );
-    server.stop();
+    let _ = server.stop();
 }
 
 /// Status and headers of a GET with `Host: host`.
@@ -679,5 +680,30 @@ fn a_loopback_listener_answers_loopback_hosts_only_with_security_headers() {
         headers.contains("content-security-policy: default-src 'self'"),
         "{headers}"
     );
-    server.stop();
+    let (code, _) = get(
+        &server.listen,
+        "/api/top?since=1h&by=dst.port&filter=proto%20%3D%206",
+    );
+    assert_eq!(code, 200);
+    let run = server.stop();
+    // One audit line per query answered (the refused ones never ran).
+    let audits: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains(" audit token="))
+        .collect();
+    assert_eq!(audits.len(), 3, "{}", run.stderr);
+    let top = audits
+        .iter()
+        .find(|l| l.contains("endpoint=\"/api/top\""))
+        .expect("the top query");
+    for part in [
+        "filter=\"proto = 6\"",
+        "rows=\"0\"",
+        "status=200",
+        "token=\"-\"",
+        "duration_ms=",
+    ] {
+        assert!(top.contains(part), "{part} in {top}");
+    }
 }

@@ -66,6 +66,17 @@ pub struct QueryLimits {
     pub max_concurrent: usize,
     /// A query still reading after this is stopped: 504.
     pub timeout: Duration,
+    /// An audit log line per query (who, what, how many rows, how long).
+    pub audit: bool,
+}
+
+/// The rows a query answered with, for the audit log.
+#[derive(Debug, Clone, Copy)]
+struct Rows(usize);
+
+fn with_rows(mut response: Response, rows: usize) -> Response {
+    response.extensions_mut().insert(Rows(rows));
+    response
 }
 
 /// A request finding every query slot taken waits this long for one at
@@ -258,7 +269,8 @@ fn records_query(
         order,
         after,
     });
-    Ok(Json(page).into_response())
+    let rows = page.records.len();
+    Ok(with_rows(Json(page).into_response(), rows))
 }
 
 /// Every query slot is taken and the queue for them is full: 503.
@@ -289,6 +301,41 @@ fn timed_out(timeout: Duration) -> ApiError {
 /// else 503), the deadline (504), cancelled when the client goes away. Its
 /// error is a 400.
 async fn on_store(
+    endpoint: &'static str,
+    state: ApiState,
+    params: HashMap<String, String>,
+    query: impl FnOnce(&Store, &HashMap<String, String>) -> Result<Response, ApiError> + Send + 'static,
+) -> Response {
+    let started = Instant::now();
+    let filter = state
+        .limits
+        .audit
+        .then(|| params.get("filter").cloned().unwrap_or_default());
+    let response = run_on_store(state, params, query).await;
+    if let Some(filter) = filter {
+        audit(endpoint, &filter, &response, started);
+    }
+    response
+}
+
+/// The audit log's line of a query: rows answered (or `streamed`: an
+/// export's, whose rows go out after this line), status, duration.
+fn audit(endpoint: &str, filter: &str, response: &Response, started: Instant) {
+    let rows = response.extensions().get::<Rows>().map(|r| r.0);
+    // Tokens name who asked; without them, the listener's own clients.
+    tracing::info!(
+        target: "flowlens::audit",
+        token = "-",
+        endpoint,
+        filter,
+        rows = rows.map_or_else(|| "streamed".to_string(), |r| r.to_string()).as_str(),
+        status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_millis() as u64,
+        "audit"
+    );
+}
+
+async fn run_on_store(
     state: ApiState,
     params: HashMap<String, String>,
     query: impl FnOnce(&Store, &HashMap<String, String>) -> Result<Response, ApiError> + Send + 'static,
@@ -323,11 +370,17 @@ async fn off_loop(work: impl FnOnce() -> Response + Send + 'static) -> Response 
 }
 
 async fn flows(State(state): State<ApiState>, Query(p): Params) -> Response {
-    on_store(state, p, |s, p| records_query(s, p, Table::Flows)).await
+    on_store("/api/flows", state, p, |s, p| {
+        records_query(s, p, Table::Flows)
+    })
+    .await
 }
 
 async fn conversations(State(state): State<ApiState>, Query(p): Params) -> Response {
-    on_store(state, p, |s, p| records_query(s, p, Table::Conversations)).await
+    on_store("/api/conversations", state, p, |s, p| {
+        records_query(s, p, Table::Conversations)
+    })
+    .await
 }
 
 fn field_param(
@@ -360,11 +413,13 @@ fn top_query(store: &Store, params: &HashMap<String, String>) -> Result<Response
         metric,
         k,
     );
-    Ok(Json(json!({ "by": by.name, "metric": req.get("metric").unwrap_or("bytes"), "entries": entries })).into_response())
+    let rows = entries.len();
+    let body = json!({ "by": by.name, "metric": req.get("metric").unwrap_or("bytes"), "entries": entries });
+    Ok(with_rows(Json(body).into_response(), rows))
 }
 
 async fn top(State(state): State<ApiState>, Query(p): Params) -> Response {
-    on_store(state, p, top_query).await
+    on_store("/api/top", state, p, top_query).await
 }
 
 fn series_query(store: &Store, params: &HashMap<String, String>) -> Result<Response, ApiError> {
@@ -399,11 +454,15 @@ fn series_query(store: &Store, params: &HashMap<String, String>) -> Result<Respo
         step,
         metric,
     );
-    Ok(Json(json!({ "step_ms": step, "points": points })).into_response())
+    let rows = points.len();
+    Ok(with_rows(
+        Json(json!({ "step_ms": step, "points": points })).into_response(),
+        rows,
+    ))
 }
 
 async fn series(State(state): State<ApiState>, Query(p): Params) -> Response {
-    on_store(state, p, series_query).await
+    on_store("/api/series", state, p, series_query).await
 }
 
 /// The endpoint fields of each topology scope.
@@ -453,15 +512,26 @@ fn topology_query(store: &Store, params: &HashMap<String, String>) -> Result<Res
         .map(|(name, (bytes, drops))| json!({"id": name, "bytes": bytes, "drops": drops}))
         .collect();
     nodes.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-    Ok(Json(json!({ "scope": scope, "nodes": nodes, "edges": edges })).into_response())
+    let rows = edges.len();
+    let body = json!({ "scope": scope, "nodes": nodes, "edges": edges });
+    Ok(with_rows(Json(body).into_response(), rows))
 }
 
 async fn topology(State(state): State<ApiState>, Query(p): Params) -> Response {
-    on_store(state, p, topology_query).await
+    on_store("/api/topology", state, p, topology_query).await
 }
 
 async fn export(State(state): State<ApiState>, Query(p): Params) -> Response {
-    export::export(state, p).await
+    let started = Instant::now();
+    let filter = state
+        .limits
+        .audit
+        .then(|| p.get("filter").cloned().unwrap_or_default());
+    let response = export::export(state, p).await;
+    if let Some(filter) = filter {
+        audit("/api/export", &filter, &response, started);
+    }
+    response
 }
 
 async fn validate(Query(p): Params) -> Response {
