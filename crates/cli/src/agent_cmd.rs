@@ -137,6 +137,15 @@ pub fn run(args: AgentArgs) -> Result<()> {
             })
         };
         let mut agent = build(&settings)?;
+        // Attached, listening: what it no longer needs goes.
+        agent.attach();
+        crate::privileges::drop_unneeded(
+            &settings.features,
+            crate::privileges::StillNeeded {
+                reloads: args.config_from_collector,
+                enters_namespaces: false,
+            },
+        );
         let exporter = match &args.collector {
             Some(collector) => Some(
                 Exporter::start(ExporterConfig {

@@ -18,6 +18,7 @@ pub mod kubernetes;
 pub mod netlab;
 pub mod output;
 pub mod pipeline_run;
+pub mod privileges;
 pub mod processor_args;
 pub mod query_cmd;
 pub mod shutdown;

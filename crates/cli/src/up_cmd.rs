@@ -66,7 +66,18 @@ pub fn run(args: UpArgs) -> Result<()> {
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let listener = HttpListener::new(listener, &args.http, query_limits.timeout);
-        let agent = FlowAgent::new(settings)?;
+        let features = settings.features.clone();
+        let mut agent = FlowAgent::new(settings)?;
+        agent.attach();
+        // Attached and listening: it keeps what it still needs (maps,
+        // interfaces that appear, entering namespaces for their names).
+        crate::privileges::drop_unneeded(
+            &features,
+            crate::privileges::StillNeeded {
+                reloads: false,
+                enters_namespaces: true,
+            },
+        );
         let (pipeline, timers) = PipelineRun::start(processor, print, store, None).await;
         let mut sections = vec![agent_section(&agent)];
         sections.extend(pipeline.counter_sections());
