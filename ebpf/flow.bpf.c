@@ -13,7 +13,12 @@
 #include <bpf/bpf_endian.h>
 #include "flow.h"
 
-#define TC_ACT_OK 0
+/* What every program returns: the packet goes on to the next program
+ * and its normal path. -1 is TCX_NEXT on a tcx link and TC_ACT_UNSPEC on
+ * a clsact filter: either way flowlens observes and never decides — a
+ * CNI's or a policy's program attached after it still runs (TC_ACT_OK
+ * would end the chain and skip them). */
+#define PASS_ON -1
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
 #define ETH_P_8021Q 0x8100
@@ -281,7 +286,7 @@ static __always_inline int account(struct __sk_buff *skb, __u8 direction)
      * with it, DNS messages are tracked before sampling so that no query
      * loses its response. */
     if (!enable_dns && sampled_out())
-        return TC_ACT_OK;
+        return PASS_ON;
 
     struct flow_key key = {};
     struct flow_metrics fresh = {};
@@ -293,12 +298,12 @@ static __always_inline int account(struct __sk_buff *skb, __u8 direction)
     if (enable_dns && l4_off)
         track_dns(skb, &key, l4_off);
     if (enable_dns && sampled_out())
-        return TC_ACT_OK;
+        return PASS_ON;
 
     __u32 zero = 0;
     struct agent_state *state = bpf_map_lookup_elem(&agent_state, &zero);
     if (!state)
-        return TC_ACT_OK;
+        return PASS_ON;
     __u32 base = state->generation ? slot_mask + 1 : 0;
     __u32 hash = hash_key(&key);
 #pragma unroll
@@ -320,7 +325,7 @@ static __always_inline int account(struct __sk_buff *skb, __u8 direction)
                 m->end_mono_ns = now;
             if (fresh.flags && (m->flags | fresh.flags) != m->flags)
                 __sync_fetch_and_or(&m->flags, fresh.flags);
-            return TC_ACT_OK;
+            return PASS_ON;
         }
         /* A slot being claimed by another CPU may be for this very key: we
          * then use another slot, and the agent sums the two entries. */
@@ -335,7 +340,7 @@ static __always_inline int account(struct __sk_buff *skb, __u8 direction)
             __builtin_memcpy(&slot->metrics, &fresh, sizeof(fresh));
             /* Full barrier: the key and metrics are visible before READY. */
             __sync_lock_test_and_set(&slot->state, SLOT_READY);
-            return TC_ACT_OK;
+            return PASS_ON;
         }
     }
     /* No slot within SLOT_PROBES: hand the packet to user space. */
@@ -344,7 +349,7 @@ static __always_inline int account(struct __sk_buff *skb, __u8 direction)
     fresh.start_mono_ns = bpf_ktime_get_ns();
     fresh.end_mono_ns = fresh.start_mono_ns;
     send_event(&key, &fresh);
-    return TC_ACT_OK;
+    return PASS_ON;
 }
 
 SEC("classifier")
@@ -363,7 +368,7 @@ int flowlens_tc_egress(struct __sk_buff *skb)
 SEC("classifier")
 int flowlens_tc_empty(struct __sk_buff *skb)
 {
-    return TC_ACT_OK;
+    return PASS_ON;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

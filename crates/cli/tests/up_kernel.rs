@@ -309,3 +309,75 @@ fn up_started_as_root_keeps_only_the_capabilities_it_still_needs() {
         run.stderr
     );
 }
+
+/// Also two flowlens on the same interfaces at once: each passes packets on
+/// to the next program (TCX_NEXT), so both count every one.
+#[test]
+fn up_and_the_agent_run_as_a_user_with_only_the_documented_capabilities() {
+    let _serial = serial();
+    let lab = Lab::new(2, false);
+    // docs/features.md's capabilities, every feature on.
+    let ambient = "cap_bpf,cap_perfmon,cap_net_admin,cap_sys_admin";
+    let features =
+        "--features=FlowRTT,DNSTracking,PacketDrop,NetworkEvents,TCPRetransmits,ConnectionTracking";
+    let ifs = lab.host_ifs();
+    let interfaces = format!("--interfaces={}", ifs.join(","));
+    std::fs::create_dir_all(&lab.data_dir).unwrap();
+    sh(&format!("chown nobody {}", lab.data_dir.display()));
+    let listen = free_local_addr();
+    let data_dir = format!("--data-dir={}", lab.data_dir.display());
+    let listen_arg = format!("--listen={listen}");
+    let up = lab::Agent::start_as(
+        "nobody",
+        ambient,
+        "up",
+        &[
+            "--stats",
+            &interfaces,
+            &listen_arg,
+            &data_dir,
+            features,
+            "--cache-active-timeout=500ms",
+        ],
+        &ifs,
+    );
+    let agent = lab::Agent::start_as(
+        "nobody",
+        ambient,
+        "agent",
+        &[
+            "--output=json",
+            "--stats",
+            &interfaces,
+            features,
+            "--cache-active-timeout=500ms",
+        ],
+        &ifs,
+    );
+    let (_, sent) =
+        lab::paced_udp_flow(&lab.hosts[0], 40_321, "198.18.0.2".parse().unwrap(), 9, 25);
+    sent.join().unwrap();
+    std::thread::sleep(Duration::from_millis(1_500));
+    for (name, pid) in [("up", up.pid()), ("agent", agent.pid())] {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap();
+        assert!(
+            !uid.split_whitespace().any(|u| u == "0"),
+            "{name} runs as root: {uid}"
+        );
+    }
+    for (name, run) in [("up", up.stop()), ("agent", agent.stop())] {
+        let packets: u64 = run
+            .records
+            .iter()
+            .filter(|r| r.src_port == 40_321)
+            .map(|r| r.packets)
+            .sum();
+        assert_eq!(packets, 25, "{name}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("capabilities dropped"),
+            "{name}: {}",
+            run.stderr
+        );
+    }
+}

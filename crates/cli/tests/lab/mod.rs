@@ -323,6 +323,33 @@ impl Agent {
         Agent::spawn(command, expect_attached)
     }
 
+    /// Runs `flowlens SUBCOMMAND args` as `user` (not root) holding only
+    /// `ambient` (capsh names, comma-separated) as ambient capabilities.
+    pub fn start_as(
+        user: &str,
+        ambient: &str,
+        subcommand: &str,
+        args: &[&str],
+        expect_attached: &[String],
+    ) -> Agent {
+        let mut command = Command::new("capsh");
+        command
+            .arg(format!(
+                "--caps={ambient}+eip cap_setpcap,cap_setuid,cap_setgid+ep"
+            ))
+            .arg("--keep=1")
+            .arg(format!("--user={user}"))
+            .arg(format!("--addamb={ambient}"))
+            .arg("--")
+            .arg("-c")
+            .arg(format!(
+                "exec {} {subcommand} {}",
+                env!("CARGO_BIN_EXE_flowlens"),
+                args.join(" ")
+            ));
+        Agent::spawn(command, expect_attached)
+    }
+
     fn spawn(mut command: Command, expect_attached: &[String]) -> Agent {
         let mut child = command
             .stdout(Stdio::piped())
