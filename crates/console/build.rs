@@ -1,7 +1,8 @@
 //! Builds the console (TypeScript, in `console/`) with npm and embeds the
-//! result: `npm ci` from the lock file when node_modules is missing or older
-//! than the lock, then `npm run build` (type check + Vite) into OUT_DIR, then
-//! a table of the files for `include_bytes!`. Nothing built is committed.
+//! result: `npm ci --ignore-scripts` from the lock file when node_modules
+//! is missing or older than the lock, then `npm run build` (type check +
+//! Vite) into OUT_DIR, then a table of the files for `include_bytes!`.
+//! Nothing built is committed.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -32,10 +33,19 @@ fn main() {
     let lock = File::create(out.join("npm.lock")).expect("lock file");
     let shared = File::create(console.join("node_modules.lock")).unwrap_or(lock);
     shared.lock().expect("locking node_modules");
+    // No package's install script runs: a dependency's code runs only in
+    // the build it is part of, never at install (the native builds of the
+    // bundler come as per-platform packages, not from scripts).
     if needs_install(&console) {
         npm(
             &console,
-            &["ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            &[
+                "ci",
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+            ],
             &dist,
         );
     }
