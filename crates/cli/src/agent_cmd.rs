@@ -158,12 +158,29 @@ pub fn run(args: AgentArgs) -> Result<()> {
             ),
             None => None,
         };
+        let mut reloader = match (&args.collector, args.config_from_collector) {
+            (Some(collector), true) => Some(Reloader::start(
+                AgentConfigSource {
+                    uri: ExporterConfig::new(collector).uri(),
+                    node: agent.agent_ip().to_string(),
+                },
+                overrides,
+                args.collector_max_backoff,
+            )),
+            _ => None,
+        };
         if let Some(listener) = listener {
             let mut sections = vec![agent_section(&agent)];
             if filter.is_some() {
                 let counters = filtered.clone();
                 sections.push(CounterSection::new("filter", &[], move || {
                     counters.lock().map(|c| c.clone()).unwrap_or_default()
+                }));
+            }
+            if let Some(r) = &reloader {
+                let stats = r.stats();
+                sections.push(CounterSection::new("config", &["generation"], move || {
+                    stats.lock().map(|s| s.clone()).unwrap_or_default()
                 }));
             }
             if let Some(e) = &exporter {
@@ -181,17 +198,6 @@ pub fn run(args: AgentArgs) -> Result<()> {
             stop.await;
             let _ = stopped_tx.send(true);
         });
-        let mut reloader = match (&args.collector, args.config_from_collector) {
-            (Some(collector), true) => Some(Reloader::start(
-                AgentConfigSource {
-                    uri: ExporterConfig::new(collector).uri(),
-                    node: agent.agent_ip().to_string(),
-                },
-                overrides,
-                args.collector_max_backoff,
-            )),
-            _ => None,
-        };
         let mut writer = exporter.is_none().then(|| RecordWriter::new(format));
         let mut sink = |records: &[FlowRecord]| {
             let kept = keep(filter.as_ref(), &filtered, records);

@@ -13,8 +13,21 @@ use flowlens_config::{AgentOverrides, AgentSettings, parse_config};
 use flowlens_wire::agent_config::AgentConfigSource;
 use flowlens_wire::agentconfig::AgentSpec;
 use serde_json::Value;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+
+/// What the agent did with the collector's settings, for /status and
+/// /metrics (`config` section).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReloadStats {
+    /// The generation running (0: the agent's own settings).
+    pub generation: u64,
+    /// Generations applied, and refused (the agent kept its settings).
+    pub applied: u64,
+    pub refused: u64,
+    pub last_error: String,
+}
 
 /// What to do when the running programs stop.
 pub enum Next<A> {
@@ -34,9 +47,7 @@ pub struct Reloader {
     /// `spec.agent` of the last generation this agent could not apply, and
     /// why: sent again, it is refused again without another attempt.
     refused: Option<(Value, String)>,
-    /// Generations applied (for status).
-    pub applied: u64,
-    pub last_error: String,
+    stats: Arc<Mutex<ReloadStats>>,
 }
 
 impl Reloader {
@@ -55,9 +66,13 @@ impl Reloader {
             running: None,
             pending: None,
             refused: None,
-            applied: 0,
-            last_error: String::new(),
+            stats: Arc::default(),
         }
+    }
+
+    /// The counters, as they change.
+    pub fn stats(&self) -> Arc<Mutex<ReloadStats>> {
+        self.stats.clone()
     }
 
     /// Waits until `stopped`, or a generation that changes the settings and
@@ -128,14 +143,20 @@ impl Reloader {
     /// The settings of `generation` run now.
     pub async fn applied(&mut self, generation: u64) {
         self.running = self.pending.take();
-        self.applied += 1;
+        if let Ok(mut s) = self.stats.lock() {
+            s.generation = generation;
+            s.applied += 1;
+        }
         tracing::info!(generation, "settings from the collector applied");
         self.report(generation, None).await;
     }
 
     async fn report(&mut self, generation: u64, error: Option<String>) {
-        if let Some(e) = &error {
-            self.last_error.clone_from(e);
+        if let Some(e) = &error
+            && let Ok(mut s) = self.stats.lock()
+        {
+            s.refused += 1;
+            s.last_error.clone_from(e);
         }
         if let Err(e) = self.source.report(generation, error).await {
             tracing::debug!("reporting generation {generation} to the collector: {e}");

@@ -117,6 +117,7 @@ fn the_agents_and_the_collector_follow_the_flowcollector() {
         ),
     )
     .unwrap();
+    let agent_listen = free_local_addr();
     let agent = Agent::start(
         &[
             "--config",
@@ -124,6 +125,8 @@ fn the_agents_and_the_collector_follow_the_flowcollector() {
             "--collector",
             &grpc,
             "--config-from-collector",
+            "--listen",
+            &agent_listen,
         ],
         &ifs[..1],
     );
@@ -211,6 +214,15 @@ fn the_agents_and_the_collector_follow_the_flowcollector() {
     sent.join().unwrap();
     let third = wait_for_flows(&collector, 41_003);
     assert!(third.iter().all(|r| r.sampling == 3), "{third:?}");
+    // The agent's own account: generation 2 runs, generation 4 refused.
+    let applied = lab::status_json(&agent_listen)["config"].clone();
+    assert_eq!(applied["generation"], 2, "{applied}");
+    assert_eq!(applied["applied"], 2, "{applied}");
+    assert!(applied["refused"].as_u64() >= Some(1), "{applied}");
+    assert!(
+        applied["last_error"].as_str().unwrap().contains("map"),
+        "{applied}"
+    );
 
     assert_eq!(agent.pid(), pid, "never restarted");
     let run = agent.stop();
