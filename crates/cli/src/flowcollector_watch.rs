@@ -85,10 +85,15 @@ impl FlowCollectorWatch {
             tokio::select! {
                 what = seen.recv() => match what {
                     Some(Seen::Object(object)) => self.apply(&object).await,
-                    Some(Seen::Gone) => tracing::info!(
-                        name = %self.name,
-                        "FlowCollector absent: the settings in use stay"
-                    ),
+                    Some(Seen::Gone) => {
+                        tracing::info!(
+                            name = %self.name,
+                            "FlowCollector absent: the settings in use stay"
+                        );
+                        // One made again starts at generation 1 anew.
+                        self.generation = 0;
+                        self.conditions.clear();
+                    }
                     Some(Seen::Error(e)) => {
                         tracing::warn!(name = %self.name, "FlowCollector watch: {e} (retrying)")
                     }

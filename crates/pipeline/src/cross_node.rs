@@ -296,16 +296,20 @@ impl CrossNodeJoin {
         b.records.get_mut(j)?.as_mut().map(|h| &mut h.flow)
     }
 
-    /// Puts a joined record in a held batch's slot, to settle with it.
+    /// Puts a joined record in a held batch's slot, to settle with it; it
+    /// is still its flow's source record there (another node's record
+    /// coming later folds into it).
     fn put(&mut self, seq: u64, j: usize, flow: FlowRecord) {
+        let k = key(&flow);
         if let Some(at) = self.batch_index(seq)
             && let Some(slot) = self.batches.get_mut(at).and_then(|b| b.records.get_mut(j))
         {
             *slot = Some(Held {
                 flow,
-                role: Role::Alone,
+                role: Role::Source,
             });
             self.counters.held += 1;
+            self.by_key.entry(k).or_default().push((seq, j));
         }
     }
 
@@ -444,6 +448,33 @@ mod tests {
             assert_eq!(join.counters.joined, 1);
             assert_eq!(join.counters.held, 0);
         }
+    }
+
+    #[test]
+    fn a_record_of_a_third_node_joins_one_already_joined() {
+        let mut join = CrossNodeJoin::new(6_000);
+        join.push(
+            vec![(flow("198.18.0.1", 0, 1_000, "a"), Role::Source)],
+            1,
+            0,
+        );
+        join.push(
+            vec![(flow("198.18.0.2", 0, 1_000, "b"), Role::Other)],
+            2,
+            100,
+        );
+        // The source's record goes (joined with b's) before c's comes.
+        assert_eq!(totals(&join.release(6_000)), (0, 0));
+        join.push(
+            vec![(flow("198.18.0.3", 0, 1_000, "c"), Role::Other)],
+            3,
+            6_050,
+        );
+        let out = join.drain();
+        assert_eq!(totals(&out), (1_000, 1), "counted once");
+        let f = out.iter().flat_map(|(f, _)| f).next().unwrap();
+        assert_eq!(f.interfaces, ["a", "b", "c"]);
+        assert_eq!(join.counters.unjoined, 0);
     }
 
     #[test]
