@@ -220,7 +220,7 @@ pub fn run(args: AgentArgs) -> Result<()> {
                 };
             };
             let stats = agent.run(&mut sink, waiting).await?;
-            let (Next::Apply(built, _, generation), Some(r)) = (next, reloader.as_mut()) else {
+            let (Next::Apply(built, generation), Some(r)) = (next, reloader.as_mut()) else {
                 break stats;
             };
             // The old programs detached and evicted every flow: the new

@@ -33,7 +33,7 @@ pub struct ReloadStats {
 pub enum Next<A> {
     Stop,
     /// Replace them by these, built for the settings of this generation.
-    Apply(A, AgentSettings, u64),
+    Apply(A, u64),
 }
 
 pub struct Reloader {
@@ -119,7 +119,7 @@ impl Reloader {
                     match build(&settings) {
                         Ok(built) => {
                             self.pending = Some(agent_part);
-                            return Next::Apply(built, settings, spec.generation);
+                            return Next::Apply(built, spec.generation);
                         }
                         Err(e) => {
                             let why = format!("{e:#}");

@@ -126,10 +126,7 @@ pub fn run(args: CollectorArgs) -> Result<()> {
             .with_context(|| format!("listening on {}", args.grpc_listen))?;
         let http = HttpListener::new(http, &args.http, query_limits.timeout);
         // Both listeners bound: a collector needs no capability at all.
-        match crate::privileges::drop_all_but(0) {
-            Ok(()) => tracing::debug!("capabilities dropped (no_new_privs set)"),
-            Err(e) => tracing::warn!("keeping every capability: {e:#}"),
-        }
+        crate::privileges::drop_logged(0);
         let (pipeline, timers) =
             PipelineRun::start(processor, print, store, Some(args.cross_node_window)).await;
         let (queue, mut batches) = tokio::sync::mpsc::channel(args.queue_batches.max(1));

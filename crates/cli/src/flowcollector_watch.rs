@@ -43,13 +43,6 @@ pub struct FlowCollectorWatch {
     conditions: BTreeMap<&'static str, (Condition, String)>,
 }
 
-fn now_rfc3339() -> String {
-    let now = jiff::Timestamp::now();
-    jiff::Timestamp::from_second(now.as_second())
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| now.to_string())
-}
-
 impl FlowCollectorWatch {
     pub fn new(
         name: String,
@@ -227,7 +220,7 @@ impl FlowCollectorWatch {
         // The transition time moves only when the status does.
         let since = match self.conditions.get(kind) {
             Some((old, since)) if old.status == status => since.clone(),
-            _ => now_rfc3339(),
+            _ => flowcollector::api_time_now(),
         };
         self.conditions.insert(kind, (condition, since));
     }

@@ -161,27 +161,29 @@ impl PipelineRun {
             return self.settle(flows, wal_lsn);
         };
         let now = now_ms();
-        let Ok(mut join) = join.lock() else { return };
-        let flows = match cluster.read() {
-            Ok(cluster) => CrossNodeJoin::roles(&cluster, flows),
-            Err(_) => return,
-        };
+        // A panic elsewhere never makes a batch vanish: the state behind a
+        // poisoned lock is still whole (each change is one call).
+        let mut join = join.lock().unwrap_or_else(|e| e.into_inner());
+        let cluster = cluster.read().unwrap_or_else(|e| e.into_inner());
+        let flows = CrossNodeJoin::roles(&cluster, flows);
+        drop(cluster);
         join.push(flows, wal_lsn, now);
         // Settled under the join's lock: batches reach the store in the
         // log's order, so its files hold whole entries.
-        for (flows, lsn) in join.release(now) {
-            self.settle(flows, lsn);
-        }
+        self.settle_all(join.release(now));
     }
 
     /// Batches whose join window has passed (a timer's work).
     fn release_joined(&self) {
-        if let Some(join) = &self.join
-            && let Ok(mut join) = join.lock()
-        {
-            for (flows, lsn) in join.release(now_ms()) {
-                self.settle(flows, lsn);
-            }
+        if let Some(join) = &self.join {
+            let mut join = join.lock().unwrap_or_else(|e| e.into_inner());
+            self.settle_all(join.release(now_ms()));
+        }
+    }
+
+    fn settle_all(&self, batches: Vec<(Vec<FlowRecord>, u64)>) {
+        for (flows, lsn) in batches {
+            self.settle(flows, lsn);
         }
     }
 
@@ -197,12 +199,9 @@ impl PipelineRun {
     /// Conversations still open end now, with cause `active`; the store
     /// writes out what it holds.
     pub fn finish(&self) {
-        if let Some(join) = &self.join
-            && let Ok(mut join) = join.lock()
-        {
-            for (flows, lsn) in join.drain() {
-                self.settle(flows, lsn);
-            }
+        if let Some(join) = &self.join {
+            let mut join = join.lock().unwrap_or_else(|e| e.into_inner());
+            self.settle_all(join.drain());
         }
         let last = self.processor.flush();
         self.write(last);

@@ -10,7 +10,7 @@
 //! for setuid), and the result is read back from /proc for each one.
 
 use anyhow::{Context, Result, bail};
-use flowlens_agent::host::{CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_ADMIN};
+use flowlens_agent::host::{CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_ADMIN, capability_set};
 use flowlens_config::Feature;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -153,14 +153,6 @@ fn threads() -> Result<Vec<i32>> {
         .collect())
 }
 
-/// A capability set of /proc/…/status (`CapEff`, `CapPrm`, `CapBnd`).
-pub fn status_set(status: &str, name: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-}
-
 /// Every thread of the process drops to `keep`, then sets no_new_privs;
 /// checked thread by thread.
 pub fn drop_all_but(keep: u64) -> Result<()> {
@@ -222,7 +214,7 @@ pub fn drop_all_but(keep: u64) -> Result<()> {
         let Ok(status) = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")) else {
             continue; // exited
         };
-        let effective = status_set(&status, "CapEff");
+        let effective = capability_set(&status, "CapEff");
         if effective.is_some_and(|e| e & !keep != 0) {
             bail!("thread {tid} still holds capabilities {effective:x?} beyond {keep:x}");
         }
@@ -251,14 +243,18 @@ pub fn names(set: u64) -> String {
 pub fn permitted() -> u64 {
     std::fs::read_to_string("/proc/thread-self/status")
         .ok()
-        .and_then(|s| status_set(&s, "CapPrm"))
+        .and_then(|s| capability_set(&s, "CapPrm"))
         .unwrap_or(0)
 }
 
-/// Drops to what `features` and `still` need, logging what stays. A
-/// failure is logged, never fatal: the capture goes on, with a warning.
+/// Drops to what `features` and `still` need, logging what stays.
 pub fn drop_unneeded(features: &[Feature], still: StillNeeded) {
-    let keep = kept(features, still, permitted());
+    drop_logged(kept(features, still, permitted()));
+}
+
+/// Drops to `keep`, logging what stays. A failure is logged, never fatal:
+/// the work goes on, with a warning.
+pub fn drop_logged(keep: u64) {
     match drop_all_but(keep) {
         Ok(()) => tracing::info!(
             kept = names(keep).as_str(),
@@ -314,10 +310,10 @@ mod tests {
     fn sets_of_proc_status() {
         let status = "Name:\tx\nCapPrm:\t000001ffffffffff\nCapEff:\t0000008000001000\n";
         assert_eq!(
-            status_set(status, "CapEff"),
+            capability_set(status, "CapEff"),
             Some(1 << CAP_BPF | 1 << CAP_NET_ADMIN)
         );
-        assert_eq!(status_set(status, "CapPrm"), Some((1 << 41) - 1));
+        assert_eq!(capability_set(status, "CapPrm"), Some((1 << 41) - 1));
         assert_eq!(
             names(1 << CAP_BPF | 1 << CAP_NET_ADMIN),
             "CAP_NET_ADMIN, CAP_BPF"

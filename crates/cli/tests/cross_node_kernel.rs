@@ -36,13 +36,8 @@ fn mac(netns: &str, dev: &str) -> String {
 
 /// tx bytes and packets of `dev` in `netns`.
 fn sent(netns: &str, dev: &str) -> (u64, u64) {
-    let json = sh(&format!("ip -n {netns} -s -j link show dev {dev}"));
-    let v: Value = serde_json::from_str(&json).unwrap();
-    let tx = &v[0]["stats64"]["tx"];
-    (
-        tx["bytes"].as_u64().unwrap(),
-        tx["packets"].as_u64().unwrap(),
-    )
+    let c = lab::interface_counters(netns, dev);
+    (c.tx_bytes, c.tx_packets)
 }
 
 /// The stored flows the filter selects, as JSON records.

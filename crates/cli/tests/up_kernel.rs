@@ -257,7 +257,7 @@ fn thread_privileges(pid: u32) -> Vec<(String, [u64; 3], String)> {
         let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
             continue;
         };
-        let set = |name: &str| flowlens::privileges::status_set(&status, name).unwrap();
+        let set = |name: &str| flowlens_agent::host::capability_set(&status, name).unwrap();
         let no_new_privs = status
             .lines()
             .find_map(|l| l.strip_prefix("NoNewPrivs:"))

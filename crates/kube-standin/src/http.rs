@@ -157,9 +157,7 @@ async fn handle(
             watch(shared, target.ty, selection, &query)
         }
         (&Method::GET, None) => list(&shared, target.ty, &selection, &query),
-        (&Method::POST, None) => {
-            write_body(&shared, &target, &body, |s, object| s.apply(object, true))
-        }
+        (&Method::POST, None) => write_body(&shared, &target, &body, true),
         (&Method::GET, Some(_)) => match existing(&shared, &target) {
             Ok(object) => axum::Json(Value::clone(&object)).into_response(),
             Err(e) => store_error(e),
@@ -257,17 +255,16 @@ fn list(
     .into_response()
 }
 
-/// Stores `body` as the object `target` names, by `write`.
-fn write_body(
-    shared: &Shared,
-    target: &Target,
-    body: &[u8],
-    write: impl FnOnce(&mut crate::store::Store, Value) -> Result<Arc<Value>, StoreError>,
-) -> Response {
-    let object: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(e) => return bad_request(&format!("the body is not JSON: {e}")),
-    };
+/// Stores `body` as the object `target` names (`create`: a new one).
+fn write_body(shared: &Shared, target: &Target, body: &[u8], create: bool) -> Response {
+    match serde_json::from_slice(body) {
+        Ok(object) => write_object(shared, target, object, create),
+        Err(e) => bad_request(&format!("the body is not JSON: {e}")),
+    }
+}
+
+/// Stores `object` as the object `target` names, if it is that object.
+fn write_object(shared: &Shared, target: &Target, mut object: Value, create: bool) -> Response {
     let t = &TYPES[target.ty];
     if object["apiVersion"] != t.api_version || object["kind"] != t.kind {
         return bad_request(&format!(
@@ -287,11 +284,10 @@ fn write_body(
     {
         return bad_request("metadata.name does not match the path");
     }
-    let mut object = object;
     if let Some(ns) = &target.namespace {
         object["metadata"]["namespace"] = json!(ns);
     }
-    match shared.write(|s| write(s, object)) {
+    match shared.write(|s| s.apply(object, create)) {
         Ok(stored) => {
             shared.remember(&stored);
             axum::Json(Value::clone(&stored)).into_response()
@@ -337,8 +333,7 @@ fn replace(shared: &Shared, target: &Target, body: &[u8]) -> Response {
     } else {
         new
     };
-    let bytes = serde_json::to_vec(&object).unwrap_or_default();
-    write_body(shared, target, &bytes, |s, o| s.apply(o, false))
+    write_object(shared, target, object, false)
 }
 
 /// PATCH with a JSON merge patch (RFC 7386): of the whole object, or (on
@@ -358,8 +353,7 @@ fn merge(shared: &Shared, target: &Target, body: &[u8]) -> Response {
     } else {
         merge_patch(&mut object, &patch);
     }
-    let bytes = serde_json::to_vec(&object).unwrap_or_default();
-    write_body(shared, target, &bytes, |s, o| s.apply(o, false))
+    write_object(shared, target, object, false)
 }
 
 fn merge_patch(target: &mut Value, patch: &Value) {

@@ -61,6 +61,17 @@ pub async fn watch(client: Client, name: String, seen: tokio::sync::mpsc::Sender
     }
 }
 
+/// Now, as the API writes a time (RFC 3339, whole seconds): a condition's
+/// `lastTransitionTime`.
+pub fn api_time_now() -> String {
+    let now =
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
+    serde_json::to_value(now)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// Writes `status` (observedGeneration, conditions) into the resource's
 /// status subresource.
 pub async fn set_status(client: Client, name: &str, status: Value) -> anyhow::Result<()> {
@@ -75,4 +86,15 @@ pub async fn set_status(client: Client, name: &str, status: Value) -> anyhow::Re
 pub async fn get(client: Client, name: &str) -> anyhow::Result<Option<Value>> {
     let object = api(client).get_opt(name).await?;
     Ok(object.map(|o| serde_json::to_value(&o).unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_are_the_apis_whole_seconds() {
+        let t = super::api_time_now();
+        assert_eq!(t.len(), "2026-12-04T20:00:00Z".len(), "{t}");
+        assert!(t.ends_with('Z') && t.contains('T'), "{t}");
+        assert!(!t.contains('.'), "{t}");
+    }
 }

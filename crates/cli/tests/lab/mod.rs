@@ -84,6 +84,20 @@ pub fn ask_missing_name(bind: &str, server: &str, id: u16) -> u8 {
     buf[3] & 0xf
 }
 
+/// Counters of interface `dev` in network namespace `netns`.
+pub fn interface_counters(netns: &str, dev: &str) -> Counters {
+    let json = sh(&format!("ip -n {netns} -s -j link show dev {dev}"));
+    let v: serde_json::Value = serde_json::from_str(&json).expect("ip -j output");
+    let stats = &v[0]["stats64"];
+    let n = |dir: &str, what: &str| stats[dir][what].as_u64().expect("counter");
+    Counters {
+        tx_bytes: n("tx", "bytes"),
+        tx_packets: n("tx", "packets"),
+        rx_bytes: n("rx", "bytes"),
+        rx_packets: n("rx", "packets"),
+    }
+}
+
 static LAB_SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// One namespace of the lab, with its end of a veth pair called `eth0`.
@@ -185,16 +199,7 @@ impl Lab {
 
     /// Counters of `eth0` inside the host's namespace.
     pub fn counters(&self, host: &Host) -> Counters {
-        let json = sh(&format!("ip -n {} -s -j link show dev eth0", host.netns));
-        let v: serde_json::Value = serde_json::from_str(&json).expect("ip -j output");
-        let stats = &v[0]["stats64"];
-        let n = |dir: &str, what: &str| stats[dir][what].as_u64().expect("counter");
-        Counters {
-            tx_bytes: n("tx", "bytes"),
-            tx_packets: n("tx", "packets"),
-            rx_bytes: n("rx", "bytes"),
-            rx_packets: n("rx", "packets"),
-        }
+        interface_counters(&host.netns, "eth0")
     }
 
     /// A one-shot iperf3 server on `port` in the host's namespace, listening
