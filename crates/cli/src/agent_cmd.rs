@@ -8,6 +8,7 @@ use crate::http_server::{HttpArgs, HttpListener};
 use crate::metrics::{CounterSection, serve_metrics};
 use crate::output::{OutputFormat, RecordWriter};
 use crate::shutdown::shutdown_signal;
+use crate::tls_args::CollectorTlsArgs;
 use crate::up_cmd::agent_section;
 use anyhow::{Context, Result};
 use clap::Args;
@@ -76,6 +77,8 @@ pub struct AgentArgs {
     /// restarting; flags still win. docs/kubernetes.md.
     #[arg(long, requires = "collector")]
     config_from_collector: bool,
+    #[command(flatten)]
+    collector_tls: CollectorTlsArgs,
 }
 
 /// What agent-side filtering let through.
@@ -113,7 +116,11 @@ pub fn run(args: AgentArgs) -> Result<()> {
     };
     let filtered = Arc::new(Mutex::new(FilterCounters::default()));
     let overrides = args.capture.overrides();
-    let (settings, _) = args.capture.resolve(false)?;
+    let (settings, file) = args.capture.resolve(false)?;
+    let collector_tls = match &args.collector {
+        Some(collector) => args.collector_tls.client(collector, file.as_ref())?,
+        None => None,
+    };
     let filtered_seen = filtered.clone();
     let format = args.output.unwrap_or_else(OutputFormat::default_for_stdout);
     let runtime = crate::shutdown::runtime(if args.collector.is_some() { 2 } else { 1 })?;
@@ -121,9 +128,14 @@ pub fn run(args: AgentArgs) -> Result<()> {
         let stop = shutdown_signal();
         let listener = match args.listen {
             Some(addr) => Some(
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("listening on {addr}"))?,
+                HttpListener::new(
+                    tokio::net::TcpListener::bind(addr)
+                        .await
+                        .with_context(|| format!("listening on {addr}"))?,
+                    &args.http,
+                    Duration::ZERO,
+                )
+                .map_err(anyhow::Error::msg)?,
             ),
             None => None,
         };
@@ -152,6 +164,7 @@ pub fn run(args: AgentArgs) -> Result<()> {
                     batch_size: args.collector_batch_size,
                     buffer_records: args.collector_buffer,
                     backoff_max: args.collector_max_backoff,
+                    tls: collector_tls.clone(),
                     ..ExporterConfig::new(collector)
                 })
                 .map_err(|e| anyhow::anyhow!("--collector: {e}"))?,
@@ -161,8 +174,13 @@ pub fn run(args: AgentArgs) -> Result<()> {
         let mut reloader = match (&args.collector, args.config_from_collector) {
             (Some(collector), true) => Some(Reloader::start(
                 AgentConfigSource {
-                    uri: ExporterConfig::new(collector).uri(),
+                    uri: ExporterConfig {
+                        tls: collector_tls.clone(),
+                        ..ExporterConfig::new(collector)
+                    }
+                    .uri(),
                     node: agent.agent_ip().to_string(),
+                    tls: collector_tls.clone(),
                 },
                 overrides,
                 args.collector_max_backoff,
@@ -190,7 +208,7 @@ pub fn run(args: AgentArgs) -> Result<()> {
                     e.stats_reader(),
                 ));
             }
-            let listener = HttpListener::new(listener, &args.http, Duration::ZERO);
+            sections.extend(crate::tls_args::tls_sections(None, listener.tls()));
             tokio::spawn(serve_metrics(listener, Registry::default(), sections, None));
         }
         let (stopped_tx, mut stopped) = tokio::sync::watch::channel(false);

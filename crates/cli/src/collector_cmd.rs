@@ -10,6 +10,7 @@ use crate::pipeline_run::PipelineRun;
 use crate::processor_args::ProcessorArgs;
 use crate::shutdown::shutdown_signal;
 use crate::store_args::StoreArgs;
+use crate::tls_args::{GrpcTlsArgs, tls_sections};
 use anyhow::{Context, Result};
 use clap::Args;
 use flowlens_config::{FlowCollectorFile, load_config_file};
@@ -45,6 +46,8 @@ pub struct CollectorArgs {
     store: StoreArgs,
     #[command(flatten)]
     http: HttpArgs,
+    #[command(flatten)]
+    grpc_tls: GrpcTlsArgs,
     /// Received batches waiting for the pipeline at most; when it is
     /// behind, agents are told to retry (counted as busy).
     #[arg(long, value_name = "N", default_value_t = 256)]
@@ -116,6 +119,16 @@ pub fn run(args: CollectorArgs) -> Result<()> {
         args.processor
             .build(file.as_ref(), &mut registry, store.is_some())?;
     let processor_args = Arc::new(args.processor);
+    let grpc_tls = args.grpc_tls.server(file.as_ref())?;
+    if grpc_tls.is_none() {
+        flowlens_tls::plaintext_allowed(
+            args.grpc_listen,
+            args.http.insecure,
+            "gRPC",
+            "--grpc-tls-cert and --grpc-tls-key",
+        )
+        .map_err(anyhow::Error::msg)?;
+    }
     runtime.block_on(async move {
         let stop = shutdown_signal();
         let http = tokio::net::TcpListener::bind(args.listen)
@@ -124,7 +137,8 @@ pub fn run(args: CollectorArgs) -> Result<()> {
         let grpc = tokio::net::TcpListener::bind(args.grpc_listen)
             .await
             .with_context(|| format!("listening on {}", args.grpc_listen))?;
-        let http = HttpListener::new(http, &args.http, query_limits.timeout);
+        let http = HttpListener::new(http, &args.http, query_limits.timeout)
+            .map_err(anyhow::Error::msg)?;
         // Both listeners bound: a collector needs no capability at all.
         crate::privileges::drop_logged(0);
         let (pipeline, timers) =
@@ -148,6 +162,7 @@ pub fn run(args: CollectorArgs) -> Result<()> {
                 grpc.stats_reader(),
             ),
         ];
+        sections.extend(tls_sections(grpc_tls.as_ref(), http.tls()));
         sections.extend(pipeline.counter_sections());
         let agent_config = following.map(|(name, (client, started))| {
             let hub = AgentConfigHub::default();
@@ -194,7 +209,7 @@ pub fn run(args: CollectorArgs) -> Result<()> {
                 }
             })?;
         tracing::info!(grpc = %args.grpc_listen, listen = %args.listen, "collector ready");
-        let served = serve(grpc, receiver, agent_config, stop).await;
+        let served = serve(grpc, grpc_tls, receiver, agent_config, stop).await;
         // The receiver is gone with the server: the worker drains the queue
         // and stops.
         let ingest = tokio::task::spawn_blocking(move || worker.join())

@@ -24,4 +24,5 @@ pub mod query_cmd;
 pub mod shutdown;
 pub mod status_cmd;
 pub mod store_args;
+pub mod tls_args;
 pub mod up_cmd;

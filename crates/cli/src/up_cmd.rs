@@ -65,7 +65,8 @@ pub fn run(args: UpArgs) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
-        let listener = HttpListener::new(listener, &args.http, query_limits.timeout);
+        let listener = HttpListener::new(listener, &args.http, query_limits.timeout)
+            .map_err(anyhow::Error::msg)?;
         let features = settings.features.clone();
         let mut agent = FlowAgent::new(settings)?;
         agent.attach();
@@ -80,6 +81,7 @@ pub fn run(args: UpArgs) -> Result<()> {
         );
         let (pipeline, timers) = PipelineRun::start(processor, print, store, None).await;
         let mut sections = vec![agent_section(&agent)];
+        sections.extend(crate::tls_args::tls_sections(None, listener.tls()));
         sections.extend(pipeline.counter_sections());
         if let Some(k) = &kubernetes {
             k.start().await?;

@@ -5,15 +5,50 @@
 //! server. Traffic between the pods is seen by both agents; the collector
 //! must store it once: its bytes and packets equal the sending pod's
 //! interface counters, with both nodes' interfaces, and the receiving
-//! node's drops, on the one record.
+//! node's drops, on the one record. Agents and collector speak mutual TLS,
+//! as across a real node network: each node has its own certificate (node
+//! 1's from flags, node 2's from its FlowCollector file's
+//! spec.agent.ebpf.advanced), and every stored record carries the name its
+//! certificate gives.
 
 mod lab;
 
 use flowlens_kube_standin::objects::{PodObject, node, replica_set};
 use flowlens_kube_standin::{ApiServer, Options};
+use flowlens_tls::test_pki::{Leaf, TestCa};
 use lab::{Agent, Host, Lab, flowlens, free_local_addr, nft, nft_counter, serial, sh, stdout_of};
 use serde_json::Value;
 use std::time::{Duration, Instant};
+
+/// The test's certificates: a CA and the files it signed, removed when
+/// dropped.
+struct Pki {
+    dir: std::path::PathBuf,
+    ca: TestCa,
+    ca_file: std::path::PathBuf,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir =
+            std::env::temp_dir().join(format!("flowlens-cross-node-pki-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = TestCa::new("flowlens cross-node test CA");
+        let ca_file = ca.write(&dir.join("ca.crt"));
+        Pki { dir, ca, ca_file }
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn path(p: &std::path::Path) -> String {
+    p.display().to_string()
+}
 
 /// Namespaces the test made beyond the lab's, removed when dropped.
 struct Pods(Vec<String>);
@@ -153,9 +188,26 @@ fn a_flow_between_pods_on_two_nodes_is_stored_once() {
     let listen = free_local_addr();
     let data_dir = lab.data_dir.display().to_string();
     let kubeconfig = server.kubeconfig().display().to_string();
+    let pki = Pki::new();
+    let collector_cert = pki.ca.issue(
+        &Leaf::named("collector", &["198.18.0.254"]),
+        &pki.dir,
+        "collector",
+    );
+    let (cert, key, ca) = (
+        path(&collector_cert.cert),
+        path(&collector_cert.key),
+        path(&pki.ca_file),
+    );
     let collector = Agent::start_collector(
         &grpc,
         &[
+            "--grpc-tls-cert",
+            &cert,
+            "--grpc-tls-key",
+            &key,
+            "--grpc-client-ca",
+            &ca,
             "--listen",
             &listen,
             "--kubeconfig",
@@ -168,25 +220,50 @@ fn a_flow_between_pods_on_two_nodes_is_stored_once() {
             "All",
         ],
     );
-    let agent_on = |netns: &str, ifaces: [String; 2], ip: &str, features: &str| {
+    let agent_on = |netns: &str, ifaces: [String; 2], ip: &str, features: &str, tls: &[String]| {
         let list = ifaces.join(",");
-        Agent::start_in(
-            netns,
-            &[
-                "--interfaces",
-                &list,
-                "--collector",
-                &grpc,
-                "--agent-ip",
-                ip,
-                "--cache-active-timeout",
-                "1s",
-                "--features",
-                features,
-            ],
-            &ifaces,
-        )
+        let mut args = vec![
+            "--interfaces",
+            &list,
+            "--collector",
+            &grpc,
+            "--agent-ip",
+            ip,
+            "--cache-active-timeout",
+            "1s",
+            "--features",
+            features,
+        ];
+        args.extend(tls.iter().map(String::as_str));
+        Agent::start_in(netns, &args, &ifaces)
     };
+    let node1 = pki
+        .ca
+        .issue(&Leaf::named("node-1", &["198.18.10.1"]), &pki.dir, "node-1");
+    let node1_tls = [
+        "--collector-ca".to_string(),
+        ca.clone(),
+        "--collector-cert".into(),
+        path(&node1.cert),
+        "--collector-key".into(),
+        path(&node1.key),
+    ];
+    let node2 = pki
+        .ca
+        .issue(&Leaf::named("node-2", &["198.18.10.2"]), &pki.dir, "node-2");
+    let node2_file = pki.dir.join("node-2.yaml");
+    std::fs::write(
+        &node2_file,
+        format!(
+            "apiVersion: flows.netobserv.io/v1beta2\nkind: FlowCollector\nmetadata: {{name: cluster}}\n\
+             spec:\n  agent:\n    ebpf:\n      advanced:\n        collectorCA: {ca}\n        \
+             collectorCert: {}\n        collectorKey: {}\n",
+            path(&node2.cert),
+            path(&node2.key)
+        ),
+    )
+    .unwrap();
+    let node2_tls = ["--config".to_string(), path(&node2_file)];
     // The two nodes share this machine's kernel, whose drop tracepoint
     // every agent sees: on real nodes node 1 never sees node 2's drops, so
     // here only node 2's agent watches them.
@@ -195,12 +272,14 @@ fn a_flow_between_pods_on_two_nodes_is_stored_once() {
         [format!("{pa}v"), x1.clone()],
         "198.18.10.1",
         "FlowRTT",
+        &node1_tls,
     );
     let agent2 = agent_on(
         &n2,
         [format!("{pb}v"), x2.clone()],
         "198.18.10.2",
         "PacketDrop",
+        &node2_tls,
     );
     let deadline = Instant::now() + Duration::from_secs(15);
     while lab::status_json(&listen)["kubernetes"]["pods"] != 2 {
@@ -287,19 +366,39 @@ fn a_flow_between_pods_on_two_nodes_is_stored_once() {
         sent_b,
         "pod-b → pod-a"
     );
+    let tls = &status["grpc_tls"];
+    assert_eq!(tls["handshakes"], 2, "one connection per agent: {tls}");
+    assert_eq!(tls["mutual"], 1, "{tls}");
+    assert_eq!(
+        status["receiver"]["records_refused_identity"],
+        serde_json::json!({})
+    );
     let join = &status["cross_node"];
     assert!(join["joined"].as_u64().unwrap() >= 4, "{join}");
     assert_eq!(join["unjoined"], 0, "{join}: {a_to_b:?} {b_to_a:?}");
     // Each record is its source node's; the other node's interfaces are
     // on the records its own were folded into (each of its periods into
     // the source's period it overlaps most).
-    for (records, agent, source_if, other_if) in [
-        (&a_to_b, "198.18.10.1", format!("{pa}v"), format!("{pb}v")),
-        (&b_to_a, "198.18.10.2", format!("{pb}v"), format!("{pa}v")),
+    for (records, agent, name, source_if, other_if) in [
+        (
+            &a_to_b,
+            "198.18.10.1",
+            "node-1",
+            format!("{pa}v"),
+            format!("{pb}v"),
+        ),
+        (
+            &b_to_a,
+            "198.18.10.2",
+            "node-2",
+            format!("{pb}v"),
+            format!("{pa}v"),
+        ),
     ] {
         let mut joined = 0;
         for r in records.iter() {
             assert_eq!(r["AgentIP"], agent, "{r}");
+            assert_eq!(r["AgentName"], name, "the name its certificate gives: {r}");
             let interfaces: Vec<&str> = r["Interfaces"]
                 .as_array()
                 .unwrap()

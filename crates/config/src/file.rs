@@ -189,18 +189,72 @@ impl FlowCollectorFile {
                     "spec.agent.ebpf.kafkaBatchSize",
                     e.kafka_batch_size.is_some(),
                 ),
-                ("spec.agent.ebpf.advanced", e.advanced.is_some()),
                 ("spec.agent.ebpf.metrics", e.metrics.is_some()),
                 ("spec.agent.ebpf.flowFilter", e.flow_filter.is_some()),
             ];
             unused.extend(ebpf_unused.into_iter().filter(|(_, p)| *p).map(|(n, _)| n));
+        }
+        let mut unused: Vec<String> = unused.into_iter().map(str::to_string).collect();
+        if let Some(advanced) = self
+            .ebpf()
+            .and_then(|e| e.advanced.as_ref())
+            .and_then(|a| a.as_mapping())
+        {
+            unused.extend(
+                advanced
+                    .keys()
+                    .filter_map(|k| k.as_str())
+                    .filter(|k| !AGENT_ADVANCED_KEYS.contains(k))
+                    .map(|k| format!("spec.agent.ebpf.advanced.{k}")),
+            );
         }
         unused
             .into_iter()
             .map(|name| format!("{name} is not used by the flowlens agent; ignored"))
             .collect()
     }
+
+    /// A file named by flowlens's key `key` under `spec.agent.ebpf.advanced`
+    /// or `spec.processor.advanced` (docs/security.md).
+    pub fn advanced_file(
+        &self,
+        section: Advanced,
+        key: &str,
+    ) -> Result<Option<std::path::PathBuf>, ConfigError> {
+        let (name, value) = match section {
+            Advanced::Agent => (
+                "spec.agent.ebpf.advanced",
+                self.ebpf().and_then(|e| e.advanced.as_ref()),
+            ),
+            Advanced::Processor => (
+                "spec.processor.advanced",
+                self.spec.processor.as_ref().and_then(|p| p.get("advanced")),
+            ),
+        };
+        let Some(value) = value.and_then(|a| a.get(key)) else {
+            return Ok(None);
+        };
+        match value.as_str() {
+            Some(path) if !path.is_empty() => Ok(Some(path.into())),
+            _ => Err(ConfigError::invalid(
+                &format!("{name}.{key}"),
+                format!("{value:?}"),
+                "the path of a PEM file",
+            )),
+        }
+    }
 }
+
+/// Which `advanced` section a flowlens key sits in.
+#[derive(Debug, Clone, Copy)]
+pub enum Advanced {
+    Agent,
+    Processor,
+}
+
+/// flowlens's keys under `spec.agent.ebpf.advanced` (netobserv's own
+/// there, such as env and scheduling, are reported unused).
+pub const AGENT_ADVANCED_KEYS: &[&str] = &["collectorCA", "collectorCert", "collectorKey"];
 
 /// Parses a config text; `path` only names the source in errors.
 pub fn parse_config(text: &str, path: &str) -> Result<FlowCollectorFile, ConfigError> {

@@ -11,7 +11,10 @@ pub mod interface_selector;
 
 pub use duration::{duration_arg, parse_duration};
 pub use features::Feature;
-pub use file::{ConfigError, ConfigValue, FlowCollectorFile, load_config_file, parse_config};
+pub use file::{
+    AGENT_ADVANCED_KEYS, Advanced, ConfigError, ConfigValue, FlowCollectorFile, load_config_file,
+    parse_config,
+};
 pub use interface_selector::InterfaceSelector;
 
 use std::time::Duration;

@@ -29,6 +29,7 @@ pub fn full_record() -> FlowRecord {
         interfaces: vec!["veth-a".into(), "br0".into()],
         if_directions: vec![0, 1],
         agent_ip: "198.18.0.254".into(),
+        agent_name: Some("node-1".into()),
         sampling: 1,
         time_flow_rtt_ns: Some(1_500_000),
         time_flow_rtt_min_ns: Some(900_000),

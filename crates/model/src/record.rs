@@ -44,6 +44,10 @@ pub struct FlowRecord {
     pub if_directions: Vec<u8>,
     #[serde(rename = "AgentIP")]
     pub agent_ip: Address,
+    /// The agent's node as its client certificate names it, stamped by the
+    /// collector that verified the certificate (mutual TLS only).
+    #[serde(rename = "AgentName", skip_serializing_if = "Option::is_none", default)]
+    pub agent_name: Option<Label>,
     /// 1 in `Sampling` packets was accounted (1: all of them).
     pub sampling: u32,
 

@@ -41,6 +41,7 @@ impl RecordView for FlowRecord {
             "Interfaces" => out.extend(r.interfaces.iter().map(|i| Scalar::Text(i))),
             "IfDirections" => out.extend(r.if_directions.iter().map(|d| Scalar::Num(*d as f64))),
             "AgentIP" => out.push(Scalar::Owned(r.agent_ip.to_string())),
+            "AgentName" => text(out, r.agent_name.as_deref()),
             "Sampling" => num(out, Some(r.sampling)),
             "TimeFlowRttNs" => count(out, r.time_flow_rtt_ns),
             "TimeFlowRttMinNs" => count(out, r.time_flow_rtt_min_ns),

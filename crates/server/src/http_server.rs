@@ -10,9 +10,12 @@
 use crate::http_guard::{Guard, guard};
 use axum::Router;
 use clap::Args;
+use flowlens_tls::{ServerTls, ServerTlsFiles};
 use flowlens_wire::connections::{BoundedListener, ConnectionLimits, ConnectionStats};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Args, Debug, Clone)]
@@ -25,7 +28,21 @@ pub struct HttpArgs {
     /// keep-alive connection is closed after it.
     #[arg(long, value_name = "DURATION", value_parser = flowlens_config::duration_arg, default_value = "10s")]
     pub http_header_timeout: Duration,
+    /// Serve HTTPS with this certificate (PEM, the leaf first; re-read
+    /// when the file changes).
+    #[arg(long, value_name = "FILE", requires = "http_tls_key")]
+    pub http_tls_cert: Option<PathBuf>,
+    /// The HTTPS certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "http_tls_cert")]
+    pub http_tls_key: Option<PathBuf>,
+    /// Allow listening off loopback without TLS (gRPC and HTTP): flow
+    /// records then cross the network in clear.
+    #[arg(long)]
+    pub insecure: bool,
 }
+
+/// HTTP/1.1, offered in the TLS handshake.
+const HTTP1: &[u8] = b"http/1.1";
 
 /// Request headers take at most this many bytes (a URL included).
 const MAX_HEADER_BYTES: usize = 64 << 10;
@@ -33,6 +50,7 @@ const MAX_HEADER_BYTES: usize = 64 << 10;
 /// The HTTP listener, ready to serve; its counters can be read before.
 pub struct HttpListener {
     listener: BoundedListener,
+    tls: Option<Arc<ServerTls>>,
     header_timeout: Duration,
     guard: Guard,
 }
@@ -40,11 +58,35 @@ pub struct HttpListener {
 impl HttpListener {
     /// `longest_answer`: the longest a response may take to start (the
     /// query deadline), which the idle timeout must leave room for.
+    /// Refuses a plaintext listener off loopback without `--insecure`, and
+    /// certificate files that cannot be used.
     pub fn new(
         listener: tokio::net::TcpListener,
         args: &HttpArgs,
         longest_answer: Duration,
-    ) -> HttpListener {
+    ) -> Result<HttpListener, String> {
+        let tls = match (&args.http_tls_cert, &args.http_tls_key) {
+            (Some(cert), Some(key)) => {
+                let files = ServerTlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: None,
+                };
+                let tls = ServerTls::new(files, &[HTTP1], Duration::from_secs(10))
+                    .map_err(|e| format!("HTTPS: {e}"))?;
+                Some(Arc::new(tls))
+            }
+            _ => None,
+        };
+        if tls.is_none() {
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            flowlens_tls::plaintext_allowed(
+                addr,
+                args.insecure,
+                "HTTP",
+                "--http-tls-cert and --http-tls-key",
+            )?;
+        }
         let limits = ConnectionLimits {
             max_connections: args.max_http_connections.max(1),
             idle_timeout: (longest_answer + Duration::from_secs(30)).max(Duration::from_secs(60)),
@@ -52,13 +94,19 @@ impl HttpListener {
         // Bound to loopback, only requests naming a loopback host are
         // answered (DNS rebinding); tokens will lift it.
         let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
-        HttpListener {
+        Ok(HttpListener {
             listener: BoundedListener::new(listener, limits),
+            tls,
             header_timeout: args.http_header_timeout,
             guard: Guard {
                 loopback_hosts_only: loopback,
             },
-        }
+        })
+    }
+
+    /// The TLS side's counters (HTTPS only).
+    pub fn tls(&self) -> Option<Arc<ServerTls>> {
+        self.tls.clone()
     }
 
     pub fn stats_reader(&self) -> impl Fn() -> ConnectionStats + Send + Sync + 'static {
@@ -77,10 +125,22 @@ impl HttpListener {
         loop {
             let connection = self.listener.accept().await;
             let service = TowerToHyperService::new(app.clone());
-            let serving = http.serve_connection(TokioIo::new(connection), service);
+            let (http, tls) = (http.clone(), self.tls.clone());
+            // Timeouts, resets and failed handshakes are the clients' doing
+            // (counted by the TLS side); nothing to log.
             tokio::spawn(async move {
-                // Timeouts and resets are the clients' doing; nothing to log.
-                let _ = serving.await;
+                match tls {
+                    None => {
+                        let _ = http
+                            .serve_connection(TokioIo::new(connection), service)
+                            .await;
+                    }
+                    Some(tls) => {
+                        if let Ok((stream, _)) = tls.accept(connection).await {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                    }
+                }
             });
         }
     }

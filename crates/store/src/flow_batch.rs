@@ -67,6 +67,7 @@ fn column_of(name: &str, f: &[FlowRecord]) -> Option<ArrayRef> {
             Arc::new(b.finish())
         }
         "AgentIP" => addresses(f, |r| r.agent_ip),
+        "AgentName" => texts(f, |r| r.agent_name.as_deref())?,
         "Sampling" => all_numbers::<UInt32Type, _>(f, |r| r.sampling),
         "TimeFlowRttNs" => numbers::<UInt64Type, _>(f, |r| r.time_flow_rtt_ns)?,
         "TimeFlowRttMinNs" => numbers::<UInt64Type, _>(f, |r| r.time_flow_rtt_min_ns)?,

@@ -94,6 +94,23 @@ fn node_of(node: &str) -> Result<(), Status> {
     Ok(())
 }
 
+/// With mutual TLS, an agent speaks for its own node only: the node (its
+/// AgentIP) must be an address its certificate holds.
+fn speaks_for<T>(request: &Request<T>, node: &str) -> Result<(), Status> {
+    let identity = request
+        .extensions()
+        .get::<crate::secure::PeerInfo>()
+        .and_then(|p| p.identity.as_ref());
+    match identity {
+        None => Ok(()),
+        Some(identity) if node.parse().is_ok_and(|ip| identity.holds(ip)) => Ok(()),
+        Some(identity) => Err(Status::permission_denied(format!(
+            "the client certificate of {} does not hold node {node}",
+            identity.name.as_deref().unwrap_or("(unnamed)")
+        ))),
+    }
+}
+
 #[tonic::async_trait]
 impl AgentConfig for AgentConfigHub {
     type WatchStream = Pin<Box<dyn Stream<Item = Result<AgentSpec, Status>> + Send>>;
@@ -103,13 +120,15 @@ impl AgentConfig for AgentConfigHub {
         request: Request<WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         node_of(&request.get_ref().node)?;
+        speaks_for(&request, &request.get_ref().node)?;
         let specs = tokio_stream::wrappers::WatchStream::new(self.spec.subscribe());
         Ok(Response::new(Box::pin(specs.filter_map(|s| s.map(Ok)))))
     }
 
     async fn report(&self, request: Request<ApplyReport>) -> Result<Response<ReportReply>, Status> {
+        node_of(&request.get_ref().node)?;
+        speaks_for(&request, &request.get_ref().node)?;
         let report = request.into_inner();
-        node_of(&report.node)?;
         let mut reports = self
             .reports
             .lock()
@@ -138,6 +157,7 @@ impl AgentConfig for AgentConfigHub {
 pub struct AgentConfigSource {
     pub uri: String,
     pub node: String,
+    pub tls: Option<std::sync::Arc<flowlens_tls::ClientTls>>,
 }
 
 impl AgentConfigSource {
@@ -159,9 +179,11 @@ impl AgentConfigSource {
     }
 
     async fn client(&self) -> Result<AgentConfigClient<tonic::transport::Channel>, Status> {
-        let client = AgentConfigClient::connect(self.uri.clone())
-            .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let channel =
+            crate::secure::channel(&self.uri, self.tls.clone(), Duration::from_secs(5), None)
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+        let client = AgentConfigClient::new(channel);
         Ok(client
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES))

@@ -153,6 +153,11 @@ pub struct BoundedStream {
 }
 
 impl BoundedStream {
+    /// The client's address.
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner.peer_addr().ok()
+    }
+
     fn moved(&mut self) {
         self.deadline = Instant::now() + self.idle;
     }

@@ -258,6 +258,7 @@ pub fn to_pb(r: &FlowRecord) -> pbflow::Record {
         dst_endpoint: endpoint_to_pb(&r.dst_labels),
         flow_direction: r.flow_direction.map(u32::from),
         cluster_name: r.cluster_name.as_ref().map(|c| c.to_string()),
+        agent_name: r.agent_name.as_ref().map(|c| c.to_string()),
     }
 }
 
@@ -359,6 +360,7 @@ pub fn from_raw(p: &RawRecord<'_>) -> Result<FlowRecord, DecodeError> {
         src_labels: endpoint_from_raw(p.src_endpoint),
         dst_labels: endpoint_from_raw(p.dst_endpoint),
         cluster_name: p.cluster_name.map(Label::from),
+        agent_name: p.agent_name.map(Label::from),
     };
     r.dns_flags_response_code = r.dns_flags.map(rcode_name);
     Ok(r)

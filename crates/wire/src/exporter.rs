@@ -5,7 +5,9 @@
 
 use crate::convert::to_pb;
 use crate::pbflow::{self, collector_client::CollectorClient};
+use crate::secure::ConnectError;
 use flowlens_model::FlowRecord;
+use flowlens_tls::ClientTls;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,6 +29,8 @@ pub struct ExporterConfig {
     pub backoff_max: Duration,
     /// At shutdown, how long buffered records may still take to leave.
     pub shutdown_grace: Duration,
+    /// TLS towards the collector (its CA, our certificate).
+    pub tls: Option<Arc<ClientTls>>,
 }
 
 impl ExporterConfig {
@@ -39,13 +43,17 @@ impl ExporterConfig {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(5),
+            tls: None,
         }
     }
 
-    /// The collector's URI (http:// added to a bare HOST:PORT).
+    /// The collector's URI: a bare HOST:PORT is https:// with TLS settings,
+    /// http:// without.
     pub fn uri(&self) -> String {
         if self.collector.contains("://") {
             self.collector.clone()
+        } else if self.tls.is_some() {
+            format!("https://{}", self.collector)
         } else {
             format!("http://{}", self.collector)
         }
@@ -70,6 +78,10 @@ pub struct ExporterStats {
     pub send_busy: u64,
     pub connects: u64,
     pub connect_failures: u64,
+    /// Connections whose TLS handshake failed, by reason (unknown_ca,
+    /// expired_certificate, wrong_name, peer_refused_certificate, not_tls,
+    /// ...); they count in connect_failures too.
+    pub connect_failures_tls: std::collections::BTreeMap<String, u64>,
     /// Records waiting now.
     pub buffered_records: u64,
     /// 1 while a connection to the collector is up.
@@ -97,8 +109,14 @@ pub struct Exporter {
 impl Exporter {
     /// Starts the sender on the current tokio runtime.
     pub fn start(config: ExporterConfig) -> Result<Exporter, String> {
-        Endpoint::from_shared(config.uri())
+        let uri = config.uri();
+        Endpoint::from_shared(uri.clone())
             .map_err(|e| format!("collector address `{}`: {e}", config.collector))?;
+        if uri.starts_with("http://") && config.tls.is_some() {
+            return Err(format!(
+                "collector address `{uri}` is plaintext (http://) but TLS settings were given: write https:// or HOST:PORT"
+            ));
+        }
         if config.batch_size == 0 || config.buffer_records == 0 {
             return Err("collector batch size and buffer must be at least 1".into());
         }
@@ -219,13 +237,14 @@ impl Shared {
     }
 }
 
-async fn connect(config: &ExporterConfig) -> Result<CollectorClient<Channel>, String> {
-    let endpoint = Endpoint::from_shared(config.uri())
-        .map_err(|e| e.to_string())?
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(config.send_timeout)
-        .tcp_nodelay(true);
-    let channel = endpoint.connect().await.map_err(|e| format!("{e:?}"))?;
+async fn connect(config: &ExporterConfig) -> Result<CollectorClient<Channel>, ConnectError> {
+    let channel = crate::secure::channel(
+        &config.uri(),
+        config.tls.clone(),
+        Duration::from_secs(2),
+        Some(config.send_timeout),
+    )
+    .await?;
     Ok(CollectorClient::new(channel).max_encoding_message_size(usize::MAX))
 }
 
@@ -234,7 +253,12 @@ async fn connect(config: &ExporterConfig) -> Result<CollectorClient<Channel>, St
 fn retryable(code: tonic::Code) -> bool {
     !matches!(
         code,
-        tonic::Code::InvalidArgument | tonic::Code::OutOfRange | tonic::Code::Unimplemented
+        tonic::Code::InvalidArgument
+            | tonic::Code::OutOfRange
+            | tonic::Code::Unimplemented
+            // Records this agent's certificate cannot vouch for: sending
+            // them again changes nothing.
+            | tonic::Code::PermissionDenied
     )
 }
 
@@ -303,7 +327,14 @@ async fn send_loop(shared: Arc<Shared>, config: ExporterConfig) {
                     tracing::info!(collector = %config.collector, "connected to the collector");
                 }
                 Err(e) => {
-                    shared.update(|s| s.connect_failures += 1);
+                    shared.update(|s| {
+                        s.connect_failures += 1;
+                        if let Some(failure) = e.tls {
+                            *s.connect_failures_tls
+                                .entry(failure.reason().to_string())
+                                .or_default() += 1;
+                        }
+                    });
                     tracing::warn!(collector = %config.collector, "cannot reach the collector: {e}");
                     failed = true;
                 }

@@ -1,7 +1,8 @@
 //! The flow wire format: netobserv's pbflow over gRPC. `convert` maps flow
 //! records to and from protobuf, `exporter` is the agent's sending side
 //! (batches, a bounded buffer, reconnects) and `receiver` the collector's
-//! gRPC service; `connections` bounds the connections of every listener.
+//! gRPC service; `connections` bounds the connections of every listener and
+//! `secure` puts TLS on them.
 
 pub mod agent_config;
 pub mod codec;
@@ -12,6 +13,7 @@ pub mod log_entry;
 pub mod raw;
 pub mod receiver;
 pub mod records;
+pub mod secure;
 
 /// The generated pbflow messages and Collector service.
 pub mod pbflow {

@@ -10,7 +10,10 @@
 
 use crate::connections::{BoundedListener, ConnectionLimits};
 use crate::pbflow::{self, collector_server};
+use crate::secure::PeerInfo;
 use flowlens_model::FlowRecord;
+use flowlens_model::record::Label;
+use flowlens_tls::{PeerIdentity, ServerTls};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,6 +43,10 @@ pub struct ReceiverStats {
     pub requests_refused: BTreeMap<String, u64>,
     /// Calls refused for carrying more records than a call may.
     pub requests_too_many_records: u64,
+    /// Records refused by mutual TLS, by reason: other_node (a record's
+    /// AgentIP is not an address the client's certificate holds),
+    /// unnamed_certificate (the certificate names no node).
+    pub records_refused_identity: BTreeMap<String, u64>,
     /// Batches waiting for the pipeline now, and their records.
     pub queued_batches: u64,
     pub queued_records: u64,
@@ -185,6 +192,40 @@ impl Receiver {
         }
     }
 
+    /// The node a client certificate names, if every record's AgentIP is
+    /// one of its addresses; the call is refused (and its records counted)
+    /// otherwise.
+    fn vouched(&self, identity: &PeerIdentity, records: &[FlowRecord]) -> Result<Label, Status> {
+        let refuse = |reason: &str, message: String| {
+            self.update(|s| {
+                *s.records_refused_identity
+                    .entry(reason.to_string())
+                    .or_default() += records.len() as u64
+            });
+            self.log.warn(|| format!("refused a call: {message}"));
+            Status::permission_denied(message)
+        };
+        let Some(name) = &identity.name else {
+            return Err(refuse(
+                "unnamed_certificate",
+                "the client certificate names no node (no DNS name, no common name)".into(),
+            ));
+        };
+        if let Some(r) = records
+            .iter()
+            .find(|r| !r.agent_ip.ip().is_some_and(|ip| identity.holds(ip)))
+        {
+            return Err(refuse(
+                "other_node",
+                format!(
+                    "the certificate of {name} holds the addresses {:?}; a record claims agent {}",
+                    identity.addresses, r.agent_ip
+                ),
+            ));
+        }
+        Ok(Label::from(name.as_str()))
+    }
+
     /// Counts a call that failed before reaching `send` (seen by the layer
     /// on its way out).
     fn refused(&self, code: tonic::Code, message: &str) {
@@ -200,6 +241,11 @@ impl collector_server::Collector for Receiver {
         &self,
         request: Request<pbflow::Records>,
     ) -> Result<Response<pbflow::CollectorReply>, Status> {
+        // The client certificate's identity, with mutual TLS.
+        let identity = request
+            .extensions()
+            .get::<PeerInfo>()
+            .and_then(|p| p.identity.clone());
         // Decoded in place by the codec (records.rs): flow records already.
         let message = request.into_inner();
         let n = message.len() as u64;
@@ -231,10 +277,19 @@ impl collector_server::Collector for Receiver {
             });
         };
         let crate::convert::DecodedRecords {
-            records,
+            mut records,
             invalid: skipped,
             batch,
         } = message.into_flows();
+        let agent_name = match &identity {
+            None => None,
+            Some(identity) => Some(self.vouched(identity, &records)?),
+        };
+        // Only a verified certificate names the agent: whatever a sender
+        // wrote there itself is dropped.
+        for r in &mut records {
+            r.agent_name.clone_from(&agent_name);
+        }
         let mut invalid: BTreeMap<&'static str, u64> = BTreeMap::new();
         for e in skipped {
             *invalid.entry(e.reason()).or_default() += 1;
@@ -247,8 +302,13 @@ impl collector_server::Collector for Receiver {
                 *s.records_invalid.entry(reason.to_string()).or_default() += count;
             }
         });
+        // A verified agent's batches are numbered under its certificate's
+        // name: another node's certificate cannot take (or spoil) them.
         let id = batch.map(|b| BatchId {
-            agent: b.agent,
+            agent: match &agent_name {
+                Some(name) => format!("{name}/{}", b.agent),
+                None => b.agent,
+            },
             sequence: b.sequence,
         });
         let (done, answered) = tokio::sync::oneshot::channel();
@@ -317,9 +377,10 @@ impl Default for ReceiverLimits {
 }
 
 /// Serves `Collector.Send` on `listener` (made with the limits'
-/// `connections()`) until `shutdown` completes.
+/// `connections()`), over TLS with `tls`, until `shutdown` completes.
 pub async fn serve(
     listener: BoundedListener,
+    tls: Option<Arc<ServerTls>>,
     receiver: Receiver,
     agent_config: Option<crate::agent_config::AgentConfigHub>,
     shutdown: impl std::future::Future<Output = ()>,
@@ -362,6 +423,6 @@ pub async fn serve(
         .layer(count_refusals)
         .add_service(service)
         .add_optional_service(agent_config.map(|hub| hub.server()))
-        .serve_with_incoming_shutdown(listener, shutdown)
+        .serve_with_incoming_shutdown(crate::secure::incoming(listener, tls), shutdown)
         .await
 }

@@ -65,7 +65,7 @@ async fn collector(addr: SocketAddr, queue: usize, gate_open: bool) -> TestColle
     });
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        serve(listener, receiver, None, async {
+        serve(listener, None, receiver, None, async {
             let _ = stopped.await;
         })
         .await

@@ -104,6 +104,11 @@ pub const FIELDS: &[FieldSpec] = &[
         "IP address of the agent's host",
     ).filter("agent", &[]),
     field(
+        "AgentName",
+        Text,
+        "The agent's node as its client certificate names it (collector with --grpc-client-ca)",
+    ).filter("agent.name", &[]).dimension(),
+    field(
         "Sampling",
         U32,
         "1 in Sampling packets was accounted (1: every packet)",

@@ -91,6 +91,7 @@ impl<'a> From<&'a pbflow::Record> for RawRecord<'a> {
             dst_endpoint: endpoint(&p.dst_endpoint),
             flow_direction: p.flow_direction,
             cluster_name: p.cluster_name.as_deref(),
+            agent_name: p.agent_name.as_deref(),
         }
     }
 }

@@ -108,6 +108,7 @@ pub struct RawRecord<'a> {
     pub dst_endpoint: Option<RawEndpoint<'a>>,
     pub flow_direction: Option<u32>,
     pub cluster_name: Option<&'a str>,
+    pub agent_name: Option<&'a str>,
 }
 
 /// A `Records` message: each entry's bytes (parsed by `RawRecord::parse`
@@ -430,6 +431,7 @@ impl<'a> RawRecord<'a> {
                 1012 => endpoint(message(r, wire)?, p.dst_endpoint.get_or_insert_default())?,
                 1013 => p.flow_direction = Some(varint(r, wire)? as u32),
                 1014 => p.cluster_name = Some(text(r, wire)?),
+                1015 => p.agent_name = Some(text(r, wire)?),
                 _ => return Ok(false),
             }
             Ok(true)
