@@ -3,6 +3,7 @@
 // the query string.
 
 import type { FieldInfo } from "./schema";
+import { askForToken, authorization } from "./token";
 
 export type FlowRecord = Record<string, unknown>;
 
@@ -95,8 +96,24 @@ function scoped(scope: Scope, extra: Record<string, string | number | undefined>
   return queryString({ filter: scope.filter, since: scope.since, until: scope.until, ...extra });
 }
 
+/** A GET with the tab's token; a 401 asks for a token and tries again. */
+async function authorized(path: string, accept: string, signal?: AbortSignal): Promise<Response> {
+  for (;;) {
+    const res = await fetch(path, { signal, headers: { Accept: accept, ...authorization() } });
+    if (res.status !== 401) return res;
+    let message = "This server needs an API token.";
+    try {
+      const body = await res.json();
+      if (body && typeof body.error === "string") message = body.error;
+    } catch {
+      // Not JSON: the generic message.
+    }
+    await askForToken(message);
+  }
+}
+
 async function get<T>(path: string, signal?: AbortSignal): Promise<T> {
-  const res = await fetch(path, { signal, headers: { Accept: "application/json" } });
+  const res = await authorized(path, "application/json", signal);
   if (!res.ok) {
     let message = `${res.status} ${res.statusText}`;
     try {
@@ -132,6 +149,16 @@ export const api = {
   },
   exportUrl(table: Table, scope: Scope, format: "csv" | "json" | "jsonl", limit: number) {
     return `/api/export?${scoped(scope, { table, format, limit })}`;
+  },
+  /** Downloads an export with the tab's token (a plain link cannot carry it). */
+  async download(url: string, filename: string) {
+    const res = await authorized(url, "*/*");
+    if (!res.ok) throw new ApiError(res.status, `${res.status} ${res.statusText}`);
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(await res.blob());
+    link.download = filename;
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
   },
   validate(filter: string, signal?: AbortSignal) {
     return get<Validation>(`/api/filter/validate?${queryString({ filter })}`, signal);

@@ -3,6 +3,7 @@
 // details drawer, and export of the current query.
 
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
+import { currentToken } from "./token";
 import { api, type FlowRecord, type Scope, type Table } from "./api";
 import { type Column, columnsOf, visibleColumns } from "./columns";
 import { Drawer } from "./drawer";
@@ -159,12 +160,24 @@ export function Records({ table, scope, state, tick, fields, onState, onShowFlow
         <button type="button" disabled={!next} onClick={() => next && setCursors([...cursors, next])}>
           Older →
         </button>
-        <a class="button" href={api.exportUrl(table, scope, "csv", 100000)} download={`${table}.csv`}>
-          Export CSV
-        </a>
-        <a class="button" href={api.exportUrl(table, scope, "json", 100000)} download={`${table}.json`}>
-          Export JSON
-        </a>
+        {(["csv", "json"] as const).map((format) => (
+          <a
+            class="button"
+            href={api.exportUrl(table, scope, format, 100000)}
+            download={`${table}.${format}`}
+            onClick={(event) => {
+              // The link works as it is without tokens; with one, the file
+              // is fetched carrying it.
+              if (!currentToken()) return;
+              event.preventDefault();
+              api
+                .download(api.exportUrl(table, scope, format, 100000), `${table}.${format}`)
+                .catch((e: unknown) => setError(e instanceof Error ? e.message : String(e)));
+            }}
+          >
+            Export {format.toUpperCase()}
+          </a>
+        ))}
       </div>
       {error && (
         <p class="error" role="alert">

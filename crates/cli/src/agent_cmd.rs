@@ -208,7 +208,6 @@ pub fn run(args: AgentArgs) -> Result<()> {
                     e.stats_reader(),
                 ));
             }
-            sections.extend(crate::tls_args::tls_sections(None, listener.tls()));
             tokio::spawn(serve_metrics(listener, Registry::default(), sections, None));
         }
         let (stopped_tx, mut stopped) = tokio::sync::watch::channel(false);

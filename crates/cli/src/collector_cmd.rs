@@ -10,10 +10,11 @@ use crate::pipeline_run::PipelineRun;
 use crate::processor_args::ProcessorArgs;
 use crate::shutdown::shutdown_signal;
 use crate::store_args::StoreArgs;
-use crate::tls_args::{GrpcTlsArgs, tls_sections};
+use crate::tls_args::GrpcTlsArgs;
 use anyhow::{Context, Result};
 use clap::Args;
 use flowlens_config::{FlowCollectorFile, load_config_file};
+use flowlens_tls::TlsStats;
 use flowlens_wire::agent_config::AgentConfigHub;
 use flowlens_wire::connections::{BoundedListener, ConnectionStats};
 use flowlens_wire::receiver::{Receiver, ReceiverLimits, ReceiverStats, serve};
@@ -162,7 +163,10 @@ pub fn run(args: CollectorArgs) -> Result<()> {
                 grpc.stats_reader(),
             ),
         ];
-        sections.extend(tls_sections(grpc_tls.as_ref(), http.tls()));
+        if let Some(tls) = grpc_tls.clone() {
+            let gauges = TlsStats::GAUGES;
+            sections.push(CounterSection::new("grpc_tls", gauges, move || tls.stats()));
+        }
         sections.extend(pipeline.counter_sections());
         let agent_config = following.map(|(name, (client, started))| {
             let hub = AgentConfigHub::default();

@@ -1,7 +1,7 @@
 //! `flowlens flows`, `flowlens conversations` and `flowlens top`: questions
 //! to a running `up` or collector, answered from its store.
 
-use crate::http_client::{get, path_with};
+use crate::http_client::{ServerArgs, get, path_with};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use flowlens_model::tcp_flags::flag_names;
@@ -19,9 +19,8 @@ pub enum Output {
 
 #[derive(Args, Debug)]
 pub struct RangeArgs {
-    /// The `up` or collector to ask.
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9290")]
-    server: String,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Filter, e.g. 'dns.rcode = NXDomain and src.namespace = shop'.
     #[arg(long, short = 'f', value_name = "FILTER")]
     filter: Option<String>,

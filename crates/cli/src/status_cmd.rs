@@ -6,9 +6,8 @@ use clap::Args;
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
-    /// The `flowlens up`, collector or agent (`--listen`) to ask (http://HOST:PORT).
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9290")]
-    server: String,
+    #[command(flatten)]
+    server: crate::http_client::ServerArgs,
     /// Print the raw JSON document instead of a table.
     #[arg(long)]
     json: bool,

@@ -4,11 +4,10 @@
 //! and the rule that a listener off loopback without TLS needs
 //! `--insecure`. docs/security.md.
 
-use crate::metrics::CounterSection;
 use anyhow::{Result, bail};
 use clap::Args;
 use flowlens_config::{Advanced, FlowCollectorFile};
-use flowlens_tls::{ClientTls, ClientTlsFiles, ServerTls, ServerTlsFiles, TlsStats};
+use flowlens_tls::{ClientTls, ClientTlsFiles, ServerTls, ServerTlsFiles};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,20 +122,4 @@ impl CollectorTlsArgs {
             ClientTls::new(files, &[H2]).map_err(|e| anyhow::anyhow!("collector TLS: {e}"))?;
         Ok(Some(Arc::new(tls)))
     }
-}
-
-/// The counters of the listeners' TLS sides, those that have one.
-pub fn tls_sections(
-    grpc: Option<&Arc<ServerTls>>,
-    http: Option<Arc<ServerTls>>,
-) -> Vec<CounterSection> {
-    [("grpc_tls", grpc.cloned()), ("http_tls", http)]
-        .into_iter()
-        .filter_map(|(name, tls)| {
-            let tls = tls?;
-            Some(CounterSection::new(name, TlsStats::GAUGES, move || {
-                tls.stats()
-            }))
-        })
-        .collect()
 }

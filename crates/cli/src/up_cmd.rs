@@ -81,7 +81,6 @@ pub fn run(args: UpArgs) -> Result<()> {
         );
         let (pipeline, timers) = PipelineRun::start(processor, print, store, None).await;
         let mut sections = vec![agent_section(&agent)];
-        sections.extend(crate::tls_args::tls_sections(None, listener.tls()));
         sections.extend(pipeline.counter_sections());
         if let Some(k) = &kubernetes {
             k.start().await?;

@@ -194,3 +194,68 @@ fn query_commands_say_what_is_wrong() {
     assert_eq!(code, 2);
     assert!(err.contains("--grpc-listen"), "{err}");
 }
+
+#[test]
+fn listeners_off_loopback_need_tls_or_insecure_and_bad_certificates_are_named() {
+    let (code, err) = run(&["collector", "--grpc-listen", "0.0.0.0:0", "--no-store"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("gRPC on 0.0.0.0:0 without TLS")
+            && err.contains("--grpc-tls-cert")
+            && err.contains("--insecure"),
+        "{err}"
+    );
+    let (code, err) = run(&[
+        "collector",
+        "--grpc-listen",
+        "127.0.0.1:0",
+        "--listen",
+        "0.0.0.0:0",
+        "--no-store",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("HTTP on 0.0.0.0:") && err.contains("--http-tls-cert"),
+        "{err}"
+    );
+    let dir = std::env::temp_dir().join(format!("flowlens-cli-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let not_pem = dir.join("not-a-cert.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let shown = not_pem.display().to_string();
+    let (code, err) = run(&[
+        "collector",
+        "--grpc-listen",
+        "127.0.0.1:0",
+        "--grpc-tls-cert",
+        &shown,
+        "--grpc-tls-key",
+        &shown,
+        "--no-store",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&shown) && err.contains("no certificate"),
+        "{err}"
+    );
+    let (code, err) = run(&[
+        "collector",
+        "--grpc-listen",
+        "127.0.0.1:0",
+        "--grpc-client-ca",
+        &shown,
+        "--no-store",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--grpc-client-ca needs TLS"), "{err}");
+    let (code, err) = run(&[
+        "agent",
+        "--collector",
+        "127.0.0.1:1",
+        "--collector-ca",
+        "/nonexistent/ca.crt",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent/ca.crt"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

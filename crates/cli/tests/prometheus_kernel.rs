@@ -5,85 +5,9 @@
 
 mod lab;
 
-use lab::{Lab, free_local_addr, nft_counter, sh, wait_for_port};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// Prometheus with its own config and storage, scraping `target` every
-/// second; stopped and its storage removed when dropped.
-struct Prometheus {
-    child: Child,
-    dir: std::path::PathBuf,
-    addr: String,
-}
-
-impl Prometheus {
-    fn start(target: &str) -> Prometheus {
-        let dir = std::env::temp_dir().join(format!("flowlens-prom-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: flowlens\n    static_configs:\n      - targets: ['{target}']\n"
-            ),
-        )
-        .unwrap();
-        let addr = free_local_addr();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus (apt-get install prometheus)");
-        wait_for_port(&addr);
-        Prometheus { child, dir, addr }
-    }
-
-    /// The value of an instant PromQL query (None: no series).
-    fn query(&self, promql: &str) -> Option<f64> {
-        let out = Command::new("curl")
-            .args(["-s", "-G", &format!("http://{}/api/v1/query", self.addr)])
-            .arg("--data-urlencode")
-            .arg(format!("query={promql}"))
-            .output()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
-        assert_eq!(v["status"], "success", "{promql}: {v}");
-        v["data"]["result"][0]["value"][1]
-            .as_str()
-            .map(|s| s.parse().unwrap())
-    }
-
-    /// Polls `promql` until it returns `want` (scrapes are once a second).
-    fn wait_for(&self, promql: &str, want: f64) -> Option<f64> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let got = self.query(promql);
-            if got.is_some_and(|g| (g - want).abs() <= want.abs() * 1e-9)
-                || Instant::now() > deadline
-            {
-                return got;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use lab::prometheus::Prometheus;
+use lab::{Lab, free_local_addr, nft_counter, sh};
+use std::time::Duration;
 
 #[test]
 fn promql_over_scraped_metrics_returns_what_the_kernel_saw() {

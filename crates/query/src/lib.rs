@@ -40,6 +40,14 @@ impl Filter {
         })
     }
 
+    /// Records both filters select (a token's scope and a user's filter).
+    pub fn and(&self, other: &Filter) -> Filter {
+        Filter {
+            expr: Expr::And(vec![self.expr.clone(), other.expr.clone()]),
+            text: format!("({}) and ({})", self.text, other.text),
+        }
+    }
+
     /// The filter as written.
     pub fn text(&self) -> &str {
         &self.text

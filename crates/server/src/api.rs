@@ -4,6 +4,7 @@
 //! unknown one, a bad time range or a bad filter is a 400 that says what is
 //! wrong.
 
+use crate::tokens::Caller;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -26,6 +27,25 @@ mod fields;
 pub use export::to_csv;
 
 type Params = Query<HashMap<String, String>>;
+
+/// The token that asked, when the listener has tokens.
+type Who = Option<axum::Extension<Caller>>;
+
+/// A request's parameters, and the scope of the token that asked: every
+/// store query answers within it.
+pub(crate) struct Asked {
+    params: HashMap<String, String>,
+    scope: Option<Filter>,
+}
+
+impl Asked {
+    fn new(params: HashMap<String, String>, who: &Who) -> Asked {
+        Asked {
+            params,
+            scope: who.as_ref().and_then(|c| c.scope.clone()),
+        }
+    }
+}
 
 /// A request refused: `{"error": ..., "detail": ...}` with its status
 /// (400 for a bad parameter).
@@ -130,10 +150,12 @@ impl Drop for CancelOnDrop {
 /// The checked parameters of a request.
 struct Request<'a> {
     params: &'a HashMap<String, String>,
+    scope: Option<&'a Filter>,
 }
 
 impl<'a> Request<'a> {
-    fn new(params: &'a HashMap<String, String>, allowed: &[&str]) -> Result<Request<'a>, ApiError> {
+    fn new(asked: &'a Asked, allowed: &[&str]) -> Result<Request<'a>, ApiError> {
+        let params = &asked.params;
         let mut unknown: Vec<&str> = params
             .keys()
             .map(String::as_str)
@@ -146,7 +168,10 @@ impl<'a> Request<'a> {
                 None,
             ));
         }
-        Ok(Request { params })
+        Ok(Request {
+            params,
+            scope: asked.scope.as_ref(),
+        })
     }
 
     fn get(&self, name: &str) -> Option<&'a str> {
@@ -156,16 +181,22 @@ impl<'a> Request<'a> {
             .filter(|v| !v.is_empty())
     }
 
+    /// The request's filter within the token's scope.
     fn filter(&self) -> Result<Option<Filter>, ApiError> {
-        match self.get("filter") {
-            None => Ok(None),
-            Some(text) => Filter::parse(text).map(Some).map_err(|e| {
+        let asked = match self.get("filter") {
+            None => None,
+            Some(text) => Some(Filter::parse(text).map_err(|e| {
                 bad_request(
                     e.to_string(),
                     Some(serde_json::to_value(&e).unwrap_or_default()),
                 )
-            }),
-        }
+            })?),
+        };
+        Ok(match (self.scope, asked) {
+            (None, asked) => asked,
+            (Some(scope), None) => Some(scope.clone()),
+            (Some(scope), Some(asked)) => Some(scope.and(&asked)),
+        })
     }
 
     /// [since, until): default the last hour.
@@ -242,12 +273,8 @@ fn allowed(extra: &[&'static str]) -> Vec<&'static str> {
     RANGE.iter().chain(extra).copied().collect()
 }
 
-fn records_query(
-    store: &Store,
-    params: &HashMap<String, String>,
-    table: Table,
-) -> Result<Response, ApiError> {
-    let req = Request::new(params, &allowed(&["limit", "order", "cursor"]))?;
+fn records_query(store: &Store, asked: &Asked, table: Table) -> Result<Response, ApiError> {
+    let req = Request::new(asked, &allowed(&["limit", "order", "cursor"]))?;
     let filter = req.filter()?;
     let (since, until) = req.range()?;
     let order = req.order()?;
@@ -304,41 +331,62 @@ async fn on_store(
     endpoint: &'static str,
     state: ApiState,
     params: HashMap<String, String>,
-    query: impl FnOnce(&Store, &HashMap<String, String>) -> Result<Response, ApiError> + Send + 'static,
+    who: Who,
+    query: impl FnOnce(&Store, &Asked) -> Result<Response, ApiError> + Send + 'static,
 ) -> Response {
     let started = Instant::now();
-    let filter = state
+    let asked = Asked::new(params, &who);
+    let audit_line = state
         .limits
         .audit
-        .then(|| params.get("filter").cloned().unwrap_or_default());
-    let response = run_on_store(state, params, query).await;
-    if let Some(filter) = filter {
-        audit(endpoint, &filter, &response, started);
+        .then(|| AuditLine::of(endpoint, &asked, &who));
+    let response = run_on_store(state, asked, query).await;
+    if let Some(line) = audit_line {
+        line.write(&response, started);
     }
     response
 }
 
-/// The audit log's line of a query: rows answered (or `streamed`: an
-/// export's, whose rows go out after this line), status, duration.
-fn audit(endpoint: &str, filter: &str, response: &Response, started: Instant) {
-    let rows = response.extensions().get::<Rows>().map(|r| r.0);
-    // Tokens name who asked; without them, the listener's own clients.
-    tracing::info!(
-        target: "flowlens::audit",
-        token = "-",
-        endpoint,
-        filter,
-        rows = rows.map_or_else(|| "streamed".to_string(), |r| r.to_string()).as_str(),
-        status = response.status().as_u16(),
-        duration_ms = started.elapsed().as_millis() as u64,
-        "audit"
-    );
+/// What the audit log says of a query before it runs.
+struct AuditLine {
+    endpoint: &'static str,
+    token: String,
+    filter: String,
+}
+
+impl AuditLine {
+    fn of(endpoint: &'static str, asked: &Asked, who: &Who) -> AuditLine {
+        AuditLine {
+            endpoint,
+            // Without tokens, the listener's own clients ("-").
+            token: who
+                .as_ref()
+                .map_or_else(|| "-".to_string(), |c| c.name.clone()),
+            filter: asked.params.get("filter").cloned().unwrap_or_default(),
+        }
+    }
+
+    /// The line: rows answered (or `streamed`: an export's, whose rows go
+    /// out after this line), status, duration.
+    fn write(&self, response: &Response, started: Instant) {
+        let rows = response.extensions().get::<Rows>().map(|r| r.0);
+        tracing::info!(
+            target: "flowlens::audit",
+            token = self.token.as_str(),
+            endpoint = self.endpoint,
+            filter = self.filter.as_str(),
+            rows = rows.map_or_else(|| "streamed".to_string(), |r| r.to_string()).as_str(),
+            status = response.status().as_u16(),
+            duration_ms = started.elapsed().as_millis() as u64,
+            "audit"
+        );
+    }
 }
 
 async fn run_on_store(
     state: ApiState,
-    params: HashMap<String, String>,
-    query: impl FnOnce(&Store, &HashMap<String, String>) -> Result<Response, ApiError> + Send + 'static,
+    asked: Asked,
+    query: impl FnOnce(&Store, &Asked) -> Result<Response, ApiError> + Send + 'static,
 ) -> Response {
     let Some(slot) = state.slot().await else {
         return saturated(&state).into_response();
@@ -349,7 +397,7 @@ async fn run_on_store(
     let answer = tokio::task::spawn_blocking(move || {
         // The slot stays taken until the scan has really stopped.
         let _slot = slot;
-        control.run(|| query(&store, &params))
+        control.run(|| query(&store, &asked))
     })
     .await;
     cancel.0 = None;
@@ -369,16 +417,16 @@ async fn off_loop(work: impl FnOnce() -> Response + Send + 'static) -> Response 
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-async fn flows(State(state): State<ApiState>, Query(p): Params) -> Response {
-    on_store("/api/flows", state, p, |s, p| {
-        records_query(s, p, Table::Flows)
+async fn flows(State(state): State<ApiState>, who: Who, Query(p): Params) -> Response {
+    on_store("/api/flows", state, p, who, |s, a| {
+        records_query(s, a, Table::Flows)
     })
     .await
 }
 
-async fn conversations(State(state): State<ApiState>, Query(p): Params) -> Response {
-    on_store("/api/conversations", state, p, |s, p| {
-        records_query(s, p, Table::Conversations)
+async fn conversations(State(state): State<ApiState>, who: Who, Query(p): Params) -> Response {
+    on_store("/api/conversations", state, p, who, |s, a| {
+        records_query(s, a, Table::Conversations)
     })
     .await
 }
@@ -397,8 +445,8 @@ fn field_param(
     })
 }
 
-fn top_query(store: &Store, params: &HashMap<String, String>) -> Result<Response, ApiError> {
-    let req = Request::new(params, &allowed(&["table", "by", "metric", "k"]))?;
+fn top_query(store: &Store, asked: &Asked) -> Result<Response, ApiError> {
+    let req = Request::new(asked, &allowed(&["table", "by", "metric", "k"]))?;
     let filter = req.filter()?;
     let (since, until) = req.range()?;
     let by = field_param(&req, "by", "dst.namespace")?;
@@ -418,12 +466,12 @@ fn top_query(store: &Store, params: &HashMap<String, String>) -> Result<Response
     Ok(with_rows(Json(body).into_response(), rows))
 }
 
-async fn top(State(state): State<ApiState>, Query(p): Params) -> Response {
-    on_store("/api/top", state, p, top_query).await
+async fn top(State(state): State<ApiState>, who: Who, Query(p): Params) -> Response {
+    on_store("/api/top", state, p, who, top_query).await
 }
 
-fn series_query(store: &Store, params: &HashMap<String, String>) -> Result<Response, ApiError> {
-    let req = Request::new(params, &allowed(&["table", "metric", "step"]))?;
+fn series_query(store: &Store, asked: &Asked) -> Result<Response, ApiError> {
+    let req = Request::new(asked, &allowed(&["table", "metric", "step"]))?;
     let filter = req.filter()?;
     let (since, until) = req.range()?;
     let metric = req.metric()?;
@@ -461,8 +509,8 @@ fn series_query(store: &Store, params: &HashMap<String, String>) -> Result<Respo
     ))
 }
 
-async fn series(State(state): State<ApiState>, Query(p): Params) -> Response {
-    on_store("/api/series", state, p, series_query).await
+async fn series(State(state): State<ApiState>, who: Who, Query(p): Params) -> Response {
+    on_store("/api/series", state, p, who, series_query).await
 }
 
 /// The endpoint fields of each topology scope.
@@ -479,8 +527,8 @@ pub fn scope_fields(scope: &str) -> Option<(&'static str, &'static str)> {
     })
 }
 
-fn topology_query(store: &Store, params: &HashMap<String, String>) -> Result<Response, ApiError> {
-    let req = Request::new(params, &allowed(&["table", "scope"]))?;
+fn topology_query(store: &Store, asked: &Asked) -> Result<Response, ApiError> {
+    let req = Request::new(asked, &allowed(&["table", "scope"]))?;
     let filter = req.filter()?;
     let (since, until) = req.range()?;
     let scope = req.get("scope").unwrap_or("namespace");
@@ -517,19 +565,20 @@ fn topology_query(store: &Store, params: &HashMap<String, String>) -> Result<Res
     Ok(with_rows(Json(body).into_response(), rows))
 }
 
-async fn topology(State(state): State<ApiState>, Query(p): Params) -> Response {
-    on_store("/api/topology", state, p, topology_query).await
+async fn topology(State(state): State<ApiState>, who: Who, Query(p): Params) -> Response {
+    on_store("/api/topology", state, p, who, topology_query).await
 }
 
-async fn export(State(state): State<ApiState>, Query(p): Params) -> Response {
+async fn export(State(state): State<ApiState>, who: Who, Query(p): Params) -> Response {
     let started = Instant::now();
-    let filter = state
+    let asked = Asked::new(p, &who);
+    let audit_line = state
         .limits
         .audit
-        .then(|| p.get("filter").cloned().unwrap_or_default());
-    let response = export::export(state, p).await;
-    if let Some(filter) = filter {
-        audit("/api/export", &filter, &response, started);
+        .then(|| AuditLine::of("/api/export", &asked, &who));
+    let response = export::export(state, asked).await;
+    if let Some(line) = audit_line {
+        line.write(&response, started);
     }
     response
 }
@@ -540,7 +589,11 @@ async fn validate(Query(p): Params) -> Response {
 
 fn validate_filter(p: HashMap<String, String>) -> Response {
     let run = || -> Result<Response, ApiError> {
-        let req = Request::new(&p, &["filter"])?;
+        let asked = Asked {
+            params: p,
+            scope: None,
+        };
+        let req = Request::new(&asked, &["filter"])?;
         Ok(match Filter::parse(req.get("filter").unwrap_or("")) {
             Ok(_) => Json(json!({"valid": true})).into_response(),
             Err(e) => {
@@ -557,7 +610,11 @@ async fn completions(Query(p): Params) -> Response {
 
 fn complete_filter(p: HashMap<String, String>) -> Response {
     let run = || -> Result<Response, ApiError> {
-        let req = Request::new(&p, &["filter", "cursor"])?;
+        let asked = Asked {
+            params: p,
+            scope: None,
+        };
+        let req = Request::new(&asked, &["filter", "cursor"])?;
         let text = req.get("filter").unwrap_or("");
         if let Err(e) = flowlens_query::check_length(text) {
             return Err(bad_request(e.to_string(), serde_json::to_value(&e).ok()));

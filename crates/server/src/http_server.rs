@@ -7,7 +7,9 @@
 //! that stops reading its answer). A query's own budget is
 //! `--query-timeout` (docs/query.md).
 
+use crate::authorize::{Access, authorize};
 use crate::http_guard::{Guard, guard};
+use crate::tokens::TokenFile;
 use axum::Router;
 use clap::Args;
 use flowlens_tls::{ServerTls, ServerTlsFiles};
@@ -35,6 +37,10 @@ pub struct HttpArgs {
     /// The HTTPS certificate's private key (PEM).
     #[arg(long, value_name = "FILE", requires = "http_tls_cert")]
     pub http_tls_key: Option<PathBuf>,
+    /// Require API tokens (a YAML file of their SHA-256, names, scope
+    /// filters and rights; re-read when it changes): docs/security.md.
+    #[arg(long, value_name = "FILE")]
+    pub api_tokens: Option<PathBuf>,
     /// Allow listening off loopback without TLS (gRPC and HTTP): flow
     /// records then cross the network in clear.
     #[arg(long)]
@@ -51,6 +57,7 @@ const MAX_HEADER_BYTES: usize = 64 << 10;
 pub struct HttpListener {
     listener: BoundedListener,
     tls: Option<Arc<ServerTls>>,
+    access: Option<Access>,
     header_timeout: Duration,
     guard: Guard,
 }
@@ -91,17 +98,27 @@ impl HttpListener {
             max_connections: args.max_http_connections.max(1),
             idle_timeout: (longest_answer + Duration::from_secs(30)).max(Duration::from_secs(60)),
         };
-        // Bound to loopback, only requests naming a loopback host are
-        // answered (DNS rebinding); tokens will lift it.
+        let access = match &args.api_tokens {
+            Some(path) => Some(Access::new(TokenFile::open(path.clone())?)),
+            None => None,
+        };
+        // Bound to loopback without tokens, only requests naming a loopback
+        // host are answered (DNS rebinding); a rebinding page has no token.
         let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
         Ok(HttpListener {
             listener: BoundedListener::new(listener, limits),
             tls,
-            header_timeout: args.http_header_timeout,
             guard: Guard {
-                loopback_hosts_only: loopback,
+                loopback_hosts_only: loopback && access.is_none(),
             },
+            access,
+            header_timeout: args.http_header_timeout,
         })
+    }
+
+    /// Authorization's counters (with tokens only).
+    pub fn access(&self) -> Option<Access> {
+        self.access.clone()
     }
 
     /// The TLS side's counters (HTTPS only).
@@ -116,6 +133,11 @@ impl HttpListener {
     /// Serves `app` until the process ends; a connection's error ends that
     /// connection only.
     pub async fn serve(mut self, app: Router) {
+        let app = match self.access.clone() {
+            Some(access) => app.layer(axum::middleware::from_fn_with_state(access, authorize)),
+            None => app,
+        };
+        // The guard outermost: refusals carry its headers too.
         let app = app.layer(axum::middleware::from_fn_with_state(self.guard, guard));
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())

@@ -6,7 +6,9 @@
 //! `crates/cli` assemble it; none of it depends on the eBPF agent.
 
 pub mod api;
+pub mod authorize;
 pub mod console_http;
 pub mod http_guard;
 pub mod http_server;
 pub mod metrics;
+pub mod tokens;

@@ -151,6 +151,13 @@ pub async fn serve_metrics(
         ConnectionStats::GAUGES,
         listener.stats_reader(),
     ));
+    if let Some(tls) = listener.tls() {
+        let gauges = flowlens_tls::TlsStats::GAUGES;
+        sections.push(CounterSection::new("http_tls", gauges, move || tls.stats()));
+    }
+    if let Some(access) = listener.access() {
+        sections.push(CounterSection::new("auth", &[], access.stats_reader()));
+    }
     let sources = CounterSources::new(sections);
     registry.register_collector(Box::new(sources.clone()));
     let state = Arc::new(HttpState { registry, sources });

@@ -82,6 +82,28 @@ impl ClientTls {
         outcome
     }
 
+    /// A handshake on a blocking socket (the CLI's client), with the
+    /// server reached as `host`.
+    pub fn connect_blocking(
+        &self,
+        mut tcp: std::net::TcpStream,
+        host: &str,
+    ) -> Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>, HandshakeFailure>
+    {
+        let name = ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']'))
+            .map_err(|_| HandshakeFailure::WrongName)?
+            .to_owned();
+        let config = self.config.current().as_ref().clone();
+        let mut connection = rustls::ClientConnection::new(config, name)
+            .map_err(|e| HandshakeFailure::of_tls(&e))?;
+        while connection.is_handshaking() {
+            connection
+                .complete_io(&mut tcp)
+                .map_err(|e| HandshakeFailure::of_io(&e))?;
+        }
+        Ok(rustls::StreamOwned::new(connection, tcp))
+    }
+
     /// Handshakes that failed, by reason.
     pub fn failures(&self) -> BTreeMap<String, u64> {
         self.failures.lock().map(|f| f.clone()).unwrap_or_default()

@@ -201,7 +201,12 @@ fn wait_until_serving(listen: SocketAddr, up: &mut Child) -> Result<()> {
         if let Some(status) = up.try_wait()? {
             bail!("flowlens up stopped while starting ({status}); see its messages above");
         }
-        if crate::http_client::get(&server, "/api/status").is_ok() {
+        if crate::http_client::get(
+            &crate::http_client::ServerArgs::plain(&server),
+            "/api/status",
+        )
+        .is_ok()
+        {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(200));

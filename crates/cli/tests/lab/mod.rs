@@ -3,6 +3,8 @@
 //! against them. Everything is removed when the lab is dropped.
 #![allow(dead_code)]
 
+pub mod prometheus;
+
 use flowlens::netlab::{HostSpec, NetLab};
 use flowlens_model::FlowRecord;
 use std::io::{BufRead, BufReader};

@@ -6,7 +6,7 @@
 //! growing a buffer. The whole export runs in one query slot and under the
 //! query deadline; a client that goes away stops it at the next chunk.
 
-use super::{ApiError, ApiState, CancelOnDrop, Request, allowed, bad_request, timed_out};
+use super::{ApiError, ApiState, Asked, CancelOnDrop, Request, allowed, bad_request, timed_out};
 use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -15,7 +15,6 @@ use flowlens_store::{
     Cursor, FileCache, Interrupted, Order, QueryControl, RecordQuery, Store, Table,
 };
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -169,8 +168,8 @@ struct ExportPlan {
     limit: usize,
 }
 
-fn plan(params: &HashMap<String, String>) -> Result<ExportPlan, ApiError> {
-    let req = Request::new(params, &allowed(&["table", "format", "limit", "order"]))?;
+fn plan(asked: &Asked) -> Result<ExportPlan, ApiError> {
+    let req = Request::new(asked, &allowed(&["table", "format", "limit", "order"]))?;
     let (since_ms, until_ms) = req.range()?;
     let format = Format::parse(req.get("format").unwrap_or("jsonl"))?;
     let table = req.table(Table::Flows)?;
@@ -293,7 +292,7 @@ impl tokio_stream::Stream for ExportBody {
     }
 }
 
-pub(super) async fn export(state: ApiState, params: HashMap<String, String>) -> Response {
+pub(super) async fn export(state: ApiState, asked: Asked) -> Response {
     let Some(slot) = state.slot().await else {
         return super::saturated(&state).into_response();
     };
@@ -310,7 +309,7 @@ pub(super) async fn export(state: ApiState, params: HashMap<String, String>) -> 
         let _slot = slot;
         // Parameters and filter checked here, as every query's are: off
         // the event loop.
-        let plan = match plan(&params) {
+        let plan = match plan(&asked) {
             Ok(plan) => plan,
             Err(e) => {
                 let _ = started.send(Err(e));
