@@ -4,8 +4,9 @@
 //! polling) so a token scoped to one namespace never sees another's
 //! records or names; 401 without a token, 403 outside a token's rights,
 //! the file re-read when it changes, the audit log naming the token, the
-//! CLI with --token-file and --server-ca, and a real Prometheus scraping
-//! /metrics over HTTPS with a bearer token (and refused without).
+//! CLI with --token-file and --server-ca, the console in Chromium asking
+//! for a token once per tab, and a real Prometheus scraping /metrics over
+//! HTTPS with a bearer token (and refused without).
 
 mod lab;
 
@@ -380,6 +381,25 @@ fn tokens_scope_every_answer_over_https_and_prometheus_scrapes_with_one() {
         "-H 'Host: evil.example'",
     );
     assert_eq!(code, 200);
+
+    // The console in headless Chromium: asks for the token once per tab,
+    // shows the scope only (console/e2e/token.mjs).
+    let chromium =
+        std::env::var("FLOWLENS_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "the console check needs Chromium at {chromium} (scripts/test installs it)"
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = std::process::Command::new("node")
+        .arg(root.join("console/e2e/token.mjs"))
+        .args([&format!("https://{listen}/"), "shop-secret", "secret"])
+        .env("FLOWLENS_CHROMIUM", &chromium)
+        .output()
+        .expect("node (the console is built with it)");
+    let report = String::from_utf8_lossy(&out.stdout);
+    println!("{report}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "console token checks failed:\n{report}");
 
     // A real Prometheus scrapes /metrics over HTTPS with its token; a job
     // without one is refused.
