@@ -256,3 +256,137 @@ fn the_collector_may_only_read_what_enrichment_reads() {
         .collect();
     assert_eq!(ports, ["grpc", "http"].into());
 }
+
+#[test]
+fn the_deployment_speaks_tls_with_the_secrets_make_tls_makes() {
+    let all = all_objects();
+    let args_of = |kind: &str, name: &str| -> Vec<String> {
+        object(&all, kind, name)["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    };
+    let collector = args_of("StatefulSet", "flowlens-collector");
+    for flag in [
+        "--grpc-tls-cert=",
+        "--grpc-tls-key=",
+        "--http-tls-cert=",
+        "--http-tls-key=",
+        "--api-tokens=",
+    ] {
+        assert!(
+            collector.iter().any(|a| a.starts_with(flag)),
+            "{flag} in {collector:?}"
+        );
+    }
+    let agent = args_of("DaemonSet", "flowlens-agent");
+    assert!(agent.iter().any(|a| a.starts_with("--collector-ca=")));
+    assert!(
+        agent.contains(&"--listen=127.0.0.1:9291".to_string()),
+        "{agent:?}"
+    );
+    for text in manifests()
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+    {
+        assert!(!text.contains("--insecure"), "deploy/ runs with TLS only");
+    }
+
+    // The script's files work as the manifests use them.
+    let dir = std::env::temp_dir().join(format!("flowlens-make-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(deploy().join("make-tls.sh"))
+        .arg(&dir)
+        .output()
+        .expect("deploy/kubernetes/make-tls.sh (needs openssl)");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secrets: BTreeSet<String> = all
+        .iter()
+        .flat_map(|o| {
+            o["spec"]["template"]["spec"]["volumes"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|v| v["secret"]["secretName"].as_str().map(str::to_string))
+        .collect();
+    assert!(!secrets.is_empty());
+    for secret in &secrets {
+        assert!(
+            printed.contains(secret.as_str()),
+            "make-tls.sh makes {secret}"
+        );
+    }
+    let mode = |f: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(mode("tls.key"), 0o600);
+    assert_eq!(mode("ca.key"), 0o600);
+
+    // An agent verifying the collector by its Service name, with the CA.
+    let server = flowlens_tls::ServerTls::new(
+        flowlens_tls::ServerTlsFiles {
+            cert: dir.join("tls.crt"),
+            key: dir.join("tls.key"),
+            client_ca: None,
+        },
+        &[b"h2"],
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    let client = flowlens_tls::ClientTls::new(
+        flowlens_tls::ClientTlsFiles {
+            ca: Some(dir.join("ca.crt")),
+            ..Default::default()
+        },
+        &[b"h2"],
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepting = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            server.accept(tcp).await.map(|_| ())
+        });
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        client
+            .connect(tcp, "flowlens-collector.flowlens.svc")
+            .await
+            .expect("the collector's certificate verifies for its Service name");
+        accepting.await.unwrap().unwrap();
+    });
+
+    // The tokens file holds the two tokens' hashes, with their rights.
+    let tokens_text = std::fs::read_to_string(dir.join("tokens.yaml")).unwrap();
+    let tokens = flowlens_server::tokens::Tokens::parse(&tokens_text, "tokens.yaml").unwrap();
+    let token = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let admin = tokens
+        .caller(&token("admin.token"))
+        .expect("the admin token");
+    assert!(admin.may(flowlens_server::tokens::Right::Admin));
+    let prometheus = tokens
+        .caller(&token("prometheus.token"))
+        .expect("the Prometheus token");
+    assert!(prometheus.may(flowlens_server::tokens::Right::Metrics));
+    assert!(!prometheus.may(flowlens_server::tokens::Right::Read));
+    assert!(
+        !tokens_text.contains(&token("admin.token")),
+        "no token in clear"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

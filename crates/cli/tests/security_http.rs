@@ -399,7 +399,10 @@ fn tokens_scope_every_answer_over_https_and_prometheus_scrapes_with_one() {
         .expect("node (the console is built with it)");
     let report = String::from_utf8_lossy(&out.stdout);
     println!("{report}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "console token checks failed:\n{report}");
+    assert!(
+        out.status.success(),
+        "console token checks failed:\n{report}"
+    );
 
     // A real Prometheus scrapes /metrics over HTTPS with its token; a job
     // without one is refused.
