@@ -1,8 +1,8 @@
 #!/bin/sh
 # Makes what deploy/kubernetes needs to run with TLS and API tokens, with
 # openssl, into DIR (files 0600): a CA (ca.crt, ca.key — keep the key
-# offline), the collector's certificate for its Service names (tls.crt,
-# tls.key), and two API tokens (admin.token, prometheus.token) with the
+# offline), the collector's certificate for its Service names and for
+# localhost (kubectl port-forward) (tls.crt, tls.key), and two API tokens (admin.token, prometheus.token) with the
 # tokens.yaml that holds their SHA-256 only. It prints the kubectl commands
 # that make the Secrets from them; it changes nothing in a cluster itself.
 #
@@ -25,7 +25,7 @@ cat > tls.ext <<EXT
 basicConstraints=CA:FALSE
 keyUsage=digitalSignature
 extendedKeyUsage=serverAuth
-subjectAltName=DNS:flowlens-collector.$ns.svc,DNS:flowlens-collector.$ns.svc.cluster.local,DNS:flowlens-collector
+subjectAltName=DNS:flowlens-collector.$ns.svc,DNS:flowlens-collector.$ns.svc.cluster.local,DNS:flowlens-collector,DNS:localhost,IP:127.0.0.1
 EXT
 openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
   -out tls.crt -days 365 -extfile tls.ext 2>/dev/null
