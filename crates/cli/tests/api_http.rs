@@ -321,25 +321,7 @@ fn memory_kib(pid: u32, name: &str) -> u64 {
 
 /// Sends `n` records in calls of 20,000 (the most a call may carry).
 fn send_records(grpc: &str, n: usize) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let mut client =
-            pbflow::collector_client::CollectorClient::connect(format!("http://{grpc}"))
-                .await
-                .unwrap();
-        let all = flows(n);
-        for chunk in all.chunks(20_000) {
-            let entries = chunk.iter().map(to_pb).collect();
-            client
-                .send(pbflow::Records {
-                    entries,
-                    batch: None,
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
-        }
-    });
+    lab::send_flows(grpc, &flows(n));
 }
 
 /// An export of more rows than fit comfortably in memory streams them:

@@ -173,9 +173,15 @@ fn query_commands_say_what_is_wrong() {
         err.contains("is `flowlens up` or a collector running?"),
         "{err}"
     );
-    let (code, err) = run(&["flows", "--server", "https://x:1"]);
+    let (code, err) = run(&["flows", "--server", "ftp://x:1"]);
     assert_eq!(code, 1);
-    assert!(err.contains("expected http://HOST:PORT"), "{err}");
+    assert!(
+        err.contains("expected http://HOST:PORT or https://HOST:PORT"),
+        "{err}"
+    );
+    let (code, err) = run(&["flows", "--token-file", "/nonexistent/token"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--token-file /nonexistent/token"), "{err}");
     let (code, err) = run(&["top", "--output", "yaml"]);
     assert_eq!(code, 2);
     assert!(err.contains("invalid value 'yaml'"), "{err}");

@@ -14,8 +14,6 @@ use flowlens_kube_standin::objects::PodObject;
 use flowlens_kube_standin::{ApiServer, Options};
 use flowlens_model::FlowRecord;
 use flowlens_tls::test_pki::{Leaf, TestCa};
-use flowlens_wire::convert::to_pb;
-use flowlens_wire::pbflow;
 use lab::prometheus::Prometheus;
 use lab::{Agent, flowlens, free_local_addr, sh};
 use serde_json::Value;
@@ -62,23 +60,6 @@ fn flows(n: usize, src: &str, dst: &str, first_port: u16) -> Vec<FlowRecord> {
             ..Default::default()
         })
         .collect()
-}
-
-fn send(grpc: &str, records: &[FlowRecord]) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let mut client =
-            pbflow::collector_client::CollectorClient::connect(format!("http://{grpc}"))
-                .await
-                .unwrap();
-        client
-            .send(pbflow::Records {
-                entries: records.iter().map(to_pb).collect(),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-    });
 }
 
 fn hex_sha256(token: &str) -> String {
@@ -207,7 +188,7 @@ fn tokens_scope_every_answer_over_https_and_prometheus_scrapes_with_one() {
     // Neither end in shop: the shop token must never see these, nor the
     // name "secret" anywhere.
     all.extend(flows(50, "payments", "secret", 22_000));
-    send(&grpc, &all);
+    lab::send_flows(&grpc, &all);
     let deadline = Instant::now() + Duration::from_secs(20);
     while https.json("/api/flows?since=1h&limit=1000", "ops-secret")["records"]
         .as_array()

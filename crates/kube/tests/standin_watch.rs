@@ -206,7 +206,9 @@ fn a_broken_then_expired_watch_relists_without_losing_labels() {
                 .unwrap();
         }
     });
+    // Both listed (a list is in name order, a page each: "goes" first).
     w.wait_for_name("198.18.6.3", "goes");
+    w.wait_for_name("198.18.6.2", "stays");
     let lists_before = w.stats().lists;
 
     // Sample the pod that stays all through the break: never unlabelled.

@@ -132,15 +132,6 @@ impl BoundedListener {
     }
 }
 
-/// For tonic: the listener as a stream of connections.
-impl tokio_stream::Stream for BoundedListener {
-    type Item = io::Result<BoundedStream>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().poll_next_connection(cx).map(|s| Some(Ok(s)))
-    }
-}
-
 /// A connection holding its place under the limit, closed when idle.
 pub struct BoundedStream {
     inner: TcpStream,
@@ -260,14 +251,6 @@ impl AsyncWrite for BoundedStream {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
-    }
-}
-
-impl tonic::transport::server::Connected for BoundedStream {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.inner.connect_info()
     }
 }
 

@@ -125,6 +125,14 @@ fn client_tls(files: ClientTlsFiles) -> Arc<ClientTls> {
     Arc::new(ClientTls::new(files, &[b"h2"]).unwrap())
 }
 
+/// An agent that trusts the test CA and has no certificate of its own.
+fn trusting(p: &Pki) -> Arc<ClientTls> {
+    client_tls(ClientTlsFiles {
+        ca: Some(p.ca_file.clone()),
+        ..ClientTlsFiles::default()
+    })
+}
+
 fn exporter(addr: SocketAddr, scheme: &str, tls: Option<Arc<ClientTls>>) -> Exporter {
     Exporter::start(ExporterConfig {
         batch_size: 50,
@@ -333,10 +341,7 @@ async fn an_expired_collector_certificate_is_refused_by_the_agent() {
         client_ca: None,
     }))
     .await;
-    let tls = client_tls(ClientTlsFiles {
-        ca: Some(p.ca_file.clone()),
-        ..ClientTlsFiles::default()
-    });
+    let tls = trusting(&p);
     refused(
         &c,
         exporter(c.addr, "", Some(tls)),
@@ -351,10 +356,7 @@ async fn a_client_without_a_certificate_is_refused_by_mutual_tls() {
     let dir = tempdir("no-client-cert");
     let p = pki(&dir);
     let c = collector(Some(mutual(&p))).await;
-    let tls = client_tls(ClientTlsFiles {
-        ca: Some(p.ca_file.clone()),
-        ..ClientTlsFiles::default()
-    });
+    let tls = trusting(&p);
     refused(
         &c,
         exporter(c.addr, "", Some(tls)),
@@ -377,10 +379,7 @@ async fn a_tls_agent_refuses_a_plaintext_collector() {
     let dir = tempdir("tls-to-plain");
     let p = pki(&dir);
     let c = collector(None).await;
-    let tls = client_tls(ClientTlsFiles {
-        ca: Some(p.ca_file.clone()),
-        ..ClientTlsFiles::default()
-    });
+    let tls = trusting(&p);
     let e = exporter(c.addr, "", Some(tls));
     e.enqueue(&flows(10, "198.18.0.1"));
     wait_for("a TLS failure", || {

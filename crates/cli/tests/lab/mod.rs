@@ -683,3 +683,25 @@ pub fn paced_udp_flow(
     });
     (start, sender)
 }
+
+/// Sends `records` to the collector at `grpc` in one call (as an agent
+/// would), and waits for its answer.
+pub fn send_flows(grpc: &str, records: &[FlowRecord]) {
+    use flowlens_wire::pbflow;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut client =
+            pbflow::collector_client::CollectorClient::connect(format!("http://{grpc}"))
+                .await
+                .unwrap();
+        for chunk in records.chunks(20_000) {
+            client
+                .send(pbflow::Records {
+                    entries: chunk.iter().map(flowlens_wire::convert::to_pb).collect(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+    });
+}
