@@ -154,7 +154,16 @@ pub fn run(args: CollectorArgs) -> Result<()> {
             ..ReceiverLimits::default()
         };
         let grpc = BoundedListener::new(grpc, limits.connections());
-        let receiver = Receiver::new(queue, limits);
+        let mut receiver = Receiver::new(queue, limits);
+        if let Some(k) = &kubernetes {
+            // Client certificates that name a node but list no address are
+            // held to the addresses of the cluster's node of that name.
+            let cluster = k.cluster.clone();
+            receiver = receiver.with_node_addresses(Arc::new(move |name: &str| {
+                let cluster = cluster.read().ok()?;
+                cluster.node_addresses(name).map(<[_]>::to_vec)
+            }));
+        }
         let mut sections = vec![
             CounterSection::new("receiver", ReceiverStats::GAUGES, receiver.stats_reader()),
             CounterSection::new(

@@ -55,11 +55,12 @@ impl PeerIdentity {
         PeerIdentity::from_der(certificates?.first()?)
     }
 
-    /// Whether the certificate vouches for `ip`.
+    /// Whether the certificate lists `ip` (an IPv4 address written as
+    /// IPv4-mapped IPv6 is the same address).
     pub fn holds(&self, ip: IpAddr) -> bool {
         self.addresses
             .iter()
-            .any(|a| canonical(*a) == canonical(ip))
+            .any(|a| a.to_canonical() == ip.to_canonical())
     }
 }
 
@@ -74,14 +75,6 @@ fn address(bytes: &[u8]) -> Option<IpAddr> {
         4 => Some(IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?)),
         16 => Some(IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?)),
         _ => None,
-    }
-}
-
-/// An IPv4 address written as IPv4-mapped IPv6 is the same address.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
 

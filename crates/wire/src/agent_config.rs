@@ -95,7 +95,7 @@ fn node_of(node: &str) -> Result<(), Status> {
 }
 
 /// With mutual TLS, an agent speaks for its own node only: the node (its
-/// AgentIP) must be an address its certificate holds.
+/// AgentIP) must be an address its certificate lists, when it lists any.
 fn speaks_for<T>(request: &Request<T>, node: &str) -> Result<(), Status> {
     let identity = request
         .extensions()
@@ -103,7 +103,11 @@ fn speaks_for<T>(request: &Request<T>, node: &str) -> Result<(), Status> {
         .and_then(|p| p.identity.as_ref());
     match identity {
         None => Ok(()),
-        Some(identity) if node.parse().is_ok_and(|ip| identity.holds(ip)) => Ok(()),
+        Some(identity)
+            if identity.addresses.is_empty() || node.parse().is_ok_and(|ip| identity.holds(ip)) =>
+        {
+            Ok(())
+        }
         Some(identity) => Err(Status::permission_denied(format!(
             "the client certificate of {} does not hold node {node}",
             identity.name.as_deref().unwrap_or("(unnamed)")

@@ -146,9 +146,14 @@ impl Drop for Answer {
     }
 }
 
+/// The addresses of a node by its name (from the cluster's Node objects),
+/// for client certificates that name a node but list no address.
+pub type NodeAddresses = Arc<dyn Fn(&str) -> Option<Vec<std::net::IpAddr>> + Send + Sync>;
+
 #[derive(Clone)]
 pub struct Receiver {
     queue: mpsc::Sender<Batch>,
+    node_addresses: Option<NodeAddresses>,
     /// Records waiting in the queue at most (a permit per record).
     queued_records: Arc<tokio::sync::Semaphore>,
     limits: ReceiverLimits,
@@ -162,11 +167,19 @@ impl Receiver {
         crate::codec::allow_records_per_call(limits.max_records_per_call);
         Receiver {
             queue,
+            node_addresses: None,
             queued_records: Arc::new(tokio::sync::Semaphore::new(limits.max_queued_records)),
             limits,
             stats: Arc::default(),
             log: Arc::new(LogLimiter::new()),
         }
+    }
+
+    /// Checks the records of a certificate without addresses against the
+    /// addresses of the node it names.
+    pub fn with_node_addresses(mut self, lookup: NodeAddresses) -> Receiver {
+        self.node_addresses = Some(lookup);
+        self
     }
 
     pub fn stats_reader(&self) -> impl Fn() -> ReceiverStats + Send + Sync + 'static {
@@ -193,8 +206,11 @@ impl Receiver {
     }
 
     /// The node a client certificate names, if every record's AgentIP is
-    /// one of its addresses; the call is refused (and its records counted)
-    /// otherwise.
+    /// an address the certificate vouches for: one of its IP addresses, or
+    /// for a certificate that lists none, one of the addresses of the
+    /// cluster's node of that name (with Kubernetes enrichment). A
+    /// certificate with neither binds its records to its name only. The
+    /// call is refused (and its records counted) otherwise.
     fn vouched(&self, identity: &PeerIdentity, records: &[FlowRecord]) -> Result<Label, Status> {
         let refuse = |reason: &str, message: String| {
             self.update(|s| {
@@ -211,15 +227,27 @@ impl Receiver {
                 "the client certificate names no node (no DNS name, no common name)".into(),
             ));
         };
+        let vouched = if identity.addresses.is_empty() {
+            match self.node_addresses.as_ref().and_then(|lookup| lookup(name)) {
+                Some(of_node) => PeerIdentity {
+                    addresses: of_node,
+                    ..identity.clone()
+                },
+                // Nothing to hold the records' addresses against.
+                None => return Ok(Label::from(name.as_str())),
+            }
+        } else {
+            identity.clone()
+        };
         if let Some(r) = records
             .iter()
-            .find(|r| !r.agent_ip.ip().is_some_and(|ip| identity.holds(ip)))
+            .find(|r| !r.agent_ip.ip().is_some_and(|ip| vouched.holds(ip)))
         {
             return Err(refuse(
                 "other_node",
                 format!(
-                    "the certificate of {name} holds the addresses {:?}; a record claims agent {}",
-                    identity.addresses, r.agent_ip
+                    "the certificate of {name} vouches for the addresses {:?}; a record claims agent {}",
+                    vouched.addresses, r.agent_ip
                 ),
             ));
         }

@@ -84,12 +84,22 @@ impl Drop for TestCollector {
 }
 
 async fn collector(tls: Option<ServerTlsFiles>) -> TestCollector {
+    collector_with(tls, None).await
+}
+
+async fn collector_with(
+    tls: Option<ServerTlsFiles>,
+    node_addresses: Option<flowlens_wire::receiver::NodeAddresses>,
+) -> TestCollector {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, mut rx) = mpsc::channel::<Batch>(16);
     let limits = ReceiverLimits::default();
     let listener = BoundedListener::new(listener, limits.connections());
-    let receiver = Receiver::new(tx, limits);
+    let mut receiver = Receiver::new(tx, limits);
+    if let Some(lookup) = node_addresses {
+        receiver = receiver.with_node_addresses(lookup);
+    }
     let stats = receiver.stats_reader();
     let tls =
         tls.map(|files| Arc::new(ServerTls::new(files, &[b"h2"], Duration::from_secs(5)).unwrap()));
@@ -239,6 +249,42 @@ async fn a_certificate_of_another_node_is_refused_counted_and_nothing_stored() {
     assert!(c.received().is_empty());
     let refused = (c.stats)().records_refused_identity;
     assert_eq!(refused.get("other_node"), Some(&30), "{refused:?}");
+    let _ = e.finish().await;
+}
+
+#[tokio::test]
+async fn a_certificate_without_addresses_is_held_to_its_nodes_addresses() {
+    let dir = tempdir("name-only");
+    let p = pki(&dir);
+    // node-1's certificate names it (common name only), no address.
+    let leaf = Leaf {
+        common_name: Some("node-1".into()),
+        ..Leaf::default()
+    };
+    let files = node_files(&p, &leaf, "node-1");
+    // Without the cluster's nodes: the records are bound to the name.
+    let c = collector(Some(mutual(&p))).await;
+    let e = exporter(c.addr, "", Some(client_tls(files.clone())));
+    e.enqueue(&flows(10, "198.18.0.9"));
+    wait_for("10 records", || c.received().len() == 10).await;
+    assert!(
+        c.received()
+            .iter()
+            .all(|(r, _)| r.agent_name.as_deref() == Some("node-1"))
+    );
+    let _ = e.finish().await;
+    // With them: only node-1's own addresses.
+    let nodes: flowlens_wire::receiver::NodeAddresses =
+        Arc::new(|name: &str| (name == "node-1").then(|| vec!["198.18.0.1".parse().unwrap()]));
+    let c = collector_with(Some(mutual(&p)), Some(nodes)).await;
+    let e = exporter(c.addr, "", Some(client_tls(files)));
+    e.enqueue(&flows(10, "198.18.0.1"));
+    wait_for("node-1's records", || c.received().len() == 10).await;
+    e.enqueue(&flows(7, "198.18.0.2"));
+    wait_for("the refusal", || e.stats().records_dropped_rejected == 7).await;
+    assert_eq!(c.received().len(), 10);
+    let refused = (c.stats)().records_refused_identity;
+    assert_eq!(refused.get("other_node"), Some(&7), "{refused:?}");
     let _ = e.finish().await;
 }
 

@@ -175,6 +175,14 @@ impl Cluster {
         self.tenancies.labels_at(address, t_ms)
     }
 
+    /// The addresses of the node named `name`, if the cluster has it.
+    pub fn node_addresses(&self, name: &str) -> Option<&[IpAddr]> {
+        self.nodes
+            .values()
+            .find(|n| n.name == name)
+            .map(|n| n.addresses.as_slice())
+    }
+
     /// The node whose address `address` was at `t_ms`.
     pub fn node_at(&self, address: IpAddr, t_ms: i64) -> Option<&Label> {
         let labels = self.labels_at(address, t_ms)?;
