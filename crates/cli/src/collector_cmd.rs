@@ -119,6 +119,7 @@ pub fn run(args: CollectorArgs) -> Result<()> {
     let (processor, print, kubernetes) =
         args.processor
             .build(file.as_ref(), &mut registry, store.is_some())?;
+    let exports = args.processor.export_targets()?;
     let processor_args = Arc::new(args.processor);
     let grpc_tls = args.grpc_tls.server(file.as_ref())?;
     if grpc_tls.is_none() {
@@ -142,8 +143,14 @@ pub fn run(args: CollectorArgs) -> Result<()> {
             .map_err(anyhow::Error::msg)?;
         // Both listeners bound: a collector needs no capability at all.
         crate::privileges::drop_logged(0);
-        let (pipeline, timers) =
-            PipelineRun::start(processor, print, store, Some(args.cross_node_window)).await;
+        let (pipeline, timers) = PipelineRun::start(
+            processor,
+            print,
+            store,
+            Some(args.cross_node_window),
+            exports,
+        )
+        .await;
         let (queue, mut batches) = tokio::sync::mpsc::channel(args.queue_batches.max(1));
         let limits = ReceiverLimits {
             max_message_bytes: args.max_message_bytes,
@@ -232,6 +239,7 @@ pub fn run(args: CollectorArgs) -> Result<()> {
             .flatten();
         timers.iter().for_each(|t| t.abort());
         pipeline.finish();
+        pipeline.finish_exports().await;
         if let Some(ingest) = ingest {
             ingest.close();
         }

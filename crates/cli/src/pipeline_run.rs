@@ -5,6 +5,7 @@
 
 use crate::metrics::CounterSection;
 use crate::output::JsonLineWriter;
+use flowlens_export::{ExportTarget, Exporters, SinkConfig, SinkStats};
 use flowlens_model::{ConversationRecord, FlowRecord, TrackerRecord};
 use flowlens_pipeline::Processor;
 use flowlens_pipeline::conversations::LogTypes;
@@ -49,6 +50,8 @@ pub struct PipelineRun {
     /// wall clock because of it (its window).
     join: Option<Arc<Mutex<CrossNodeJoin>>>,
     lag_ms: i64,
+    /// Where settled flows go on to (IPFIX, ...).
+    exporters: Arc<Exporters>,
 }
 
 impl PipelineRun {
@@ -60,6 +63,7 @@ impl PipelineRun {
         print: LogTypes,
         store: Option<Store>,
         join_window: Option<Duration>,
+        exports: Vec<ExportTarget>,
     ) -> (PipelineRun, Vec<tokio::task::JoinHandle<()>>) {
         let window_ms = join_window
             .filter(|_| processor.cluster().is_some())
@@ -71,6 +75,7 @@ impl PipelineRun {
             store: store.map(Arc::new),
             join: (window_ms > 0).then(|| Arc::new(Mutex::new(CrossNodeJoin::new(window_ms)))),
             lag_ms: window_ms,
+            exporters: Arc::new(Exporters::start(exports, &SinkConfig::default())),
         };
         // Files are written on a thread of their own: ingest never waits
         // for a Parquet encode or a sync.
@@ -193,6 +198,7 @@ impl PipelineRun {
         if let Some(store) = &self.store {
             store.append_flows_logged(&flows, wal_lsn);
         }
+        self.exporters.flows(&flows);
         self.write(records);
     }
 
@@ -208,6 +214,11 @@ impl PipelineRun {
         if let Some(store) = &self.store {
             store.close();
         }
+    }
+
+    /// Sends what the exporters still hold (within their grace).
+    pub async fn finish_exports(&self) {
+        self.exporters.finish().await;
     }
 
     pub fn processor(&self) -> Arc<Processor> {
@@ -257,6 +268,11 @@ impl PipelineRun {
                     .unwrap_or_default()
             }),
         ];
+        for (name, read) in self.exporters.sections() {
+            // A handful of exporters per process, named once at start.
+            let name: &'static str = Box::leak(name.into_boxed_str());
+            sections.push(CounterSection::new(name, SinkStats::GAUGES, read));
+        }
         if let Some(join) = self.join.clone() {
             sections.push(CounterSection::new("cross_node", &["held"], move || {
                 join.lock()

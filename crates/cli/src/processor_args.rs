@@ -18,6 +18,15 @@ use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct ProcessorArgs {
+    /// Send flows on to another tool as well (repeatable):
+    /// `[NAME=]ipfix+udp://HOST:PORT` or `[NAME=]ipfix+tcp://HOST:PORT`.
+    /// docs/exports.md.
+    #[arg(long = "export", value_name = "[NAME=]URL")]
+    exports: Vec<String>,
+    /// Export only the flows this filter selects to exporter NAME
+    /// (repeatable), e.g. `ipfix-1=not dst.port = 22`.
+    #[arg(long = "export-filter", value_name = "NAME=FILTER")]
+    export_filters: Vec<String>,
     /// Records to print: Flows, Conversations, EndedConversations or All
     /// (default: spec.processor.logTypes of the config, else Flows).
     #[arg(long, value_name = "TYPE")]
@@ -185,6 +194,14 @@ struct ConversationArgs {
 
 fn millis(d: Duration) -> i64 {
     d.as_millis().min(i64::MAX as u128) as i64
+}
+
+impl ProcessorArgs {
+    /// The exporters the flags name (checked: scheme, address, filters).
+    pub fn export_targets(&self) -> Result<Vec<flowlens_export::ExportTarget>> {
+        flowlens_export::ExportTarget::parse_all(&self.exports, &self.export_filters)
+            .map_err(anyhow::Error::msg)
+    }
 }
 
 /// The value at `path` under `spec.processor` of the config file, if any.

@@ -56,6 +56,7 @@ pub fn run(args: UpArgs) -> Result<()> {
     let mut registry = Registry::default();
     let store = args.store.open()?;
     let query_limits = args.store.query_limits();
+    let exports = args.processor.export_targets()?;
     let (processor, print, kubernetes) =
         args.processor
             .build(file.as_ref(), &mut registry, store.is_some())?;
@@ -79,7 +80,7 @@ pub fn run(args: UpArgs) -> Result<()> {
                 enters_namespaces: true,
             },
         );
-        let (pipeline, timers) = PipelineRun::start(processor, print, store, None).await;
+        let (pipeline, timers) = PipelineRun::start(processor, print, store, None, exports).await;
         let mut sections = vec![agent_section(&agent)];
         sections.extend(pipeline.counter_sections());
         if let Some(k) = &kubernetes {
@@ -147,6 +148,7 @@ pub fn run(args: UpArgs) -> Result<()> {
         };
         timers.iter().for_each(|t| t.abort());
         pipeline.finish();
+        pipeline.finish_exports().await;
         if let Some(ingest) = ingest {
             ingest.close();
         }

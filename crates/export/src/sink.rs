@@ -1,0 +1,373 @@
+//! One exporter's buffer and sender. Records are copied into a bounded
+//! buffer (beyond it they are dropped and counted: the pipeline never
+//! waits); a task of its own takes them in batches and hands each to the
+//! exporter's transport, which sends it whole or fails; a failed batch is
+//! sent again after a backoff with jitter, so a peer that comes back gets
+//! what was buffered. received = sent + dropped + buffered, always.
+
+use flowlens_model::FlowRecord;
+use flowlens_query::Filter;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// What sends a batch to the peer.
+pub trait Deliver: Send + 'static {
+    /// Sends `batch`; Ok with the bytes written. An error means the batch
+    /// is sent again (the transport reconnects as it needs).
+    fn deliver(&mut self, batch: &[FlowRecord])
+    -> impl Future<Output = Result<u64, String>> + Send;
+}
+
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    /// Records held while the peer is slow or away.
+    pub buffer_records: usize,
+    /// Records per batch at most.
+    pub batch_size: usize,
+    /// A batch not full waits this long for more.
+    pub batch_delay: Duration,
+    /// A batch taking longer fails (and is retried).
+    pub send_timeout: Duration,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// At shutdown, how long buffered records may still take to leave.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for SinkConfig {
+    fn default() -> SinkConfig {
+        SinkConfig {
+            buffer_records: 100_000,
+            batch_size: 1_000,
+            batch_delay: Duration::from_millis(200),
+            send_timeout: Duration::from_secs(10),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What an exporter received, sent and dropped, by reason.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SinkStats {
+    /// Records handed to the exporter (its filter passed them).
+    pub records_received: u64,
+    /// Records its filter left out (not received).
+    pub records_filtered_out: u64,
+    pub records_sent: u64,
+    pub batches_sent: u64,
+    pub bytes_sent: u64,
+    /// Dropped because the buffer was full (the peer away or slow too long).
+    pub records_dropped_buffer_full: u64,
+    /// Still buffered when flowlens stopped and the grace ran out.
+    pub records_dropped_shutdown: u64,
+    /// Failed sends (their records stay buffered and are sent again).
+    pub send_errors: u64,
+    /// Records waiting now.
+    pub buffered_records: u64,
+}
+
+impl SinkStats {
+    pub const GAUGES: &'static [&'static str] = &["buffered_records"];
+}
+
+struct Shared {
+    buffer: Mutex<VecDeque<FlowRecord>>,
+    stats: Mutex<SinkStats>,
+    wake: Notify,
+    stopping: AtomicBool,
+}
+
+impl Shared {
+    fn update(&self, f: impl FnOnce(&mut SinkStats)) {
+        if let Ok(mut s) = self.stats.lock() {
+            f(&mut s);
+        }
+    }
+
+    fn buffered(&self) -> usize {
+        self.buffer.lock().map(|b| b.len()).unwrap_or(0)
+    }
+}
+
+pub struct Sink {
+    name: String,
+    filter: Option<Filter>,
+    config: SinkConfig,
+    shared: Arc<Shared>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Sink {
+    /// Starts the sender on the current runtime.
+    pub fn start(
+        name: String,
+        filter: Option<Filter>,
+        config: SinkConfig,
+        deliver: impl Deliver,
+    ) -> Sink {
+        let shared = Arc::new(Shared {
+            buffer: Mutex::new(VecDeque::new()),
+            stats: Mutex::default(),
+            wake: Notify::new(),
+            stopping: AtomicBool::new(false),
+        });
+        let task = tokio::spawn(send_loop(
+            name.clone(),
+            shared.clone(),
+            config.clone(),
+            deliver,
+        ));
+        Sink {
+            name,
+            filter,
+            config,
+            shared,
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Copies the records the filter selects into the buffer; those beyond
+    /// its room are dropped and counted. Never waits for the peer.
+    pub fn push(&self, records: &[FlowRecord]) {
+        let selected: Vec<&FlowRecord> = match &self.filter {
+            Some(f) => records.iter().filter(|r| f.matches(r)).collect(),
+            None => records.iter().collect(),
+        };
+        let filtered_out = (records.len() - selected.len()) as u64;
+        let (taken, buffered) = {
+            let Ok(mut buffer) = self.shared.buffer.lock() else {
+                return;
+            };
+            let room = self.config.buffer_records.saturating_sub(buffer.len());
+            let taken = selected.len().min(room);
+            buffer.extend(selected[..taken].iter().map(|r| (*r).clone()));
+            (taken, buffer.len())
+        };
+        let dropped = (selected.len() - taken) as u64;
+        self.shared.update(|s| {
+            s.records_filtered_out += filtered_out;
+            s.records_received += selected.len() as u64;
+            s.records_dropped_buffer_full += dropped;
+            s.buffered_records = buffered as u64;
+        });
+        if dropped > 0 {
+            tracing::warn!(exporter = %self.name, dropped, "export buffer full: records dropped");
+        }
+        if taken > 0 {
+            self.shared.wake.notify_one();
+        }
+    }
+
+    pub fn stats_reader(&self) -> impl Fn() -> SinkStats + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || {
+            let mut s = shared.stats.lock().map(|s| s.clone()).unwrap_or_default();
+            s.buffered_records = shared.buffered() as u64;
+            s
+        }
+    }
+
+    /// Sends what is buffered (for at most the shutdown grace), then stops;
+    /// what could not leave is counted as dropped.
+    pub async fn finish(&self) -> SinkStats {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.wake.notify_one();
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(mut task) = task
+            && tokio::time::timeout(self.config.shutdown_grace, &mut task)
+                .await
+                .is_err()
+        {
+            task.abort();
+        }
+        let left = self.shared.buffered() as u64;
+        self.shared.update(|s| {
+            s.records_dropped_shutdown += left;
+            s.buffered_records = 0;
+        });
+        if left > 0 {
+            tracing::warn!(exporter = %self.name, left, "stopped with records the peer did not take");
+        }
+        self.shared
+            .stats
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// 50–100 % of `d`: exporters cut off together do not all retry at once.
+fn jittered(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.subsec_nanos())
+        .unwrap_or(0);
+    d / 2 + d.mul_f64((nanos % 1000) as f64 / 2000.0)
+}
+
+async fn send_loop(
+    name: String,
+    shared: Arc<Shared>,
+    config: SinkConfig,
+    mut deliver: impl Deliver,
+) {
+    let mut backoff = config.backoff_min;
+    loop {
+        let waiting = shared.buffered();
+        if waiting == 0 {
+            if shared.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            shared.wake.notified().await;
+            continue;
+        }
+        if waiting < config.batch_size && !shared.stopping.load(Ordering::SeqCst) {
+            // A trickle: let a batch fill a little.
+            tokio::time::sleep(config.batch_delay).await;
+        }
+        let batch: Vec<FlowRecord> = shared
+            .buffer
+            .lock()
+            .map(|b| b.iter().take(config.batch_size).cloned().collect())
+            .unwrap_or_default();
+        let n = batch.len();
+        match tokio::time::timeout(config.send_timeout, deliver.deliver(&batch)).await {
+            Ok(Ok(bytes)) => {
+                if let Ok(mut b) = shared.buffer.lock() {
+                    let n = n.min(b.len());
+                    b.drain(..n);
+                }
+                shared.update(|s| {
+                    s.records_sent += n as u64;
+                    s.batches_sent += 1;
+                    s.bytes_sent += bytes;
+                });
+                backoff = config.backoff_min;
+            }
+            failed => {
+                let why = match failed {
+                    Ok(Err(e)) => e,
+                    _ => format!("no answer within {:?}", config.send_timeout),
+                };
+                shared.update(|s| s.send_errors += 1);
+                tracing::warn!(exporter = %name, "export failed, retrying: {why}");
+                tokio::time::sleep(jittered(backoff)).await;
+                backoff = (backoff * 2).min(config.backoff_max);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fails while `down` is set, else keeps what it got.
+    struct Flaky {
+        down: Arc<AtomicBool>,
+        got: Arc<Mutex<Vec<u16>>>,
+    }
+
+    impl Deliver for Flaky {
+        async fn deliver(&mut self, batch: &[FlowRecord]) -> Result<u64, String> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err("peer down".into());
+            }
+            self.got
+                .lock()
+                .unwrap()
+                .extend(batch.iter().map(|r| r.src_port));
+            Ok(batch.len() as u64 * 10)
+        }
+    }
+
+    fn records(from: u16, n: u16) -> Vec<FlowRecord> {
+        (from..from + n)
+            .map(|p| FlowRecord {
+                src_port: p,
+                proto: 17,
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    fn config() -> SinkConfig {
+        SinkConfig {
+            buffer_records: 100,
+            batch_size: 30,
+            batch_delay: Duration::from_millis(5),
+            backoff_min: Duration::from_millis(5),
+            backoff_max: Duration::from_millis(20),
+            ..SinkConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_away_costs_only_what_the_buffer_cannot_hold() {
+        let down = Arc::new(AtomicBool::new(true));
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let sink = Sink::start(
+            "test".into(),
+            Some(Filter::parse("proto = 17").unwrap()),
+            config(),
+            Flaky {
+                down: down.clone(),
+                got: got.clone(),
+            },
+        );
+        let stats = sink.stats_reader();
+        sink.push(&records(0, 80));
+        sink.push(&records(80, 50));
+        // A TCP record the filter leaves out.
+        sink.push(&[FlowRecord {
+            proto: 6,
+            ..Default::default()
+        }]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let s = stats();
+        assert_eq!(
+            (s.records_received, s.records_dropped_buffer_full),
+            (130, 30)
+        );
+        assert_eq!(s.records_filtered_out, 1);
+        assert!(s.send_errors >= 1);
+        down.store(false, Ordering::SeqCst);
+        let s = sink.finish().await;
+        assert_eq!(s.records_sent, 100);
+        assert_eq!(
+            s.records_received,
+            s.records_sent + s.records_dropped_buffer_full + s.records_dropped_shutdown
+        );
+        let got = got.lock().unwrap().clone();
+        assert_eq!(got, (0..100).collect::<Vec<u16>>(), "in order, each once");
+    }
+
+    #[tokio::test]
+    async fn what_a_dead_peer_never_took_is_counted_at_shutdown() {
+        let sink = Sink::start(
+            "dead".into(),
+            None,
+            SinkConfig {
+                shutdown_grace: Duration::from_millis(50),
+                ..config()
+            },
+            Flaky {
+                down: Arc::new(AtomicBool::new(true)),
+                got: Arc::default(),
+            },
+        );
+        sink.push(&records(0, 40));
+        let s = sink.finish().await;
+        assert_eq!((s.records_sent, s.records_dropped_shutdown), (0, 40));
+    }
+}
