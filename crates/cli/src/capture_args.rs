@@ -73,7 +73,11 @@ impl CaptureArgs {
         let overrides = self.overrides();
         let settings = AgentSettings::resolve(file.as_ref(), &overrides)?;
         for warning in &settings.warnings {
-            if uses_processor && warning.starts_with("spec.processor ") {
+            // Both run where the processor does (up, collector).
+            if uses_processor
+                && (warning.starts_with("spec.processor ")
+                    || warning.starts_with("spec.exporters "))
+            {
                 continue;
             }
             tracing::warn!("{warning}");

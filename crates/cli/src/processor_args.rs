@@ -7,6 +7,7 @@ use crate::capture_args::duration_arg;
 use crate::kubernetes::KubeEnrichment;
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use flowlens_config::exporters::{ExporterType, IpfixTransport};
 use flowlens_config::parse_duration;
 use flowlens_config::{ConfigValue, FlowCollectorFile};
 use flowlens_pipeline::Processor;
@@ -197,10 +198,47 @@ fn millis(d: Duration) -> i64 {
 }
 
 impl ProcessorArgs {
-    /// The exporters the flags name (checked: scheme, address, filters).
-    pub fn export_targets(&self) -> Result<Vec<flowlens_export::ExportTarget>> {
-        flowlens_export::ExportTarget::parse_all(&self.exports, &self.export_filters)
-            .map_err(anyhow::Error::msg)
+    /// The exporters of the file's `spec.exporters`, then of the flags
+    /// (checked: type, scheme, address, names, filters).
+    pub fn export_targets(
+        &self,
+        file: Option<&FlowCollectorFile>,
+    ) -> Result<Vec<flowlens_export::ExportTarget>> {
+        let mut specs = Vec::new();
+        let mut filters = Vec::new();
+        let entries = file.map(FlowCollectorFile::exporters).transpose()?;
+        for (i, entry) in entries.into_iter().flatten().enumerate() {
+            let at = format!("spec.exporters[{i}]");
+            let ipfix = match (entry.kind, &entry.ipfix) {
+                (ExporterType::Ipfix, Some(ipfix)) => ipfix,
+                (ExporterType::Ipfix, None) => {
+                    anyhow::bail!("{at}: type IPFIX needs its ipfix section")
+                }
+                (kind, _) => anyhow::bail!(
+                    "{at}: type {kind:?} is not implemented yet (IPFIX is): remove it, or export with IPFIX (docs/exports.md)"
+                ),
+            };
+            let scheme = match ipfix.transport {
+                Some(IpfixTransport::Udp) => "ipfix+udp",
+                Some(IpfixTransport::Tcp) | None => "ipfix+tcp",
+            };
+            let host = if ipfix.target_host.contains(':') {
+                format!("[{}]", ipfix.target_host)
+            } else {
+                ipfix.target_host.clone()
+            };
+            let name = entry
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("ipfix-{}", i + 1));
+            specs.push(format!("{name}={scheme}://{host}:{}", ipfix.target_port));
+            if let Some(filter) = &entry.filter {
+                filters.push(format!("{name}={filter}"));
+            }
+        }
+        specs.extend(self.exports.iter().cloned());
+        filters.extend(self.export_filters.iter().cloned());
+        flowlens_export::ExportTarget::parse_all(&specs, &filters).map_err(anyhow::Error::msg)
     }
 }
 

@@ -56,7 +56,7 @@ pub fn run(args: UpArgs) -> Result<()> {
     let mut registry = Registry::default();
     let store = args.store.open()?;
     let query_limits = args.store.query_limits();
-    let exports = args.processor.export_targets()?;
+    let exports = args.processor.export_targets(file.as_ref())?;
     let (processor, print, kubernetes) =
         args.processor
             .build(file.as_ref(), &mut registry, store.is_some())?;

@@ -265,3 +265,71 @@ fn listeners_off_loopback_need_tls_or_insecure_and_bad_certificates_are_named() 
     assert!(err.contains("/nonexistent/ca.crt"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn exporters_that_cannot_run_are_refused_at_start_never_ignored() {
+    let collector = |extra: &[&str]| {
+        let mut args = vec!["collector", "--grpc-listen", "127.0.0.1:0", "--no-store"];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    for (flags, expected) in [
+        (
+            vec!["--export", "kafka://b:9092/flows"],
+            "not implemented yet",
+        ),
+        (
+            vec!["--export", "ipfix+udp://nowhere"],
+            "expected HOST:PORT",
+        ),
+        (vec!["--export", "gopher://x:1"], "unknown scheme `gopher`"),
+        (
+            vec![
+                "--export",
+                "ipfix+udp://x:1",
+                "--export-filter",
+                "other=proto = 6",
+            ],
+            "no exporter is named `other`",
+        ),
+        (
+            vec![
+                "--export",
+                "ipfix+udp://x:1",
+                "--export-filter",
+                "ipfix-1=prto = 6",
+            ],
+            "--export-filter ipfix-1",
+        ),
+    ] {
+        let (code, err) = collector(&flags);
+        assert_eq!(code, 1, "{flags:?}: {err}");
+        assert!(err.contains(expected), "{flags:?}: {err}");
+    }
+    let file = |exporters: &str| {
+        config_file(&format!(
+            "apiVersion: flows.netobserv.io/v1beta2\nkind: FlowCollector\nspec:\n  exporters:\n{exporters}"
+        ))
+    };
+    for (exporters, expected) in [
+        (
+            "    - type: Kafka\n      kafka:\n        address: b:9092\n        topic: flows\n",
+            "spec.exporters[0]: type Kafka is not implemented yet",
+        ),
+        (
+            "    - type: OpenTelemetry\n      openTelemetry:\n        targetHost: o\n        targetPort: 4317\n",
+            "type OpenTelemetry is not implemented yet",
+        ),
+        (
+            "    - type: IPFIX\n      ipfix:\n        targetHost: x\n        targetPrt: 1\n",
+            "targetPrt",
+        ),
+        ("    - type: IPFIX\n", "needs its ipfix section"),
+    ] {
+        let path = file(exporters);
+        let (code, err) = collector(&["--config", path.to_str().unwrap()]);
+        std::fs::remove_file(&path).ok();
+        assert_eq!(code, 1, "{exporters}: {err}");
+        assert!(err.contains(expected), "{exporters}: {err}");
+    }
+}

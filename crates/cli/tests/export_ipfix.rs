@@ -251,10 +251,23 @@ fn nfcapd_and_tshark_read_what_the_store_holds() {
     let grpc = free_local_addr();
     let listen = free_local_addr();
     let data = dir.join("data");
-    let export = format!("ipfix+udp://127.0.0.1:{udp_port}");
+    // The UDP exporter from the FlowCollector file (netobserv's
+    // spec.exporters), the TCP one from flags, with a filter.
+    let config = dir.join("flowcollector.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: flows.netobserv.io/v1beta2\nkind: FlowCollector\nspec:\n  exporters:\n    \
+             - type: IPFIX\n      name: nf\n      ipfix:\n        targetHost: 127.0.0.1\n        \
+             targetPort: {udp_port}\n        transport: UDP\n"
+        ),
+    )
+    .unwrap();
     let collector = Agent::start_collector(
         &grpc,
         &[
+            "--config",
+            config.to_str().unwrap(),
             "--listen",
             &listen,
             "--data-dir",
@@ -262,19 +275,19 @@ fn nfcapd_and_tshark_read_what_the_store_holds() {
             "--log-types",
             "Flows",
             "--export",
-            &export,
-            "--export",
             &format!("tcp=ipfix+tcp://127.0.0.1:{tcp_port}"),
+            "--export-filter",
+            "tcp=proto = 6",
         ],
     );
     let records = flows();
     lab::send_flows(&grpc, &records);
     wait_until("50 records stored", || stored_keys(&listen).len() == 50);
-    let status = lab::status_json(&listen);
     wait_until("the exporters sent 50 records each", || {
         let s = lab::status_json(&listen);
-        s["export_ipfix_1"]["records_sent"] == 50 && s["export_tcp"]["records_sent"] == 50
+        s["export_nf"]["records_sent"] == 50 && s["export_tcp"]["records_sent"] == 25
     });
+    let status = lab::status_json(&listen);
     let stored = stored_keys(&listen);
     let run = collector.stop();
     let _ = run;
@@ -289,9 +302,15 @@ fn nfcapd_and_tshark_read_what_the_store_holds() {
     unsafe { libc::kill(tshark.id() as i32, libc::SIGINT) };
     let _ = tshark.wait();
     let decoded = tshark_keys(&pcap, tcp_port);
-    assert_eq!(decoded.len(), 50, "tshark decoded {decoded:?}");
-    assert_eq!(decoded, stored, "tshark decodes what the store holds");
-    let e = &status["export_ipfix_1"];
-    assert_eq!(e["records_dropped_buffer_full"], 0, "{e}");
+    let tcp_flows: BTreeSet<Key> = stored.iter().filter(|k| k.4 == 6).cloned().collect();
+    assert_eq!(decoded.len(), 25, "tshark decoded {decoded:?}");
+    assert_eq!(
+        decoded, tcp_flows,
+        "tshark decodes what the store holds, filtered"
+    );
+    let tcp = &status["export_tcp"];
+    assert_eq!(tcp["records_filtered_out"], 25, "{tcp}");
+    assert_eq!(tcp["records_received"], 25, "{tcp}");
+    assert_eq!(status["export_nf"]["records_dropped_buffer_full"], 0);
     let _ = std::fs::remove_dir_all(&dir);
 }

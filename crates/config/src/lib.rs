@@ -5,6 +5,7 @@
 //! so that the collector and the query API do not depend on the eBPF agent.
 
 pub mod duration;
+pub mod exporters;
 pub mod features;
 pub mod file;
 pub mod interface_selector;
