@@ -284,6 +284,83 @@ fn throughput(records: usize, conversations: usize) {
     println!("pipeline_records_per_s {full:.0}");
 }
 
+/// What an exporter costs the pipeline: the steady-state pipeline (decode,
+/// enrichment, metrics, conversations) per CPU second of the whole
+/// process, without an exporter and then with an IPFIX/UDP exporter (its
+/// copy into the buffer, its sender task encoding and sending, to a socket
+/// nobody reads: the kernel drops what the peer would take), in one run;
+/// and the bytes IPFIX puts on the wire per record.
+fn exporters(records: usize, conversations: usize) {
+    let batches = encoded_batches(records, conversations);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sink_socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let target = sink_socket.local_addr().unwrap();
+    let run = |exporters: Option<&flowlens_export::Exporters>| {
+        let p = processor(conversations);
+        // Warm: the conversations and series exist (the steady state).
+        for b in &batches {
+            let mut flows = decode(b);
+            p.ingest(&mut flows, BASE_MS + 1000);
+        }
+        let (cpu, thread) = (process_cpu_s(), thread_cpu_s());
+        for b in &batches {
+            let mut flows = decode(b);
+            p.ingest(&mut flows, BASE_MS + 1000);
+            if let Some(e) = exporters {
+                e.flows(&flows);
+            }
+        }
+        (cpu, thread_cpu_s() - thread)
+    };
+    let (started, base_thread) = run(None);
+    let base_cpu = process_cpu_s() - started;
+    let (with_cpu, stats) = runtime.block_on(async {
+        let targets =
+            flowlens_export::ExportTarget::parse_all(&[format!("ipfix+udp://{target}")], &[])
+                .unwrap();
+        let config = flowlens_export::SinkConfig {
+            buffer_records: records,
+            ..Default::default()
+        };
+        let exporters = flowlens_export::Exporters::start(targets, &config);
+        let (_, read) = exporters.sections().remove(0);
+        let (started, thread) = tokio::task::block_in_place(|| run(Some(&exporters)));
+        while read().records_sent < records as u64 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let cpu = process_cpu_s() - started;
+        exporters.finish().await;
+        ((cpu, thread), read())
+    });
+    let (with_cpu, with_thread) = with_cpu;
+    let base = records as f64 / base_cpu;
+    let with = records as f64 / with_cpu;
+    println!("records                         {records}");
+    println!("pipeline, no exporter           {base:.0} records per CPU second (baseline)");
+    println!("pipeline + IPFIX/UDP exporter   {with:.0} records per CPU second");
+    println!("ratio                           {:.3}", with / base);
+    println!(
+        "pipeline thread alone           {:.0} ns/record without, {:.0} ns/record with (the copy into the buffer)",
+        base_thread * 1e9 / records as f64,
+        with_thread * 1e9 / records as f64
+    );
+    println!(
+        "the exporter's task             {:.0} ns/record (IPFIX encoding and sending)",
+        (with_cpu - with_thread - (base_cpu - base_thread)).max(0.0) * 1e9 / records as f64
+    );
+    println!(
+        "IPFIX bytes on the wire/record  {:.1} ({} datagrams' payload, {} records)",
+        stats.bytes_sent as f64 / stats.records_sent.max(1) as f64,
+        stats.bytes_sent,
+        stats.records_sent
+    );
+    drop(sink_socket);
+}
+
 async fn send(addr: String, conversations: usize) {
     let mut client = pbflow::collector_client::CollectorClient::connect(format!("http://{addr}"))
         .await
@@ -631,6 +708,7 @@ fn main() {
         }
         Some("kube-enrichment") => kube_enrichment(number(1, 1_000_000), number(2, 100_000)),
         Some("cross-node") => cross_node(number(1, 500_000), number(2, 100_000)),
+        Some("exporters") => exporters(number(1, 1_000_000), number(2, 100_000)),
         Some("send") => {
             let addr = args.get(1).expect("send ADDR [CONVERSATIONS]").clone();
             tokio::runtime::Runtime::new()
@@ -639,7 +717,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: synthetic_flows throughput|steps|conversation-memory|kube-enrichment|cross-node [RECORDS] [CONVERSATIONS] | send ADDR [CONVERSATIONS]"
+                "usage: synthetic_flows throughput|steps|conversation-memory|kube-enrichment|cross-node|exporters [RECORDS] [CONVERSATIONS] | send ADDR [CONVERSATIONS]"
             );
             std::process::exit(2);
         }

@@ -78,6 +78,9 @@ impl SinkStats {
 
 struct Shared {
     buffer: Mutex<VecDeque<FlowRecord>>,
+    /// Records taken out of the buffer for the batch being sent: they
+    /// still count against its room and as buffered.
+    in_flight: std::sync::atomic::AtomicUsize,
     stats: Mutex<SinkStats>,
     wake: Notify,
     stopping: AtomicBool,
@@ -90,8 +93,9 @@ impl Shared {
         }
     }
 
+    /// Records waiting, the batch being sent included.
     fn buffered(&self) -> usize {
-        self.buffer.lock().map(|b| b.len()).unwrap_or(0)
+        self.buffer.lock().map(|b| b.len()).unwrap_or(0) + self.in_flight.load(Ordering::SeqCst)
     }
 }
 
@@ -113,6 +117,7 @@ impl Sink {
     ) -> Sink {
         let shared = Arc::new(Shared {
             buffer: Mutex::new(VecDeque::new()),
+            in_flight: Default::default(),
             stats: Mutex::default(),
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
@@ -148,10 +153,11 @@ impl Sink {
             let Ok(mut buffer) = self.shared.buffer.lock() else {
                 return;
             };
-            let room = self.config.buffer_records.saturating_sub(buffer.len());
+            let held = buffer.len() + self.shared.in_flight.load(Ordering::SeqCst);
+            let room = self.config.buffer_records.saturating_sub(held);
             let taken = selected.len().min(room);
             buffer.extend(selected[..taken].iter().map(|r| (*r).clone()));
-            (taken, buffer.len())
+            (taken, held + taken)
         };
         let dropped = (selected.len() - taken) as u64;
         self.shared.update(|s| {
@@ -235,18 +241,20 @@ async fn send_loop(
             // A trickle: let a batch fill a little.
             tokio::time::sleep(config.batch_delay).await;
         }
+        // Taken out (not copied): a batch that fails goes back in front.
         let batch: Vec<FlowRecord> = shared
             .buffer
             .lock()
-            .map(|b| b.iter().take(config.batch_size).cloned().collect())
+            .map(|mut b| {
+                let n = config.batch_size.min(b.len());
+                shared.in_flight.store(n, Ordering::SeqCst);
+                b.drain(..n).collect()
+            })
             .unwrap_or_default();
         let n = batch.len();
         match tokio::time::timeout(config.send_timeout, deliver.deliver(&batch)).await {
             Ok(Ok(bytes)) => {
-                if let Ok(mut b) = shared.buffer.lock() {
-                    let n = n.min(b.len());
-                    b.drain(..n);
-                }
+                shared.in_flight.store(0, Ordering::SeqCst);
                 shared.update(|s| {
                     s.records_sent += n as u64;
                     s.batches_sent += 1;
@@ -259,6 +267,14 @@ async fn send_loop(
                     Ok(Err(e)) => e,
                     _ => format!("no answer within {:?}", config.send_timeout),
                 };
+                if let Ok(mut b) = shared.buffer.lock() {
+                    // Back in front, in order; the buffer's bound holds
+                    // (the batch kept its room while it was out).
+                    for record in batch.into_iter().rev() {
+                        b.push_front(record);
+                    }
+                    shared.in_flight.store(0, Ordering::SeqCst);
+                }
                 shared.update(|s| s.send_errors += 1);
                 tracing::warn!(exporter = %name, "export failed, retrying: {why}");
                 tokio::time::sleep(jittered(backoff)).await;
