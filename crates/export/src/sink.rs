@@ -7,6 +7,7 @@
 
 use flowlens_model::FlowRecord;
 use flowlens_query::Filter;
+use flowlens_wire::exporter::jittered;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -210,15 +211,6 @@ impl Sink {
             .map(|s| s.clone())
             .unwrap_or_default()
     }
-}
-
-/// 50–100 % of `d`: exporters cut off together do not all retry at once.
-fn jittered(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|t| t.subsec_nanos())
-        .unwrap_or(0);
-    d / 2 + d.mul_f64((nanos % 1000) as f64 / 2000.0)
 }
 
 async fn send_loop(

@@ -262,9 +262,9 @@ fn retryable(code: tonic::Code) -> bool {
     )
 }
 
-/// 50–100 % of `d`, so that agents cut off together do not all come back
-/// in the same instant.
-fn jittered(d: Duration) -> Duration {
+/// 50–100 % of `d`, so that senders cut off together (agents, exporters)
+/// do not all come back in the same instant.
+pub fn jittered(d: Duration) -> Duration {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|t| t.subsec_nanos())
