@@ -3,7 +3,8 @@
 //! IPv6 flows) and over TCP to a socket whose traffic Debian's tshark
 //! captures and decodes. What nfdump reads from nfcapd's file and what
 //! tshark decodes are the store's addresses, ports, bytes and packets,
-//! record for record (IPv6 included). Needs root (tshark captures on lo) and nfdump and
+//! record for record (IPv6 included); an exporter whose peer is down holds
+//! its records, retrying, and costs the others nothing. Needs root (tshark captures on lo) and nfdump and
 //! tshark (scripts/test installs them).
 
 mod lab;
@@ -250,6 +251,8 @@ fn nfcapd_and_tshark_read_what_the_store_holds() {
 
     let grpc = free_local_addr();
     let listen = free_local_addr();
+    // An address nothing listens on (connections refused).
+    let dead = free_local_addr();
     let data = dir.join("data");
     // The UDP exporter from the FlowCollector file (netobserv's
     // spec.exporters), the TCP one from flags, with a filter.
@@ -278,6 +281,9 @@ fn nfcapd_and_tshark_read_what_the_store_holds() {
             &format!("tcp=ipfix+tcp://127.0.0.1:{tcp_port}"),
             "--export-filter",
             "tcp=proto = 6",
+            // A peer that is down: it must cost the others nothing.
+            "--export",
+            &format!("dead=ipfix+tcp://{dead}"),
         ],
     );
     let records = flows();
@@ -312,5 +318,11 @@ fn nfcapd_and_tshark_read_what_the_store_holds() {
     assert_eq!(tcp["records_filtered_out"], 25, "{tcp}");
     assert_eq!(tcp["records_received"], 25, "{tcp}");
     assert_eq!(status["export_nf"]["records_dropped_buffer_full"], 0);
+    // The dead peer's records wait in its buffer, retried, counted.
+    let dead = &status["export_dead"];
+    assert_eq!(dead["records_received"], 50, "{dead}");
+    assert_eq!(dead["records_sent"], 0, "{dead}");
+    assert_eq!(dead["buffered_records"], 50, "{dead}");
+    assert!(dead["send_errors"].as_u64().unwrap() >= 1, "{dead}");
     let _ = std::fs::remove_dir_all(&dir);
 }
