@@ -85,6 +85,9 @@ struct Shared {
     stats: Mutex<SinkStats>,
     wake: Notify,
     stopping: AtomicBool,
+    /// The second (since 1970) of the last buffer-full warning: at most
+    /// one a second, however many batches a full buffer refuses.
+    warned: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -119,6 +122,7 @@ impl Sink {
         let shared = Arc::new(Shared {
             buffer: Mutex::new(VecDeque::new()),
             in_flight: Default::default(),
+            warned: Default::default(),
             stats: Mutex::default(),
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
@@ -167,8 +171,15 @@ impl Sink {
             s.records_dropped_buffer_full += dropped;
             s.buffered_records = buffered as u64;
         });
-        if dropped > 0 {
-            tracing::warn!(exporter = %self.name, dropped, "export buffer full: records dropped");
+        let second = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if dropped > 0 && self.shared.warned.swap(second, Ordering::Relaxed) != second {
+            tracing::warn!(
+                exporter = %self.name,
+                dropped,
+                "export buffer full: records dropped (counted in records_dropped_buffer_full)"
+            );
         }
         if taken > 0 {
             self.shared.wake.notify_one();
