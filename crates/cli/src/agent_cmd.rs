@@ -158,29 +158,26 @@ pub fn run(args: AgentArgs) -> Result<()> {
                 enters_namespaces: false,
             },
         );
-        let exporter = match &args.collector {
-            Some(collector) => Some(
-                Exporter::start(ExporterConfig {
-                    batch_size: args.collector_batch_size,
-                    buffer_records: args.collector_buffer,
-                    backoff_max: args.collector_max_backoff,
-                    tls: collector_tls.clone(),
-                    ..ExporterConfig::new(collector)
-                })
-                .map_err(|e| anyhow::anyhow!("--collector: {e}"))?,
+        // One connection's settings for the flows and the settings stream.
+        let collector = args.collector.as_deref().map(|collector| ExporterConfig {
+            batch_size: args.collector_batch_size,
+            buffer_records: args.collector_buffer,
+            backoff_max: args.collector_max_backoff,
+            tls: collector_tls,
+            ..ExporterConfig::new(collector)
+        });
+        let exporter = match &collector {
+            Some(config) => Some(
+                Exporter::start(config.clone()).map_err(|e| anyhow::anyhow!("--collector: {e}"))?,
             ),
             None => None,
         };
-        let mut reloader = match (&args.collector, args.config_from_collector) {
-            (Some(collector), true) => Some(Reloader::start(
+        let mut reloader = match (&collector, args.config_from_collector) {
+            (Some(config), true) => Some(Reloader::start(
                 AgentConfigSource {
-                    uri: ExporterConfig {
-                        tls: collector_tls.clone(),
-                        ..ExporterConfig::new(collector)
-                    }
-                    .uri(),
+                    uri: config.uri(),
                     node: agent.agent_ip().to_string(),
-                    tls: collector_tls.clone(),
+                    tls: config.tls.clone(),
                 },
                 overrides,
                 args.collector_max_backoff,

@@ -67,14 +67,6 @@ pub fn authority(url: &str) -> Result<(bool, &str)> {
     Ok((https, authority))
 }
 
-/// The host of `host:port` (an IPv6 address without its brackets).
-fn host_of(authority: &str) -> &str {
-    match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(v6),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    }
-}
-
 /// A connection to the server, over TLS for https.
 fn connect(server: &ServerArgs, https: bool, authority: &str) -> Result<Box<dyn ReadWrite>> {
     let tcp = TcpStream::connect(authority).with_context(|| {
@@ -90,7 +82,7 @@ fn connect(server: &ServerArgs, https: bool, authority: &str) -> Result<Box<dyn 
     };
     let tls = flowlens_tls::ClientTls::new(files, &[b"http/1.1"]).map_err(anyhow::Error::msg)?;
     let stream = tls
-        .connect_blocking(tcp, host_of(authority))
+        .connect_blocking(tcp, flowlens_server::http_guard::host_name(authority))
         .map_err(|f| anyhow::anyhow!("TLS with {authority} failed: {f} ({})", f.reason()))?;
     Ok(Box::new(stream))
 }
@@ -201,8 +193,11 @@ mod tests {
             (false, "[::1]:9290")
         );
         assert_eq!(authority("https://x:1").unwrap(), (true, "x:1"));
-        assert_eq!(host_of("[::1]:9290"), "::1");
-        assert_eq!(host_of("localhost:9290"), "localhost");
+        assert_eq!(flowlens_server::http_guard::host_name("[::1]:9290"), "::1");
+        assert_eq!(
+            flowlens_server::http_guard::host_name("localhost:9290"),
+            "localhost"
+        );
         assert!(authority("ftp://x:1").is_err());
         assert!(authority("http://x:1/status").is_err());
         assert_eq!(encode("dns.rcode = NXDomain"), "dns.rcode%20%3D%20NXDomain");

@@ -87,6 +87,8 @@ fn write_tokens(path: &Path, entries: &[(&str, &str, Option<&str>, &str)]) {
 struct Https {
     listen: String,
     ca: PathBuf,
+    /// Where curl writes the last answer's headers (in the test's folder).
+    headers: PathBuf,
 }
 
 impl Https {
@@ -96,7 +98,7 @@ impl Https {
         let auth = token
             .map(|t| format!("-H 'Authorization: Bearer {t}'"))
             .unwrap_or_default();
-        let headers = std::env::temp_dir().join(format!("flowlens-sec-h-{}", std::process::id()));
+        let headers = &self.headers;
         let out = sh(&format!(
             "curl -s --cacert {} {auth} {extra} -D {} -o /dev/stdout -w '\\n%{{http_code}}' 'https://{}{path}'",
             self.ca.display(),
@@ -104,7 +106,7 @@ impl Https {
             self.listen
         ));
         let (body, code) = out.trim_end().rsplit_once('\n').unwrap_or(("", out.trim()));
-        let head = std::fs::read_to_string(&headers).unwrap_or_default();
+        let head = std::fs::read_to_string(headers).unwrap_or_default();
         (code.parse().unwrap_or(0), body.to_string(), head)
     }
 
@@ -174,6 +176,7 @@ fn tokens_scope_every_answer_over_https_and_prometheus_scrapes_with_one() {
     let https = Https {
         listen: listen.clone(),
         ca: ca_file.clone(),
+        headers: dir.join("headers"),
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while https.json("/status", "ops-secret")["kubernetes"]["pods"] != 4 {

@@ -63,17 +63,9 @@ impl ClientTls {
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
-        let name = ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']'))
-            .map_err(|_| HandshakeFailure::WrongName)?
-            .to_owned();
         let connector = tokio_rustls::TlsConnector::from(self.config.current().as_ref().clone());
-        let handshake = connector.connect(name, io);
-        let outcome =
-            match tokio::time::timeout(std::time::Duration::from_secs(10), handshake).await {
-                Err(_) => Err(HandshakeFailure::Timeout),
-                Ok(Err(e)) => Err(HandshakeFailure::of_io(&e)),
-                Ok(Ok(stream)) => Ok(stream),
-            };
+        let handshake = connector.connect(server_name(host)?, io);
+        let outcome = crate::failure::within(HANDSHAKE_DEADLINE, handshake).await;
         if let Err(failure) = &outcome
             && let Ok(mut f) = self.failures.lock()
         {
@@ -90,11 +82,8 @@ impl ClientTls {
         host: &str,
     ) -> Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>, HandshakeFailure>
     {
-        let name = ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']'))
-            .map_err(|_| HandshakeFailure::WrongName)?
-            .to_owned();
         let config = self.config.current().as_ref().clone();
-        let mut connection = rustls::ClientConnection::new(config, name)
+        let mut connection = rustls::ClientConnection::new(config, server_name(host)?)
             .map_err(|e| HandshakeFailure::of_tls(&e))?;
         while connection.is_handshaking() {
             connection
@@ -120,6 +109,17 @@ impl std::fmt::Debug for ClientTls {
             .field("files", &self.files)
             .finish()
     }
+}
+
+/// A handshake with the server must finish within this.
+const HANDSHAKE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The name the server's certificate must hold: a DNS name, or an IP
+/// address (an IPv6 one with or without its URL brackets).
+fn server_name(host: &str) -> Result<ServerName<'static>, HandshakeFailure> {
+    ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']'))
+        .map(|n| n.to_owned())
+        .map_err(|_| HandshakeFailure::WrongName)
 }
 
 fn build(files: &ClientTlsFiles, alpn: &[Vec<u8>]) -> Result<ClientConfig, String> {

@@ -32,6 +32,18 @@ pub enum HandshakeFailure {
     Other,
 }
 
+/// A handshake that must finish within `deadline`: its stream, or why not.
+pub async fn within<T>(
+    deadline: std::time::Duration,
+    handshake: impl std::future::Future<Output = std::io::Result<T>>,
+) -> Result<T, HandshakeFailure> {
+    match tokio::time::timeout(deadline, handshake).await {
+        Err(_) => Err(HandshakeFailure::Timeout),
+        Ok(Err(e)) => Err(HandshakeFailure::of_io(&e)),
+        Ok(Ok(stream)) => Ok(stream),
+    }
+}
+
 impl HandshakeFailure {
     /// The reason's name in counters.
     pub fn reason(self) -> &'static str {

@@ -99,13 +99,7 @@ impl ServerTls {
         IO: AsyncRead + AsyncWrite + Unpin,
     {
         let acceptor = tokio_rustls::TlsAcceptor::from(self.config.current().config.clone());
-        let outcome = match tokio::time::timeout(self.handshake_timeout, acceptor.accept(io)).await
-        {
-            Err(_) => Err(HandshakeFailure::Timeout),
-            Ok(Err(e)) => Err(HandshakeFailure::of_io(&e)),
-            Ok(Ok(stream)) => Ok(stream),
-        };
-        match outcome {
+        match crate::failure::within(self.handshake_timeout, acceptor.accept(io)).await {
             Ok(stream) => {
                 self.count(|s| s.handshakes += 1);
                 let identity = PeerIdentity::of_peer(stream.get_ref().1.peer_certificates());
