@@ -319,14 +319,18 @@ fn exporters(records: usize, conversations: usize) {
     let (started, base_thread) = run(None);
     let base_cpu = process_cpu_s() - started;
     let (with_cpu, stats) = runtime.block_on(async {
-        let targets =
-            flowlens_export::ExportTarget::parse_all(&[format!("ipfix+udp://{target}")], &[])
-                .unwrap();
+        let targets = flowlens_export::ExportTarget::parse_all(
+            Vec::new(),
+            &[format!("ipfix+udp://{target}")],
+            &[],
+            &[],
+        )
+        .unwrap();
         let config = flowlens_export::SinkConfig {
             buffer_records: records,
             ..Default::default()
         };
-        let exporters = flowlens_export::Exporters::start(targets, &config);
+        let exporters = flowlens_export::Exporters::start(targets, &config, None).unwrap();
         let (_, read) = exporters.sections().remove(0);
         let (started, thread) = tokio::task::block_in_place(|| run(Some(&exporters)));
         while read().records_sent < records as u64 {

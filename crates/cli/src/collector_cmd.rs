@@ -150,7 +150,7 @@ pub fn run(args: CollectorArgs) -> Result<()> {
             Some(args.cross_node_window),
             exports,
         )
-        .await;
+        .await?;
         let (queue, mut batches) = tokio::sync::mpsc::channel(args.queue_batches.max(1));
         let limits = ReceiverLimits {
             max_message_bytes: args.max_message_bytes,

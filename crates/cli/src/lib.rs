@@ -12,6 +12,7 @@ pub mod capture_args;
 pub mod collector_cmd;
 pub mod demo;
 pub mod durable_ingest;
+pub mod export_config;
 pub mod flowcollector_watch;
 pub mod http_client;
 pub mod kubernetes;

@@ -64,10 +64,18 @@ impl PipelineRun {
         store: Option<Store>,
         join_window: Option<Duration>,
         exports: Vec<ExportTarget>,
-    ) -> (PipelineRun, Vec<tokio::task::JoinHandle<()>>) {
+    ) -> anyhow::Result<(PipelineRun, Vec<tokio::task::JoinHandle<()>>)> {
         let window_ms = join_window
             .filter(|_| processor.cluster().is_some())
             .map_or(0, |w| w.as_millis().min(i64::MAX as u128) as i64);
+        let series = processor
+            .metrics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .series();
+        let metrics: flowlens_export::MetricsSource = Arc::new(move || series.snapshot());
+        let exporters = Exporters::start(exports, &SinkConfig::default(), Some(metrics))
+            .map_err(anyhow::Error::msg)?;
         let run = PipelineRun {
             processor: Arc::new(processor),
             writer: Arc::default(),
@@ -75,7 +83,7 @@ impl PipelineRun {
             store: store.map(Arc::new),
             join: (window_ms > 0).then(|| Arc::new(Mutex::new(CrossNodeJoin::new(window_ms)))),
             lag_ms: window_ms,
-            exporters: Arc::new(Exporters::start(exports, &SinkConfig::default())),
+            exporters: Arc::new(exporters),
         };
         // Files are written on a thread of their own: ingest never waits
         // for a Parquet encode or a sync.
@@ -125,7 +133,7 @@ impl PipelineRun {
                 let _ = tokio::task::spawn_blocking(move || while store.roll_up() {}).await;
             }
         });
-        (run, vec![inventory, ticker, roller])
+        Ok((run, vec![inventory, ticker, roller]))
     }
 
     /// Prints the records the log types ask for; stores the conversation
@@ -140,17 +148,21 @@ impl PipelineRun {
         {
             w.write(&printed);
         }
-        if let Some(store) = &self.store {
-            let conversations: Vec<ConversationRecord> = records
-                .into_iter()
-                .filter_map(|r| match r {
-                    TrackerRecord::Conversation(c) => Some(c),
-                    TrackerRecord::FlowLog(_) => None,
-                })
-                .collect();
-            if !conversations.is_empty() {
-                store.append_conversations(&conversations);
-            }
+        if self.store.is_none() && self.exporters.is_empty() {
+            return;
+        }
+        let conversations: Vec<ConversationRecord> = records
+            .into_iter()
+            .filter_map(|r| match r {
+                TrackerRecord::Conversation(c) => Some(c),
+                TrackerRecord::FlowLog(_) => None,
+            })
+            .collect();
+        self.exporters.conversations(&conversations);
+        if let Some(store) = &self.store
+            && !conversations.is_empty()
+        {
+            store.append_conversations(&conversations);
         }
     }
 

@@ -7,7 +7,6 @@ use crate::capture_args::duration_arg;
 use crate::kubernetes::KubeEnrichment;
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use flowlens_config::exporters::{ExporterType, IpfixTransport};
 use flowlens_config::parse_duration;
 use flowlens_config::{ConfigValue, FlowCollectorFile};
 use flowlens_pipeline::Processor;
@@ -19,15 +18,21 @@ use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct ProcessorArgs {
-    /// Send flows on to another tool as well (repeatable):
-    /// `[NAME=]ipfix+udp://HOST:PORT` or `[NAME=]ipfix+tcp://HOST:PORT`.
-    /// docs/exports.md.
+    /// Send records on to another tool as well (repeatable):
+    /// `[NAME=]ipfix+udp://HOST:PORT`, `ipfix+tcp://HOST:PORT`,
+    /// `otlp+grpc://HOST:PORT`, `otlp+http://HOST:PORT` or
+    /// `kafka://BROKER[,BROKER]/TOPIC`, options after `?`
+    /// (docs/exports.md).
     #[arg(long = "export", value_name = "[NAME=]URL")]
     exports: Vec<String>,
-    /// Export only the flows this filter selects to exporter NAME
+    /// Export only the records this filter selects to exporter NAME
     /// (repeatable), e.g. `ipfix-1=not dst.port = 22`.
     #[arg(long = "export-filter", value_name = "NAME=FILTER")]
     export_filters: Vec<String>,
+    /// Which records exporter NAME sends: flows (the default),
+    /// conversations or both (repeatable), e.g. `otlp-1=both`.
+    #[arg(long = "export-records", value_name = "NAME=RECORDS")]
+    export_records: Vec<String>,
     /// Records to print: Flows, Conversations, EndedConversations or All
     /// (default: spec.processor.logTypes of the config, else Flows).
     #[arg(long, value_name = "TYPE")]
@@ -199,46 +204,25 @@ fn millis(d: Duration) -> i64 {
 
 impl ProcessorArgs {
     /// The exporters of the file's `spec.exporters`, then of the flags
-    /// (checked: type, scheme, address, names, filters).
+    /// (checked: type, scheme, address, options, names, filters, records).
     pub fn export_targets(
         &self,
         file: Option<&FlowCollectorFile>,
     ) -> Result<Vec<flowlens_export::ExportTarget>> {
-        let mut specs = Vec::new();
-        let mut filters = Vec::new();
         let entries = file.map(FlowCollectorFile::exporters).transpose()?;
-        for (i, entry) in entries.into_iter().flatten().enumerate() {
-            let at = format!("spec.exporters[{i}]");
-            let ipfix = match (entry.kind, &entry.ipfix) {
-                (ExporterType::Ipfix, Some(ipfix)) => ipfix,
-                (ExporterType::Ipfix, None) => {
-                    anyhow::bail!("{at}: type IPFIX needs its ipfix section")
-                }
-                (kind, _) => anyhow::bail!(
-                    "{at}: type {kind:?} is not implemented yet (IPFIX is): remove it, or export with IPFIX (docs/exports.md)"
-                ),
-            };
-            let scheme = match ipfix.transport {
-                Some(IpfixTransport::Udp) => "ipfix+udp",
-                Some(IpfixTransport::Tcp) | None => "ipfix+tcp",
-            };
-            let host = if ipfix.target_host.contains(':') {
-                format!("[{}]", ipfix.target_host)
-            } else {
-                ipfix.target_host.clone()
-            };
-            let name = entry
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("ipfix-{}", i + 1));
-            specs.push(format!("{name}={scheme}://{host}:{}", ipfix.target_port));
-            if let Some(filter) = &entry.filter {
-                filters.push(format!("{name}={filter}"));
-            }
-        }
-        specs.extend(self.exports.iter().cloned());
-        filters.extend(self.export_filters.iter().cloned());
-        flowlens_export::ExportTarget::parse_all(&specs, &filters).map_err(anyhow::Error::msg)
+        let from_file = entries
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, entry)| crate::export_config::entry_target(&entry, i))
+            .collect::<Result<Vec<_>>>()?;
+        flowlens_export::ExportTarget::parse_all(
+            from_file,
+            &self.exports,
+            &self.export_filters,
+            &self.export_records,
+        )
+        .map_err(anyhow::Error::msg)
     }
 }
 

@@ -80,7 +80,7 @@ pub fn run(args: UpArgs) -> Result<()> {
                 enters_namespaces: true,
             },
         );
-        let (pipeline, timers) = PipelineRun::start(processor, print, store, None, exports).await;
+        let (pipeline, timers) = PipelineRun::start(processor, print, store, None, exports).await?;
         let mut sections = vec![agent_section(&agent)];
         sections.extend(pipeline.counter_sections());
         if let Some(k) = &kubernetes {

@@ -275,8 +275,20 @@ fn exporters_that_cannot_run_are_refused_at_start_never_ignored() {
     };
     for (flags, expected) in [
         (
-            vec!["--export", "kafka://b:9092/flows"],
-            "not implemented yet",
+            vec![
+                "--export",
+                "kafka://b:9092/flows?format=protobuf&records=both",
+            ],
+            "pbflow has no conversation message",
+        ),
+        (
+            vec![
+                "--export",
+                "ipfix+tcp://x:1",
+                "--export-records",
+                "ipfix-1=both",
+            ],
+            "IPFIX exports flows only",
         ),
         (
             vec!["--export", "ipfix+udp://nowhere"],
@@ -313,12 +325,16 @@ fn exporters_that_cannot_run_are_refused_at_start_never_ignored() {
     };
     for (exporters, expected) in [
         (
-            "    - type: Kafka\n      kafka:\n        address: b:9092\n        topic: flows\n",
-            "spec.exporters[0]: type Kafka is not implemented yet",
+            "    - type: Kafka\n      kafka:\n        address: b:9092\n        topic: 'fl ows'\n",
+            "spec.exporters[0].kafka.topic",
         ),
         (
-            "    - type: OpenTelemetry\n      openTelemetry:\n        targetHost: o\n        targetPort: 4317\n",
-            "type OpenTelemetry is not implemented yet",
+            "    - type: OpenTelemetry\n      openTelemetry:\n        targetHost: o\n        targetPort: 4317\n        fieldsMapping: []\n",
+            "fieldsMapping: custom attribute names are not implemented",
+        ),
+        (
+            "    - type: OpenTelemetry\n      openTelemetry:\n        targetHost: o\n        targetPort: 4317\n        logs:\n          enable: false\n        metrics:\n          enable: false\n",
+            "neither logs nor metrics",
         ),
         (
             "    - type: IPFIX\n      ipfix:\n        targetHost: x\n        targetPrt: 1\n",

@@ -41,12 +41,164 @@ pub struct ExporterEntry {
     pub name: Option<String>,
     /// flowlens: only the flows this filter selects are exported.
     pub filter: Option<String>,
+    /// flowlens: `Flows` (the default), `Conversations` or `Both`.
+    pub records: Option<String>,
     pub ipfix: Option<IpfixSpec>,
-    pub kafka: Option<serde_yaml_ng::Value>,
-    pub open_telemetry: Option<serde_yaml_ng::Value>,
+    pub kafka: Option<KafkaSpec>,
+    pub open_telemetry: Option<OpenTelemetrySpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OtlpProtocol {
+    Grpc,
+    Http,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Toggle {
+    pub enable: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OtlpMetricsSpec {
+    pub enable: Option<bool>,
+    /// How often the metrics are pushed (netobserv's default 20s).
+    pub push_time_interval: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OpenTelemetrySpec {
+    pub target_host: String,
+    pub target_port: u16,
+    /// netobserv's default is grpc.
+    pub protocol: Option<OtlpProtocol>,
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
+    /// Custom attribute names: refused at start (the default mapping is
+    /// netobserv's).
+    pub fields_mapping: Option<serde_yaml_ng::Value>,
+    pub tls: Option<ClientTlsSpec>,
+    pub logs: Option<Toggle>,
+    pub metrics: Option<OtlpMetricsSpec>,
+}
+
+/// netobserv's reference to a certificate in a ConfigMap or Secret;
+/// flowlens reads `certFile` and `certKey` as paths on the host (relative
+/// ones from the FlowCollector file's folder).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CertificateReference {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    pub cert_file: Option<String>,
+    pub cert_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClientTlsSpec {
+    pub enable: Option<bool>,
+    pub insecure_skip_verify: Option<bool>,
+    pub ca_cert: Option<CertificateReference>,
+    pub user_cert: Option<CertificateReference>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SaslType {
+    Disabled,
+    Plain,
+    #[serde(rename = "ScramSHA512")]
+    ScramSha512,
+}
+
+/// netobserv's reference to one key of a Secret; flowlens reads `file`
+/// as a path (as for certificates).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileReference {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    pub file: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SaslSpec {
+    #[serde(rename = "type")]
+    pub kind: Option<SaslType>,
+    pub client_id_reference: Option<FileReference>,
+    pub client_secret_reference: Option<FileReference>,
+}
+
+/// netobserv's Kafka settings (`spec.kafka` and an exporter's `kafka`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KafkaSpec {
+    pub address: String,
+    pub topic: String,
+    pub tls: Option<ClientTlsSpec>,
+    pub sasl: Option<SaslSpec>,
+    /// flowlens: `json` (netobserv's record, the default) or `protobuf`.
+    pub format: Option<String>,
+}
+
+/// `spec.deploymentModel`: agents send to the collector directly, or
+/// through Kafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum DeploymentModel {
+    Direct,
+    Kafka,
+    Service,
 }
 
 impl FlowCollectorFile {
+    /// `spec.deploymentModel` and `spec.kafka`, checked: Kafka's settings
+    /// when agents send through Kafka, None when they send directly.
+    pub fn kafka_deployment(&self) -> Result<Option<KafkaSpec>, ConfigError> {
+        let model: Option<DeploymentModel> = match &self.spec.deployment_model {
+            None => None,
+            Some(v) => Some(serde_path_to_error::deserialize(v.clone()).map_err(|e| {
+                ConfigError::invalid(
+                    "spec.deploymentModel",
+                    e.inner().to_string(),
+                    "Direct, Kafka or Service",
+                )
+            })?),
+        };
+        let kafka: Option<KafkaSpec> = match &self.spec.kafka {
+            None => None,
+            Some(v) => Some(serde_path_to_error::deserialize(v.clone()).map_err(|e| {
+                let path = e.path().to_string();
+                let key = if path == "." {
+                    "spec.kafka".to_string()
+                } else {
+                    format!("spec.kafka.{path}")
+                };
+                ConfigError::invalid(
+                    &key,
+                    e.inner().to_string(),
+                    "netobserv's Kafka shape (docs/exports.md)",
+                )
+            })?),
+        };
+        match (model, kafka) {
+            (Some(DeploymentModel::Kafka), Some(k)) => Ok(Some(k)),
+            (Some(DeploymentModel::Kafka), None) => Err(ConfigError::invalid(
+                "spec.kafka",
+                "spec.deploymentModel is Kafka but spec.kafka is missing".into(),
+                "address and topic",
+            )),
+            _ => Ok(None),
+        }
+    }
+
     /// `spec.exporters`, checked; an error names the entry and key.
     pub fn exporters(&self) -> Result<Vec<ExporterEntry>, ConfigError> {
         let Some(value) = &self.spec.exporters else {

@@ -164,12 +164,9 @@ impl FlowCollectorFile {
     pub fn unused_sections(&self) -> Vec<String> {
         let spec = &self.spec;
         let mut unused: Vec<&str> = [
-            ("spec.deploymentModel", spec.deployment_model.is_some()),
             ("spec.processor", spec.processor.is_some()),
             ("spec.loki", spec.loki.is_some()),
             ("spec.consolePlugin", spec.console_plugin.is_some()),
-            ("spec.exporters", spec.exporters.is_some()),
-            ("spec.kafka", spec.kafka.is_some()),
             ("spec.networkPolicy", spec.network_policy.is_some()),
             ("spec.prometheus", spec.prometheus.is_some()),
         ]

@@ -204,9 +204,9 @@ impl Encoder {
     /// The messages of `records`; the first one starts with the templates
     /// when `templates` is set. Records that fit no template are skipped and
     /// counted in the second value.
-    pub fn encode(
+    pub fn encode<'r>(
         &mut self,
-        records: &[FlowRecord],
+        records: impl IntoIterator<Item = &'r FlowRecord>,
         templates: bool,
         export_time: u32,
     ) -> (Vec<Vec<u8>>, usize) {

@@ -6,7 +6,8 @@
 //! an error.
 
 use crate::ipfix::Encoder;
-use crate::sink::Deliver;
+use crate::record::ExportRecord;
+use crate::sink::{Deliver, Delivered};
 use flowlens_model::FlowRecord;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -67,7 +68,8 @@ impl IpfixUdp {
 }
 
 impl Deliver for IpfixUdp {
-    async fn deliver(&mut self, batch: &[FlowRecord]) -> Result<u64, String> {
+    async fn deliver(&mut self, batch: &[ExportRecord]) -> Result<Delivered, String> {
+        let batch = flows_of(batch);
         let templates = self
             .templates_sent
             .is_none_or(|t| t.elapsed() >= TEMPLATE_REFRESH);
@@ -83,8 +85,14 @@ impl Deliver for IpfixUdp {
         if templates {
             self.templates_sent = Some(Instant::now());
         }
-        Ok(bytes)
+        Ok(Delivered { bytes, rejected: 0 })
     }
+}
+
+/// The flows of a batch: IPFIX carries flows (an exporter that would take
+/// conversations is refused at start).
+fn flows_of(batch: &[ExportRecord]) -> Vec<&FlowRecord> {
+    batch.iter().filter_map(ExportRecord::as_flow).collect()
 }
 
 /// Datagrams handed to the kernel at most per system call.
@@ -158,7 +166,8 @@ impl IpfixTcp {
 }
 
 impl Deliver for IpfixTcp {
-    async fn deliver(&mut self, batch: &[FlowRecord]) -> Result<u64, String> {
+    async fn deliver(&mut self, batch: &[ExportRecord]) -> Result<Delivered, String> {
+        let batch = flows_of(batch);
         let fresh = self.stream.is_none();
         if fresh {
             let stream = TcpStream::connect(&self.address)
@@ -177,6 +186,6 @@ impl Deliver for IpfixTcp {
             }
             bytes += m.len() as u64;
         }
-        Ok(bytes)
+        Ok(Delivered { bytes, rejected: 0 })
     }
 }

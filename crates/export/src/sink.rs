@@ -5,7 +5,8 @@
 //! sent again after a backoff with jitter, so a peer that comes back gets
 //! what was buffered. received = sent + dropped + buffered, always.
 
-use flowlens_model::FlowRecord;
+use crate::record::{ExportRecord, RecordKinds, selects_conversation, selects_flow};
+use flowlens_model::{ConversationRecord, FlowRecord};
 use flowlens_query::Filter;
 use flowlens_wire::exporter::jittered;
 use std::collections::VecDeque;
@@ -15,12 +16,24 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 
+/// What a peer took of a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// Bytes written for it.
+    pub bytes: u64,
+    /// Records the peer said it refused (OTLP's partial success): counted,
+    /// not sent again (the peer would refuse them again).
+    pub rejected: u64,
+}
+
 /// What sends a batch to the peer.
 pub trait Deliver: Send + 'static {
-    /// Sends `batch`; Ok with the bytes written. An error means the batch
-    /// is sent again (the transport reconnects as it needs).
-    fn deliver(&mut self, batch: &[FlowRecord])
-    -> impl Future<Output = Result<u64, String>> + Send;
+    /// Sends `batch`. An error means the batch is sent again (the
+    /// transport reconnects as it needs).
+    fn deliver(
+        &mut self,
+        batch: &[ExportRecord],
+    ) -> impl Future<Output = Result<Delivered, String>> + Send;
 }
 
 #[derive(Debug, Clone)]
@@ -67,10 +80,16 @@ pub struct SinkStats {
     pub records_dropped_buffer_full: u64,
     /// Still buffered when flowlens stopped and the grace ran out.
     pub records_dropped_shutdown: u64,
+    /// Sent, and refused by the peer (OTLP's partial success).
+    pub records_rejected_by_peer: u64,
     /// Failed sends (their records stay buffered and are sent again).
     pub send_errors: u64,
     /// Records waiting now.
     pub buffered_records: u64,
+    /// OTLP metrics: pushes made, failed, and data points sent.
+    pub metrics_pushes: u64,
+    pub metrics_push_errors: u64,
+    pub metric_points_sent: u64,
 }
 
 impl SinkStats {
@@ -78,7 +97,7 @@ impl SinkStats {
 }
 
 struct Shared {
-    buffer: Mutex<VecDeque<FlowRecord>>,
+    buffer: Mutex<VecDeque<ExportRecord>>,
     /// Records taken out of the buffer for the batch being sent: they
     /// still count against its room and as buffered.
     in_flight: std::sync::atomic::AtomicUsize,
@@ -103,9 +122,20 @@ impl Shared {
     }
 }
 
+/// Updates an exporter's stats.
+#[derive(Clone)]
+pub struct SinkStatsHandle(Arc<Shared>);
+
+impl SinkStatsHandle {
+    pub fn update(&self, f: impl FnOnce(&mut SinkStats)) {
+        self.0.update(f)
+    }
+}
+
 pub struct Sink {
     name: String,
     filter: Option<Filter>,
+    kinds: RecordKinds,
     config: SinkConfig,
     shared: Arc<Shared>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -116,6 +146,7 @@ impl Sink {
     pub fn start(
         name: String,
         filter: Option<Filter>,
+        kinds: RecordKinds,
         config: SinkConfig,
         deliver: impl Deliver,
     ) -> Sink {
@@ -136,6 +167,7 @@ impl Sink {
         Sink {
             name,
             filter,
+            kinds,
             config,
             shared,
             task: Mutex::new(Some(task)),
@@ -146,28 +178,53 @@ impl Sink {
         &self.name
     }
 
-    /// Copies the records the filter selects into the buffer; those beyond
-    /// its room are dropped and counted. Never waits for the peer.
-    pub fn push(&self, records: &[FlowRecord]) {
-        let selected: Vec<&FlowRecord> = match &self.filter {
-            Some(f) => records.iter().filter(|r| f.matches(r)).collect(),
-            None => records.iter().collect(),
-        };
-        let filtered_out = (records.len() - selected.len()) as u64;
+    /// Copies the flows the filter selects into the buffer (if this
+    /// exporter takes flows); those beyond its room are dropped and
+    /// counted. Never waits for the peer.
+    pub fn push(&self, flows: &[FlowRecord]) {
+        if !self.kinds.flows() {
+            return;
+        }
+        let selected: Vec<ExportRecord> = flows
+            .iter()
+            .filter(|f| selects_flow(self.filter.as_ref(), f))
+            .map(|f| ExportRecord::Flow(f.clone()))
+            .collect();
+        self.take(flows.len(), selected);
+    }
+
+    /// The same for conversation records (if this exporter takes them).
+    pub fn push_conversations(&self, records: &[ConversationRecord]) {
+        if !self.kinds.conversations() {
+            return;
+        }
+        let selected: Vec<ExportRecord> = records
+            .iter()
+            .filter(|c| selects_conversation(self.filter.as_ref(), c))
+            .map(|c| ExportRecord::Conversation(c.clone()))
+            .collect();
+        self.take(records.len(), selected);
+    }
+
+    /// Buffers `selected` of `offered` records, as room allows.
+    fn take(&self, offered: usize, mut selected: Vec<ExportRecord>) {
+        let filtered_out = (offered - selected.len()) as u64;
+        let wanted = selected.len();
         let (taken, buffered) = {
             let Ok(mut buffer) = self.shared.buffer.lock() else {
                 return;
             };
             let held = buffer.len() + self.shared.in_flight.load(Ordering::SeqCst);
             let room = self.config.buffer_records.saturating_sub(held);
-            let taken = selected.len().min(room);
-            buffer.extend(selected[..taken].iter().map(|r| (*r).clone()));
+            let taken = wanted.min(room);
+            selected.truncate(taken);
+            buffer.extend(selected);
             (taken, held + taken)
         };
-        let dropped = (selected.len() - taken) as u64;
+        let dropped = (wanted - taken) as u64;
         self.shared.update(|s| {
             s.records_filtered_out += filtered_out;
-            s.records_received += selected.len() as u64;
+            s.records_received += wanted as u64;
             s.records_dropped_buffer_full += dropped;
             s.buffered_records = buffered as u64;
         });
@@ -184,6 +241,12 @@ impl Sink {
         if taken > 0 {
             self.shared.wake.notify_one();
         }
+    }
+
+    /// For a part of the exporter outside the sink (OTLP's metrics push)
+    /// to count in the same stats.
+    pub fn stats_handle(&self) -> SinkStatsHandle {
+        SinkStatsHandle(self.shared.clone())
     }
 
     pub fn stats_reader(&self) -> impl Fn() -> SinkStats + Send + Sync + 'static {
@@ -245,7 +308,7 @@ async fn send_loop(
             tokio::time::sleep(config.batch_delay).await;
         }
         // Taken out (not copied): a batch that fails goes back in front.
-        let batch: Vec<FlowRecord> = shared
+        let batch: Vec<ExportRecord> = shared
             .buffer
             .lock()
             .map(|mut b| {
@@ -256,13 +319,18 @@ async fn send_loop(
             .unwrap_or_default();
         let n = batch.len();
         match tokio::time::timeout(config.send_timeout, deliver.deliver(&batch)).await {
-            Ok(Ok(bytes)) => {
+            Ok(Ok(Delivered { bytes, rejected })) => {
                 shared.in_flight.store(0, Ordering::SeqCst);
+                let rejected = rejected.min(n as u64);
                 shared.update(|s| {
-                    s.records_sent += n as u64;
+                    s.records_sent += n as u64 - rejected;
+                    s.records_rejected_by_peer += rejected;
                     s.batches_sent += 1;
                     s.bytes_sent += bytes;
                 });
+                if rejected > 0 {
+                    tracing::warn!(exporter = %name, rejected, "the peer refused records (counted in records_rejected_by_peer)");
+                }
                 backoff = config.backoff_min;
             }
             failed => {
@@ -298,15 +366,21 @@ mod tests {
     }
 
     impl Deliver for Flaky {
-        async fn deliver(&mut self, batch: &[FlowRecord]) -> Result<u64, String> {
+        async fn deliver(&mut self, batch: &[ExportRecord]) -> Result<Delivered, String> {
             if self.down.load(Ordering::SeqCst) {
                 return Err("peer down".into());
             }
             self.got
                 .lock()
                 .unwrap()
-                .extend(batch.iter().map(|r| r.src_port));
-            Ok(batch.len() as u64 * 10)
+                .extend(batch.iter().map(|r| match r {
+                    ExportRecord::Flow(f) => f.src_port,
+                    ExportRecord::Conversation(c) => c.src_port,
+                }));
+            Ok(Delivered {
+                bytes: batch.len() as u64 * 10,
+                rejected: 0,
+            })
         }
     }
 
@@ -338,6 +412,7 @@ mod tests {
         let sink = Sink::start(
             "test".into(),
             Some(Filter::parse("proto = 17").unwrap()),
+            RecordKinds::Flows,
             config(),
             Flaky {
                 down: down.clone(),
@@ -376,6 +451,7 @@ mod tests {
         let sink = Sink::start(
             "dead".into(),
             None,
+            RecordKinds::Flows,
             SinkConfig {
                 shutdown_grace: Duration::from_millis(50),
                 ..config()

@@ -3,6 +3,7 @@
 //! against them. Everything is removed when the lab is dropped.
 #![allow(dead_code)]
 
+pub mod exports;
 pub mod prometheus;
 
 use flowlens::netlab::{HostSpec, NetLab};

@@ -6,12 +6,13 @@
 
 mod parts;
 mod series;
+pub use series::SharedSeries;
 
 use flowlens_model::vocab::TcpState;
 use flowlens_model::{EndpointLabels, FlowRecord, SideLabels};
 use parts::{NONE, PartId, Parts};
 use prometheus_client::registry::Registry;
-use series::{LabelKey, MetricSeries, SeriesKey, SeriesSet, SharedSeries, Updated};
+use series::{LabelKey, MetricSeries, SeriesKey, SeriesSet, Updated};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,6 +275,11 @@ impl FlowMetrics {
 
     /// Accounts one (enriched) flow at `now_ms`. Counts are scaled by the
     /// flow's sampling rate, so sampled agents give comparable totals.
+    /// The series, as a scrape reads them (for exporters that push them).
+    pub fn series(&self) -> SharedSeries {
+        SharedSeries(self.series.clone())
+    }
+
     pub fn observe(&mut self, r: &FlowRecord, now_ms: i64) {
         self.observe_all([r], now_ms);
     }

@@ -6,6 +6,7 @@
 //! `Family` lookup does (that was half the pipeline's time).
 
 use super::parts::{NONE, PartId, Parts, hasher};
+use flowlens_model::{MetricPoint, MetricSnapshot, PointValue};
 use hashbrown::HashTable;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
@@ -224,6 +225,46 @@ impl MetricSeries {
         (before - self.series.len()) as u64
     }
 
+    /// Every series' labels and value now.
+    fn snapshot(&self, parts: &Parts) -> MetricSnapshot {
+        let mut values = String::new();
+        let points = self
+            .series
+            .iter()
+            .map(|(key, series)| {
+                values.clear();
+                for &part in key.iter().filter(|&&part| part != NONE) {
+                    values.push_str(parts.text(part));
+                }
+                let labels = self
+                    .label_names
+                    .iter()
+                    .zip(LabelKey::values(&values))
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect();
+                let value = match &series.value {
+                    Value::Counter(n) => PointValue::Counter(*n),
+                    Value::Histogram(h) => PointValue::Histogram {
+                        buckets: h.buckets.to_vec(),
+                        sum: h.sum,
+                        count: h.count,
+                    },
+                };
+                MetricPoint { labels, value }
+            })
+            .collect();
+        MetricSnapshot {
+            name: self.name.clone(),
+            help: self.help.to_string(),
+            bounds: if self.histogram {
+                LATENCY_BUCKETS.to_vec()
+            } else {
+                Vec::new()
+            },
+            points,
+        }
+    }
+
     fn encode(
         &self,
         parts: &Parts,
@@ -277,6 +318,14 @@ pub struct SharedSeries(pub Arc<Mutex<SeriesSet>>);
 impl std::fmt::Debug for SharedSeries {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SharedSeries")
+    }
+}
+
+impl SharedSeries {
+    /// Every metric's series now (for exporters that push metrics).
+    pub fn snapshot(&self) -> Vec<MetricSnapshot> {
+        let set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        set.metrics.iter().map(|m| m.snapshot(&set.parts)).collect()
     }
 }
 
