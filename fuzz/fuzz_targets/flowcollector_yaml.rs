@@ -8,6 +8,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(file) = flowlens_config::parse_config(text, "fuzz.yaml") {
             let _ = file.exporters();
+            let _ = file.kafka_deployment();
         }
     }
 });

@@ -119,6 +119,9 @@ pub fn run(args: CollectorArgs) -> Result<()> {
     let (processor, print, kubernetes) =
         args.processor
             .build(file.as_ref(), &mut registry, store.is_some())?;
+    if let Some(f) = &file {
+        f.refuse_kafka_deployment()?;
+    }
     let exports = args.processor.export_targets(file.as_ref())?;
     let processor_args = Arc::new(args.processor);
     let grpc_tls = args.grpc_tls.server(file.as_ref())?;

@@ -36,23 +36,41 @@ impl Broker {
         let url = format!("tcp://{address}");
         let child = Command::new(tool("FLOWLENS_TANSU", "tansu from crates.io"))
             .current_dir(dir)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
             .args(["--storage-engine", "sqlite://tansu.db"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("tansu");
-        wait_until("tansu listens", || std::net::TcpStream::connect(&address).is_ok());
+        wait_until("tansu listens", || {
+            std::net::TcpStream::connect(&address).is_ok()
+        });
         Broker { child, address }
     }
 
     pub fn create_topic(&self, topic: &str, partitions: u32) {
         let out = Command::new(tool("FLOWLENS_TANSU", "tansu from crates.io"))
-            .args(["topic", "create", topic, "--partitions", &partitions.to_string()])
+            .args([
+                "topic",
+                "create",
+                topic,
+                "--partitions",
+                &partitions.to_string(),
+            ])
             .args(["--broker", &format!("tcp://{}", self.address)])
             .output()
             .unwrap();
-        assert!(out.status.success(), "tansu topic create: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "tansu topic create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Every message of `topics`, read by kafka-python.
@@ -64,7 +82,11 @@ impl Broker {
             .args(topics)
             .output()
             .unwrap();
-        assert!(out.status.success(), "kafka_read.py: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kafka_read.py: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -157,7 +179,8 @@ fn a_kafka_consumer_reads_what_the_store_holds() {
     wait_until("both exporters sent their records", || {
         let s = lab::status_json(&listen);
         // 100 flows and their 50 connections' first records.
-        s["export_bus"]["records_sent"].as_u64() >= Some(150) && s["export_pb"]["records_sent"] == 100
+        s["export_bus"]["records_sent"].as_u64() >= Some(150)
+            && s["export_pb"]["records_sent"] == 100
     });
     let stored = stored_keys(&listen);
     let status = lab::status_json(&listen);
@@ -179,7 +202,10 @@ fn a_kafka_consumer_reads_what_the_store_holds() {
         .map(|(r, _)| json_key(r))
         .collect();
     assert_eq!(json_flows.len(), 100);
-    assert_eq!(json_flows, stored, "the JSON messages are the store's flows");
+    assert_eq!(
+        json_flows, stored,
+        "the JSON messages are the store's flows"
+    );
     let first_records = records
         .iter()
         .filter(|(r, _)| r.get("_RecordType").and_then(Value::as_str) == Some("newConnection"))
@@ -196,11 +222,15 @@ fn a_kafka_consumer_reads_what_the_store_holds() {
     assert_eq!(partitions.len(), 50, "one key per connection");
     assert!(partitions.values().all(|p| p.len() == 1), "{partitions:?}");
     let used: BTreeSet<u64> = partitions.values().flatten().copied().collect();
-    assert!(used.len() > 1, "connections spread over partitions: {used:?}");
+    assert!(
+        used.len() > 1,
+        "connections spread over partitions: {used:?}"
+    );
     let pb_flows: BTreeSet<Key> = pb
         .iter()
         .map(|m| {
-            let r = flowlens_wire::pbflow::Record::decode(&unhex(m["hex"].as_str().unwrap())[..]).unwrap();
+            let r = flowlens_wire::pbflow::Record::decode(&unhex(m["hex"].as_str().unwrap())[..])
+                .unwrap();
             let f = flowlens_wire::convert::from_pb(r).unwrap();
             (
                 f.src_addr.to_string(),
@@ -213,7 +243,10 @@ fn a_kafka_consumer_reads_what_the_store_holds() {
             )
         })
         .collect();
-    assert_eq!(pb_flows, stored, "the pbflow messages decode to the store's flows");
+    assert_eq!(
+        pb_flows, stored,
+        "the pbflow messages decode to the store's flows"
+    );
     let bus = &status["export_bus"];
     assert_eq!(bus["records_dropped_buffer_full"], 0, "{bus}");
     assert_eq!(bus["send_errors"], 0, "{bus}");

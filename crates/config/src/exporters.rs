@@ -1,8 +1,9 @@
-//! netobserv's `spec.exporters`: where flows go on to. Each entry is read
-//! strictly (an unknown key is an error naming it); the types flowlens does
-//! not export to yet are refused at start by the command that reads them,
-//! never ignored. flowlens adds `name` and `filter` (the filter language)
-//! to each entry.
+//! netobserv's `spec.exporters` (IPFIX, OpenTelemetry, Kafka) and its
+//! Kafka deployment (`spec.deploymentModel`, `spec.kafka`). Each section is
+//! read strictly (an unknown key is an error naming it); what flowlens does
+//! not implement is refused at start by the command that reads it, never
+//! ignored. flowlens adds `name`, `filter` (the filter language) and
+//! `records` to each exporter entry, and `format` to a Kafka section.
 
 use crate::file::{ConfigError, FlowCollectorFile};
 use serde::Deserialize;
@@ -199,6 +200,19 @@ impl FlowCollectorFile {
         }
     }
 
+    /// Agents that send through Kafka are not implemented yet: a file that
+    /// asks for them is refused, never run as if it said Direct.
+    pub fn refuse_kafka_deployment(&self) -> Result<(), ConfigError> {
+        match self.kafka_deployment()? {
+            Some(_) => Err(ConfigError::invalid(
+                "spec.deploymentModel",
+                "Kafka".into(),
+                "Direct: agents sending through Kafka are not implemented yet (docs/exports.md)",
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// `spec.exporters`, checked; an error names the entry and key.
     pub fn exporters(&self) -> Result<Vec<ExporterEntry>, ConfigError> {
         let Some(value) = &self.spec.exporters else {
@@ -258,5 +272,40 @@ mod tests {
             e.contains("spec.exporters[0].type") && e.contains("Loki"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn kafka_deployment_is_read_and_refused_until_it_runs() {
+        let f = crate::parse_config(
+            "apiVersion: flows.netobserv.io/v1beta2\nkind: FlowCollector\nspec:\n  deploymentModel: Kafka\n  kafka:\n    address: b:9092\n    topic: flows\n    sasl:\n      type: ScramSHA512\n",
+            "test.yaml",
+        )
+        .unwrap();
+        let k = f.kafka_deployment().unwrap().unwrap();
+        assert_eq!((k.address.as_str(), k.topic.as_str()), ("b:9092", "flows"));
+        assert_eq!(k.sasl.unwrap().kind, Some(super::SaslType::ScramSha512));
+        let e = f.refuse_kafka_deployment().unwrap_err().to_string();
+        assert!(
+            e.contains("spec.deploymentModel") && e.contains("not implemented yet"),
+            "{e}"
+        );
+        let f = crate::parse_config(
+            "apiVersion: flows.netobserv.io/v1beta2\nkind: FlowCollector\nspec:\n  deploymentModel: Kafka\n",
+            "test.yaml",
+        )
+        .unwrap();
+        assert!(
+            f.kafka_deployment()
+                .unwrap_err()
+                .to_string()
+                .contains("spec.kafka")
+        );
+        let f = crate::parse_config(
+            "apiVersion: flows.netobserv.io/v1beta2\nkind: FlowCollector\nspec:\n  kafka:\n    adress: b:9092\n",
+            "test.yaml",
+        )
+        .unwrap();
+        let e = f.kafka_deployment().unwrap_err().to_string();
+        assert!(e.contains("adress"), "{e}");
     }
 }

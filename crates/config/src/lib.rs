@@ -67,6 +67,9 @@ impl AgentSettings {
         flags: &AgentOverrides,
     ) -> Result<AgentSettings, ConfigError> {
         let ebpf = file.and_then(|f| f.ebpf());
+        if let Some(f) = file {
+            f.refuse_kafka_deployment()?;
+        }
         let mut warnings = file.map(|f| f.unused_sections()).unwrap_or_default();
 
         let include = flags
