@@ -10,7 +10,7 @@
 mod lab;
 
 use lab::exports::{Key, flows, stored_keys, wait_until};
-use lab::{Agent, free_local_addr};
+use lab::free_local_addr;
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -177,7 +177,6 @@ fn nfcapd_and_tshark_read_what_the_store_holds() {
     let listen = free_local_addr();
     // An address nothing listens on (connections refused).
     let dead = free_local_addr();
-    let data = dir.join("data");
     // The UDP exporter from the FlowCollector file (netobserv's
     // spec.exporters), the TCP one from flags, with a filter.
     let config = dir.join("flowcollector.yaml");
@@ -190,17 +189,12 @@ fn nfcapd_and_tshark_read_what_the_store_holds() {
         ),
     )
     .unwrap();
-    let collector = Agent::start_collector(
+    let collector = lab::exports::start_collector(
         &grpc,
+        &listen,
+        &dir,
+        &config,
         &[
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            &listen,
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--log-types",
-            "Flows",
             "--export",
             &format!("tcp=ipfix+tcp://127.0.0.1:{tcp_port}"),
             "--export-filter",

@@ -9,8 +9,8 @@
 mod lab;
 
 use flowlens_model::FlowRecord;
-use lab::exports::{Key, flows, stored_keys, wait_until};
-use lab::{Agent, free_local_addr};
+use lab::exports::{Key, flows, netobserv_key, stored_keys, wait_until};
+use lab::free_local_addr;
 use prost::Message;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -108,19 +108,6 @@ fn unhex(text: &str) -> Vec<u8> {
         .collect()
 }
 
-fn json_key(r: &serde_json::Map<String, Value>) -> Key {
-    let n = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("{k} in {r:?}"));
-    (
-        r["SrcAddr"].as_str().unwrap().to_string(),
-        r["DstAddr"].as_str().unwrap().to_string(),
-        n("SrcPort"),
-        n("DstPort"),
-        n("Proto"),
-        n("Bytes"),
-        n("Packets"),
-    )
-}
-
 /// The lab's flows and each one's answer (the other direction).
 fn flows_both_ways() -> Vec<FlowRecord> {
     let there = flows();
@@ -159,17 +146,12 @@ fn a_kafka_consumer_reads_what_the_store_holds() {
         ),
     )
     .unwrap();
-    let collector = Agent::start_collector(
+    let collector = lab::exports::start_collector(
         &grpc,
+        &listen,
+        &dir,
+        &config,
         &[
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            &listen,
-            "--data-dir",
-            dir.join("data").to_str().unwrap(),
-            "--log-types",
-            "Flows",
             "--export",
             &format!("pb=kafka://{}/flows-pb?format=protobuf", broker.address),
         ],
@@ -199,7 +181,7 @@ fn a_kafka_consumer_reads_what_the_store_holds() {
     let json_flows: BTreeSet<Key> = records
         .iter()
         .filter(|(r, _)| !r.contains_key("_RecordType"))
-        .map(|(r, _)| json_key(r))
+        .map(|(r, _)| netobserv_key(r))
         .collect();
     assert_eq!(json_flows.len(), 100);
     assert_eq!(

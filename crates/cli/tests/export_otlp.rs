@@ -8,8 +8,8 @@
 
 mod lab;
 
-use lab::exports::{Key, flows, stored_keys, wait_until};
-use lab::{Agent, free_local_addr, sh};
+use lab::exports::{Key, flows, key_by, stored_keys, wait_until};
+use lab::{free_local_addr, sh};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -90,15 +90,17 @@ impl Drop for Rotel {
 
 /// A flow log record's key, read by netobserv's OpenTelemetry names.
 fn log_key(a: &serde_json::Map<String, Value>) -> Key {
-    let n = |k: &str| a[k].as_u64().unwrap_or_else(|| panic!("{k} in {a:?}"));
-    (
-        a["source.address"].as_str().unwrap().to_string(),
-        a["destination.address"].as_str().unwrap().to_string(),
-        n("source.port"),
-        n("destination.port"),
-        n("protocol"),
-        n("bytes"),
-        n("packets"),
+    key_by(
+        a,
+        [
+            "source.address",
+            "destination.address",
+            "source.port",
+            "destination.port",
+            "protocol",
+            "bytes",
+            "packets",
+        ],
     )
 }
 
@@ -151,7 +153,6 @@ fn an_opentelemetry_collector_receives_what_the_store_holds() {
     let over_grpc = Rotel::start(&dir, "grpc");
     let over_http = Rotel::start(&dir, "http");
     let (grpc, listen) = (free_local_addr(), free_local_addr());
-    let data = dir.join("data");
     // gRPC from the FlowCollector file (netobserv's spec.exporters, logs
     // and metrics, flows and conversations); HTTP from flags, UDP flows
     // only, no metrics.
@@ -168,17 +169,12 @@ fn an_opentelemetry_collector_receives_what_the_store_holds() {
         ),
     )
     .unwrap();
-    let collector = Agent::start_collector(
+    let collector = lab::exports::start_collector(
         &grpc,
+        &listen,
+        &dir,
+        &config,
         &[
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            &listen,
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--log-types",
-            "Flows",
             "--export",
             &format!("udp=otlp+http://{}?metrics=false", over_http.http),
             "--export-filter",

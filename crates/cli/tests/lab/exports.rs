@@ -60,18 +60,18 @@ pub fn stored_keys(listen: &str) -> BTreeSet<Key> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| {
-            (
-                r["SrcAddr"].as_str().unwrap().to_string(),
-                r["DstAddr"].as_str().unwrap().to_string(),
-                r["SrcPort"].as_u64().unwrap(),
-                r["DstPort"].as_u64().unwrap(),
-                r["Proto"].as_u64().unwrap(),
-                r["Bytes"].as_u64().unwrap(),
-                r["Packets"].as_u64().unwrap(),
-            )
-        })
+        .map(|r| netobserv_key(r.as_object().unwrap()))
         .collect()
+}
+
+/// A record's key read by netobserv's JSON names.
+pub fn netobserv_key(record: &serde_json::Map<String, Value>) -> Key {
+    key_by(
+        record,
+        [
+            "SrcAddr", "DstAddr", "SrcPort", "DstPort", "Proto", "Bytes", "Packets",
+        ],
+    )
 }
 
 pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
@@ -80,4 +80,54 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out: {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A record's key read under `names`: source and destination address,
+/// source and destination port, protocol, bytes, packets.
+pub fn key_by(record: &serde_json::Map<String, Value>, names: [&str; 7]) -> Key {
+    let text = |k: &str| {
+        record[k]
+            .as_str()
+            .unwrap_or_else(|| panic!("{k} in {record:?}"))
+            .to_string()
+    };
+    let n = |k: &str| {
+        record[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k} in {record:?}"))
+    };
+    (
+        text(names[0]),
+        text(names[1]),
+        n(names[2]),
+        n(names[3]),
+        n(names[4]),
+        n(names[5]),
+        n(names[6]),
+    )
+}
+
+/// A collector on `grpc` storing in `dir`/data, its API on `listen`, its
+/// settings from the FlowCollector file `config`, printing flows, with
+/// `extra` flags (its exporters).
+pub fn start_collector(
+    grpc: &str,
+    listen: &str,
+    dir: &std::path::Path,
+    config: &std::path::Path,
+    extra: &[&str],
+) -> super::Agent {
+    let data = dir.join("data");
+    let mut args = vec![
+        "--config",
+        config.to_str().unwrap(),
+        "--listen",
+        listen,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--log-types",
+        "Flows",
+    ];
+    args.extend_from_slice(extra);
+    super::Agent::start_collector(grpc, &args)
 }
