@@ -23,8 +23,8 @@ pub fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos().min(u64::MAX as u128) as u64)
 }
 
-/// A request body at most (the OTLP receivers' usual limit is 4 MiB for
-/// gRPC; a batch of 1,000 flows is some 600 KiB).
+/// A peer that does not take the connection by then is down (the sink
+/// retries after its backoff).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 enum Transport {

@@ -185,12 +185,11 @@ impl Sink {
         if !self.kinds.flows() {
             return;
         }
-        let selected: Vec<ExportRecord> = flows
+        let selected: Vec<&FlowRecord> = flows
             .iter()
             .filter(|f| selects_flow(self.filter.as_ref(), f))
-            .map(|f| ExportRecord::Flow(f.clone()))
             .collect();
-        self.take(flows.len(), selected);
+        self.take(flows.len(), &selected, |f| ExportRecord::Flow(f.clone()));
     }
 
     /// The same for conversation records (if this exporter takes them).
@@ -198,16 +197,18 @@ impl Sink {
         if !self.kinds.conversations() {
             return;
         }
-        let selected: Vec<ExportRecord> = records
+        let selected: Vec<&ConversationRecord> = records
             .iter()
             .filter(|c| selects_conversation(self.filter.as_ref(), c))
-            .map(|c| ExportRecord::Conversation(c.clone()))
             .collect();
-        self.take(records.len(), selected);
+        self.take(records.len(), &selected, |c| {
+            ExportRecord::Conversation(c.clone())
+        });
     }
 
-    /// Buffers `selected` of `offered` records, as room allows.
-    fn take(&self, offered: usize, mut selected: Vec<ExportRecord>) {
+    /// Buffers `selected` of `offered` records, as room allows: only those
+    /// that fit are copied (a peer away costs the pipeline no copies).
+    fn take<R>(&self, offered: usize, selected: &[&R], copy: impl Fn(&R) -> ExportRecord) {
         let filtered_out = (offered - selected.len()) as u64;
         let wanted = selected.len();
         let (taken, buffered) = {
@@ -217,8 +218,7 @@ impl Sink {
             let held = buffer.len() + self.shared.in_flight.load(Ordering::SeqCst);
             let room = self.config.buffer_records.saturating_sub(held);
             let taken = wanted.min(room);
-            selected.truncate(taken);
-            buffer.extend(selected);
+            buffer.extend(selected[..taken].iter().map(|r| copy(r)));
             (taken, held + taken)
         };
         let dropped = (wanted - taken) as u64;
