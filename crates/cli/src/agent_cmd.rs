@@ -1,6 +1,7 @@
 //! `flowlens agent`: the flow agent in the foreground. Records go to stdout,
-//! or with `--collector` to a `flowlens collector` (or any receiver of
-//! netobserv's pbflow gRPC) in batches.
+//! with `--collector` to a `flowlens collector` (or any receiver of
+//! netobserv's pbflow gRPC) in batches, or with `--kafka` to a Kafka topic
+//! that collectors consume.
 
 use crate::agent_reload::{Next, Reloader};
 use crate::capture_args::{CaptureArgs, duration_arg};
@@ -14,6 +15,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use flowlens_agent::FlowAgent;
 use flowlens_config::AgentSettings;
+use flowlens_export::bus_producer::{BusProducer, BusProducerConfig, BusProducerStats};
 use flowlens_model::FlowRecord;
 use flowlens_query::Filter;
 use flowlens_wire::agent_config::AgentConfigSource;
@@ -36,6 +38,21 @@ pub struct AgentArgs {
     /// instead of printing them.
     #[arg(long, value_name = "ADDR")]
     collector: Option<String>,
+    /// Produce records to Kafka instead (BROKER:PORT[,BROKER:PORT]/TOPIC):
+    /// one pbflow message per flow, keyed by connection, acks=all, for
+    /// collectors started with the same --kafka. TLS and SASL come from
+    /// the file's spec.kafka; a file with spec.deploymentModel: Kafka
+    /// needs no flag. docs/exports.md.
+    #[arg(long, value_name = "BROKERS/TOPIC", conflicts_with = "collector")]
+    kafka: Option<String>,
+    /// Records waiting for the Kafka brokers at most; newer ones beyond are
+    /// dropped and counted.
+    #[arg(long, value_name = "N", default_value_t = BusProducerConfig::default().buffer_records)]
+    kafka_buffer: usize,
+    /// A record the brokers have not acknowledged this long after it was
+    /// produced is given up and counted.
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg, default_value = "2m")]
+    kafka_delivery_timeout: Duration,
     /// Records per message to the collector at most.
     #[arg(long, value_name = "N", default_value_t = 1000, requires = "collector")]
     collector_batch_size: usize,
@@ -121,10 +138,17 @@ pub fn run(args: AgentArgs) -> Result<()> {
         Some(collector) => args.collector_tls.client(collector, file.as_ref())?,
         None => None,
     };
+    let bus = crate::export_config::kafka_bus(args.kafka.as_deref(), file.as_ref())?;
+    if bus.is_some() && args.collector.is_some() {
+        anyhow::bail!(
+            "--collector: the file's spec.deploymentModel is Kafka; give one place for the records (--collector or Kafka)"
+        );
+    }
     let filtered_seen = filtered.clone();
     let format = args.output.unwrap_or_else(OutputFormat::default_for_stdout);
-    let runtime = crate::shutdown::runtime(if args.collector.is_some() { 2 } else { 1 })?;
-    let (stats, exported) = runtime.block_on(async move {
+    let sending = args.collector.is_some() || bus.is_some();
+    let runtime = crate::shutdown::runtime(if sending { 2 } else { 1 })?;
+    let (stats, exported, produced) = runtime.block_on(async move {
         let stop = shutdown_signal();
         let listener = match args.listen {
             Some(addr) => Some(
@@ -172,6 +196,20 @@ pub fn run(args: AgentArgs) -> Result<()> {
             ),
             None => None,
         };
+        let producer = match &bus {
+            Some(bus) => Some(Arc::new(
+                BusProducer::start(
+                    bus,
+                    BusProducerConfig {
+                        buffer_records: args.kafka_buffer,
+                        delivery_timeout: args.kafka_delivery_timeout,
+                        ..BusProducerConfig::default()
+                    },
+                )
+                .map_err(|e| anyhow::anyhow!("--kafka: {e}"))?,
+            )),
+            None => None,
+        };
         let mut reloader = match (&collector, args.config_from_collector) {
             (Some(config), true) => Some(Reloader::start(
                 AgentConfigSource {
@@ -205,6 +243,13 @@ pub fn run(args: AgentArgs) -> Result<()> {
                     e.stats_reader(),
                 ));
             }
+            if let Some(p) = &producer {
+                sections.push(CounterSection::new(
+                    "kafka",
+                    BusProducerStats::GAUGES,
+                    p.stats_reader(),
+                ));
+            }
             tokio::spawn(serve_metrics(listener, Registry::default(), sections, None));
         }
         let (stopped_tx, mut stopped) = tokio::sync::watch::channel(false);
@@ -212,13 +257,18 @@ pub fn run(args: AgentArgs) -> Result<()> {
             stop.await;
             let _ = stopped_tx.send(true);
         });
-        let mut writer = exporter.is_none().then(|| RecordWriter::new(format));
+        let mut writer =
+            (exporter.is_none() && producer.is_none()).then(|| RecordWriter::new(format));
         let mut sink = |records: &[FlowRecord]| {
             let kept = keep(filter.as_ref(), &filtered, records);
-            match (&exporter, &mut writer) {
-                (Some(exporter), _) => exporter.enqueue(&kept),
-                (None, Some(writer)) => writer.write(&kept),
-                (None, None) => {}
+            if let Some(exporter) = &exporter {
+                exporter.enqueue(&kept);
+            }
+            if let Some(producer) = &producer {
+                producer.enqueue(&kept);
+            }
+            if let Some(writer) = &mut writer {
+                writer.write(&kept);
             }
         };
         let handle = agent.stats_handle();
@@ -247,7 +297,11 @@ pub fn run(args: AgentArgs) -> Result<()> {
             Some(e) => Some(e.finish().await),
             None => None,
         };
-        anyhow::Ok((stats, exported))
+        let produced = match producer {
+            Some(p) => Some(tokio::task::spawn_blocking(move || p.finish()).await?),
+            None => None,
+        };
+        anyhow::Ok((stats, exported, produced))
     })?;
     if args.stats {
         eprint!(
@@ -256,6 +310,9 @@ pub fn run(args: AgentArgs) -> Result<()> {
         );
         if let Some(e) = exported {
             eprint!("exporter:\n{}", crate::output::counters_text(&e));
+        }
+        if let Some(p) = produced {
+            eprint!("kafka:\n{}", crate::output::counters_text(&p));
         }
         if args.filter.is_some()
             && let Ok(c) = filtered_seen.lock()

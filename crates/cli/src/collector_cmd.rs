@@ -1,5 +1,6 @@
 //! `flowlens collector`: receives flows from any number of agents over gRPC
-//! (netobserv's pbflow) and runs the pipeline on them — enrichment, metrics,
+//! (netobserv's pbflow), or consumes them from Kafka as a member of a
+//! consumer group, and runs the pipeline on them — enrichment, metrics,
 //! conversation tracking — with /metrics and /status on its HTTP listener.
 
 use crate::durable_ingest::DurableIngest;
@@ -14,6 +15,7 @@ use crate::tls_args::GrpcTlsArgs;
 use anyhow::{Context, Result};
 use clap::Args;
 use flowlens_config::{FlowCollectorFile, load_config_file};
+use flowlens_export::bus_consumer::{BusConsumer, BusConsumerConfig, BusConsumerStats};
 use flowlens_tls::TlsStats;
 use flowlens_wire::agent_config::AgentConfigHub;
 use flowlens_wire::connections::{BoundedListener, ConnectionStats};
@@ -26,8 +28,24 @@ use std::sync::Arc;
 #[derive(Args, Debug)]
 pub struct CollectorArgs {
     /// Address to receive agents' flows on (gRPC, `pbflow.Collector/Send`).
+    /// Needed unless the flows come from Kafka.
     #[arg(long, value_name = "ADDR")]
-    grpc_listen: SocketAddr,
+    grpc_listen: Option<SocketAddr>,
+    /// Consume agents' flows from Kafka (BROKER:PORT[,BROKER:PORT]/TOPIC,
+    /// what `flowlens agent --kafka` produces). Offsets are committed once
+    /// the records are durable in the store. TLS and SASL come from the
+    /// file's spec.kafka; a file with spec.deploymentModel: Kafka needs no
+    /// flag. docs/exports.md.
+    #[arg(long, value_name = "BROKERS/TOPIC")]
+    kafka: Option<String>,
+    /// Kafka consumer group: collectors of one group share the topic's
+    /// partitions, and take over those of a collector that stops.
+    #[arg(long, value_name = "GROUP", default_value = "flowlens-collector")]
+    kafka_group: String,
+    /// A collector of the group not heard from this long loses its
+    /// partitions to the others.
+    #[arg(long, value_name = "DURATION", value_parser = crate::capture_args::duration_arg, default_value = "10s")]
+    kafka_session_timeout: std::time::Duration,
     /// Address of the HTTP listener (/metrics, /status).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9290")]
     listen: SocketAddr,
@@ -119,15 +137,18 @@ pub fn run(args: CollectorArgs) -> Result<()> {
     let (processor, print, kubernetes) =
         args.processor
             .build(file.as_ref(), &mut registry, store.is_some())?;
-    if let Some(f) = &file {
-        f.refuse_kafka_deployment()?;
+    let bus = crate::export_config::kafka_bus(args.kafka.as_deref(), file.as_ref())?;
+    if args.grpc_listen.is_none() && bus.is_none() {
+        anyhow::bail!(
+            "nothing to receive flows from: give --grpc-listen ADDR, --kafka BROKERS/TOPIC, or a file with spec.deploymentModel: Kafka"
+        );
     }
     let exports = args.processor.export_targets(file.as_ref())?;
     let processor_args = Arc::new(args.processor);
     let grpc_tls = args.grpc_tls.server(file.as_ref())?;
-    if grpc_tls.is_none() {
+    if let (None, Some(grpc_listen)) = (&grpc_tls, args.grpc_listen) {
         flowlens_tls::plaintext_allowed(
-            args.grpc_listen,
+            grpc_listen,
             args.http.insecure,
             "gRPC",
             "--grpc-tls-cert and --grpc-tls-key",
@@ -139,9 +160,14 @@ pub fn run(args: CollectorArgs) -> Result<()> {
         let http = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
-        let grpc = tokio::net::TcpListener::bind(args.grpc_listen)
-            .await
-            .with_context(|| format!("listening on {}", args.grpc_listen))?;
+        let grpc = match args.grpc_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listening on {addr}"))?,
+            ),
+            None => None,
+        };
         let http = HttpListener::new(http, &args.http, query_limits.timeout)
             .map_err(anyhow::Error::msg)?;
         // Both listeners bound: a collector needs no capability at all.
@@ -163,8 +189,8 @@ pub fn run(args: CollectorArgs) -> Result<()> {
             idle_timeout: args.grpc_idle_timeout,
             ..ReceiverLimits::default()
         };
-        let grpc = BoundedListener::new(grpc, limits.connections());
-        let mut receiver = Receiver::new(queue, limits);
+        let grpc = grpc.map(|g| BoundedListener::new(g, limits.connections()));
+        let mut receiver = Receiver::new(queue.clone(), limits);
         if let Some(k) = &kubernetes {
             // Client certificates that name a node but list no address are
             // held to the addresses of the cluster's node of that name.
@@ -174,14 +200,19 @@ pub fn run(args: CollectorArgs) -> Result<()> {
                 cluster.node_addresses(name).map(<[_]>::to_vec)
             }));
         }
-        let mut sections = vec![
-            CounterSection::new("receiver", ReceiverStats::GAUGES, receiver.stats_reader()),
-            CounterSection::new(
+        let mut sections = Vec::new();
+        if let Some(grpc) = &grpc {
+            sections.push(CounterSection::new(
+                "receiver",
+                ReceiverStats::GAUGES,
+                receiver.stats_reader(),
+            ));
+            sections.push(CounterSection::new(
                 "grpc_connections",
                 ConnectionStats::GAUGES,
                 grpc.stats_reader(),
-            ),
-        ];
+            ));
+        }
         if let Some(tls) = grpc_tls.clone() {
             let gauges = TlsStats::GAUGES;
             sections.push(CounterSection::new("grpc_tls", gauges, move || tls.stats()));
@@ -207,6 +238,32 @@ pub fn run(args: CollectorArgs) -> Result<()> {
         // With a store, batches are answered once in its write-ahead log
         // (replayed first, before any agent is heard).
         let durable = DurableIngest::start(&pipeline, &mut sections).await?;
+        // Kafka's consumer joins its group once the log says which offsets
+        // the store already has.
+        let (stopping, stopped) = tokio::sync::watch::channel(false);
+        let consuming = match &bus {
+            Some(bus) => {
+                let stored: Vec<(String, u64)> = durable
+                    .as_ref()
+                    .map(|d| d.taken().map(|(id, s)| (id.to_string(), s)).collect())
+                    .unwrap_or_default();
+                let config = BusConsumerConfig {
+                    session_timeout: args.kafka_session_timeout,
+                    ..BusConsumerConfig::new(&args.kafka_group)
+                };
+                let consumer =
+                    BusConsumer::start(bus, config, stored.iter().map(|(id, s)| (id.as_str(), *s)))
+                        .map_err(|e| anyhow::anyhow!("--kafka: {e}"))?;
+                sections.push(CounterSection::new(
+                    "kafka",
+                    BusConsumerStats::GAUGES,
+                    consumer.stats_reader(),
+                ));
+                Some(tokio::spawn(consumer.run(queue.clone(), stopped)))
+            }
+            None => None,
+        };
+        drop(queue);
         tokio::spawn(serve_metrics(
             http,
             registry,
@@ -231,10 +288,22 @@ pub fn run(args: CollectorArgs) -> Result<()> {
                     None
                 }
             })?;
-        tracing::info!(grpc = %args.grpc_listen, listen = %args.listen, "collector ready");
-        let served = serve(grpc, grpc_tls, receiver, agent_config, stop).await;
-        // The receiver is gone with the server: the worker drains the queue
+        tracing::info!(grpc = ?args.grpc_listen, kafka = ?bus.map(|b| b.topic), listen = %args.listen, "collector ready");
+        let served = match grpc {
+            Some(grpc) => serve(grpc, grpc_tls, receiver, agent_config, stop).await,
+            None => {
+                drop(receiver);
+                stop.await;
+                Ok(())
+            }
+        };
+        // Kafka's consumer commits what it handed over and leaves its
+        // group; with the receiver gone too, the worker drains the queue
         // and stops.
+        let _ = stopping.send(true);
+        if let Some(consuming) = consuming {
+            let _ = consuming.await;
+        }
         let ingest = tokio::task::spawn_blocking(move || worker.join())
             .await
             .ok()

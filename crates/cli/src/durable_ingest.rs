@@ -171,6 +171,12 @@ impl DurableIngest {
         Ok(Some(ingest))
     }
 
+    /// The batch identities the log holds: each sender's (an agent, or a
+    /// Kafka partition) highest sequence taken.
+    pub fn taken(&self) -> impl ExactSizeIterator<Item = (&str, u64)> {
+        self.taken.0.iter().map(|(a, (s, _))| (a.as_str(), *s))
+    }
+
     /// The counters, for /metrics and /status.
     pub fn counter_section(&self) -> CounterSection {
         let counters = self.counters.clone();
@@ -330,7 +336,7 @@ impl DurableIngest {
         if !self.wal.would_release(durable) {
             return;
         }
-        let table = encode_taken(self.taken.0.iter().map(|(a, (s, _))| (a.as_str(), *s)));
+        let table = encode_taken(self.taken());
         if self
             .wal
             .append(&table)

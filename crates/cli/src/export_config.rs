@@ -3,10 +3,12 @@
 //! flowlens does not implement is refused, naming it.
 
 use anyhow::{Result, bail};
+use flowlens_config::FlowCollectorFile;
 use flowlens_config::exporters::{
     ClientTlsSpec, ExporterEntry, ExporterType, IpfixTransport, KafkaSpec, OtlpProtocol, SaslType,
 };
 use flowlens_config::parse_duration;
+use flowlens_export::kafka_bus::KafkaBus;
 use flowlens_export::target::{KafkaOptions, KafkaSasl, KafkaTls, SaslMechanism, check_topic};
 use flowlens_export::{ExportTarget, KafkaFormat, Protocol, RecordKinds};
 
@@ -174,4 +176,31 @@ pub fn entry_target(entry: &ExporterEntry, i: usize) -> Result<ExportTarget> {
     }
     target.check().map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
     Ok(target)
+}
+
+/// The Kafka bus between agents and collectors: `--kafka` if given, else
+/// `spec.kafka` of a file whose `spec.deploymentModel` is Kafka; TLS and
+/// SASL come from `spec.kafka` either way. None: agents send directly.
+pub fn kafka_bus(flag: Option<&str>, file: Option<&FlowCollectorFile>) -> Result<Option<KafkaBus>> {
+    let (spec, deployed) = match file {
+        Some(f) => (f.kafka_spec()?, f.kafka_deployment()?.is_some()),
+        None => (None, false),
+    };
+    let mut bus = match (flag, &spec) {
+        (Some(text), _) => KafkaBus::parse(text).map_err(anyhow::Error::msg)?,
+        (None, Some(k)) if deployed => KafkaBus::parse(&format!("{}/{}", k.address, k.topic))
+            .map_err(|e| anyhow::anyhow!("spec.kafka: {}", e.replacen("--kafka ", "", 1)))?,
+        _ => return Ok(None),
+    };
+    if let Some(k) = &spec {
+        if k.format.as_deref().is_some_and(|f| f != "protobuf") {
+            bail!(
+                "spec.kafka.format: agents and collectors exchange pbflow protobuf over Kafka (what netobserv's agent writes); remove the key or write protobuf"
+            );
+        }
+        let options = kafka_options(k, "spec.kafka")?;
+        bus.tls = options.tls;
+        bus.sasl = options.sasl;
+    }
+    Ok(Some(bus))
 }

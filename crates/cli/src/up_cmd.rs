@@ -53,6 +53,9 @@ pub fn agent_section(agent: &FlowAgent) -> CounterSection {
 
 pub fn run(args: UpArgs) -> Result<()> {
     let (settings, file) = args.capture.resolve(true)?;
+    if let Some(f) = &file {
+        f.refuse_kafka_deployment()?;
+    }
     let mut registry = Registry::default();
     let store = args.store.open()?;
     let query_limits = args.store.query_limits();

@@ -349,3 +349,61 @@ fn exporters_that_cannot_run_are_refused_at_start_never_ignored() {
         assert!(err.contains(expected), "{exporters}: {err}");
     }
 }
+
+#[test]
+fn kafka_between_agents_and_collectors_is_checked_at_start() {
+    for (args, expected) in [
+        (
+            vec!["collector", "--no-store", "--listen", "127.0.0.1:0"],
+            "nothing to receive flows from",
+        ),
+        (
+            vec!["collector", "--kafka", "b:9092", "--no-store"],
+            "--kafka `b:9092`",
+        ),
+        (
+            vec!["collector", "--kafka", "b/flows", "--no-store"],
+            "expected BROKER:PORT",
+        ),
+        (
+            vec!["agent", "--kafka", "b:9092/fl ows"],
+            "is not a Kafka topic",
+        ),
+        (
+            vec!["agent", "--kafka", "b:9092/f", "--collector", "c:1"],
+            "cannot be used with",
+        ),
+    ] {
+        let (code, err) = run(&args);
+        assert_ne!(code, 0, "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    let deployment = |kafka: &str| {
+        config_file(&format!(
+            "apiVersion: flows.netobserv.io/v1beta2\nkind: FlowCollector\nspec:\n  deploymentModel: Kafka\n{kafka}"
+        ))
+    };
+    for (kafka, command, expected) in [
+        ("", "collector", "spec.kafka"),
+        (
+            "  kafka:\n    address: b:9092\n    topic: flows\n    format: json\n",
+            "collector",
+            "spec.kafka.format",
+        ),
+        (
+            "  kafka:\n    address: b:9092\n    topic: flows\n",
+            "up",
+            "`up` runs agent and collector in one process",
+        ),
+    ] {
+        let path = deployment(kafka);
+        let mut args = vec![command, "--config", path.to_str().unwrap()];
+        if command == "collector" {
+            args.push("--no-store");
+        }
+        let (code, err) = run(&args);
+        std::fs::remove_file(&path).ok();
+        assert_ne!(code, 0, "{kafka}: {err}");
+        assert!(err.contains(expected), "{command} {kafka}: {err}");
+    }
+}

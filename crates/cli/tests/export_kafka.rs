@@ -11,95 +11,10 @@ mod lab;
 use flowlens_model::FlowRecord;
 use lab::exports::{Key, flows, netobserv_key, stored_keys, wait_until};
 use lab::free_local_addr;
+use lab::kafka::Broker;
 use prost::Message;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-
-fn tool(var: &str, what: &str) -> PathBuf {
-    std::env::var_os(var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| panic!("{var}: {what} (scripts/test installs it)"))
-}
-
-/// A tansu broker on a free port, its data in `dir`.
-pub struct Broker {
-    child: Child,
-    pub address: String,
-}
-
-impl Broker {
-    pub fn start(dir: &Path) -> Broker {
-        std::fs::create_dir_all(dir).unwrap();
-        let address = free_local_addr();
-        let url = format!("tcp://{address}");
-        let child = Command::new(tool("FLOWLENS_TANSU", "tansu from crates.io"))
-            .current_dir(dir)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tansu");
-        wait_until("tansu listens", || {
-            std::net::TcpStream::connect(&address).is_ok()
-        });
-        Broker { child, address }
-    }
-
-    pub fn create_topic(&self, topic: &str, partitions: u32) {
-        let out = Command::new(tool("FLOWLENS_TANSU", "tansu from crates.io"))
-            .args([
-                "topic",
-                "create",
-                topic,
-                "--partitions",
-                &partitions.to_string(),
-            ])
-            .args(["--broker", &format!("tcp://{}", self.address)])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "tansu topic create: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// Every message of `topics`, read by kafka-python.
-    pub fn read(&self, topics: &[&str]) -> Vec<Value> {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/kafka_read.py");
-        let out = Command::new(tool("FLOWLENS_PEERS_PYTHON", "a Python with kafka-python"))
-            .arg(script)
-            .arg(&self.address)
-            .args(topics)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "kafka_read.py: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn unhex(text: &str) -> Vec<u8> {
     (0..text.len())

@@ -160,6 +160,28 @@ pub enum DeploymentModel {
 }
 
 impl FlowCollectorFile {
+    /// `spec.kafka`, checked, whatever the deployment model says.
+    pub fn kafka_spec(&self) -> Result<Option<KafkaSpec>, ConfigError> {
+        let Some(v) = &self.spec.kafka else {
+            return Ok(None);
+        };
+        serde_path_to_error::deserialize(v.clone())
+            .map(Some)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let key = if path == "." {
+                    "spec.kafka".to_string()
+                } else {
+                    format!("spec.kafka.{path}")
+                };
+                ConfigError::invalid(
+                    &key,
+                    e.inner().to_string(),
+                    "netobserv's Kafka shape (docs/exports.md)",
+                )
+            })
+    }
+
     /// `spec.deploymentModel` and `spec.kafka`, checked: Kafka's settings
     /// when agents send through Kafka, None when they send directly.
     pub fn kafka_deployment(&self) -> Result<Option<KafkaSpec>, ConfigError> {
@@ -173,23 +195,7 @@ impl FlowCollectorFile {
                 )
             })?),
         };
-        let kafka: Option<KafkaSpec> = match &self.spec.kafka {
-            None => None,
-            Some(v) => Some(serde_path_to_error::deserialize(v.clone()).map_err(|e| {
-                let path = e.path().to_string();
-                let key = if path == "." {
-                    "spec.kafka".to_string()
-                } else {
-                    format!("spec.kafka.{path}")
-                };
-                ConfigError::invalid(
-                    &key,
-                    e.inner().to_string(),
-                    "netobserv's Kafka shape (docs/exports.md)",
-                )
-            })?),
-        };
-        match (model, kafka) {
+        match (model, self.kafka_spec()?) {
             (Some(DeploymentModel::Kafka), Some(k)) => Ok(Some(k)),
             (Some(DeploymentModel::Kafka), None) => Err(ConfigError::invalid(
                 "spec.kafka",
@@ -200,14 +206,16 @@ impl FlowCollectorFile {
         }
     }
 
-    /// Agents that send through Kafka are not implemented yet: a file that
-    /// asks for them is refused, never run as if it said Direct.
+    /// `up` runs the agent and the pipeline in one process: a file whose
+    /// agents send through Kafka is for `flowlens agent` and `flowlens
+    /// collector`, and is refused there rather than run as if it said
+    /// Direct.
     pub fn refuse_kafka_deployment(&self) -> Result<(), ConfigError> {
         match self.kafka_deployment()? {
             Some(_) => Err(ConfigError::invalid(
                 "spec.deploymentModel",
                 "Kafka".into(),
-                "Direct: agents sending through Kafka are not implemented yet (docs/exports.md)",
+                "Direct: `up` runs agent and collector in one process; run `flowlens agent` and `flowlens collector` for Kafka between them (docs/exports.md)",
             )),
             None => Ok(()),
         }
@@ -275,7 +283,7 @@ mod tests {
     }
 
     #[test]
-    fn kafka_deployment_is_read_and_refused_until_it_runs() {
+    fn kafka_deployment_is_read_and_refused_by_up() {
         let f = crate::parse_config(
             "apiVersion: flows.netobserv.io/v1beta2\nkind: FlowCollector\nspec:\n  deploymentModel: Kafka\n  kafka:\n    address: b:9092\n    topic: flows\n    sasl:\n      type: ScramSHA512\n",
             "test.yaml",
@@ -286,7 +294,7 @@ mod tests {
         assert_eq!(k.sasl.unwrap().kind, Some(super::SaslType::ScramSha512));
         let e = f.refuse_kafka_deployment().unwrap_err().to_string();
         assert!(
-            e.contains("spec.deploymentModel") && e.contains("not implemented yet"),
+            e.contains("spec.deploymentModel") && e.contains("`up` runs agent and collector"),
             "{e}"
         );
         let f = crate::parse_config(

@@ -68,7 +68,8 @@ impl AgentSettings {
     ) -> Result<AgentSettings, ConfigError> {
         let ebpf = file.and_then(|f| f.ebpf());
         if let Some(f) = file {
-            f.refuse_kafka_deployment()?;
+            // Checked here so that a bad spec.kafka fails every command.
+            f.kafka_deployment()?;
         }
         let mut warnings = file.map(|f| f.unused_sections()).unwrap_or_default();
 

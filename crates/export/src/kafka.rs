@@ -7,7 +7,7 @@
 use crate::record::ExportRecord;
 use crate::sink::{Deliver, Delivered};
 use crate::target::{ExportTarget, KafkaFormat, KafkaSasl, KafkaTls, SaslMechanism};
-use flowlens_model::Address;
+use flowlens_model::{Address, FlowRecord};
 use prost::Message;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -27,13 +27,18 @@ pub fn connection_key(proto: u8, a: (&Address, u16), b: (&Address, u16)) -> Stri
     format!("{proto}|{}|{}|{}|{}", lo.0, lo.1, hi.0, hi.1)
 }
 
+/// A flow's key: its connection's.
+pub fn flow_key(f: &FlowRecord) -> String {
+    connection_key(
+        f.proto,
+        (&f.src_addr, f.src_port),
+        (&f.dst_addr, f.dst_port),
+    )
+}
+
 pub fn record_key(record: &ExportRecord) -> String {
     match record {
-        ExportRecord::Flow(f) => connection_key(
-            f.proto,
-            (&f.src_addr, f.src_port),
-            (&f.dst_addr, f.dst_port),
-        ),
+        ExportRecord::Flow(f) => flow_key(f),
         ExportRecord::Conversation(c) => connection_key(
             c.proto,
             (&c.src_addr, c.src_port),
@@ -112,9 +117,10 @@ pub fn client_config(
     Ok(c)
 }
 
-/// An idempotent producer with acks=all: a message is acknowledged only
-/// when every in-sync replica has it, and retries never duplicate it.
-pub fn producer(config: &ClientConfig) -> Result<FutureProducer, String> {
+/// An idempotent producer's settings with acks=all: a message is
+/// acknowledged only when every in-sync replica has it, and retries never
+/// duplicate it; librdkafka gives a message up after `message_timeout`.
+pub fn producer_config(config: &ClientConfig, message_timeout: Duration) -> ClientConfig {
     let mut c = config.clone();
     c.set("acks", "all")
         .set("enable.idempotence", "true")
@@ -122,9 +128,15 @@ pub fn producer(config: &ClientConfig) -> Result<FutureProducer, String> {
         .set("linger.ms", "5")
         .set(
             "message.timeout.ms",
-            MESSAGE_TIMEOUT.as_millis().to_string(),
+            message_timeout.as_millis().max(1).to_string(),
         );
-    c.create().map_err(|e| format!("Kafka producer: {e}"))
+    c
+}
+
+fn producer(config: &ClientConfig) -> Result<FutureProducer, String> {
+    producer_config(config, MESSAGE_TIMEOUT)
+        .create()
+        .map_err(|e| format!("Kafka producer: {e}"))
 }
 
 pub struct KafkaExport {

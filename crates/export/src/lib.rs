@@ -12,10 +12,13 @@
 //! - `otlp`, `otlp_transport`: log records and metrics, over gRPC or HTTP;
 //! - `kafka`: JSON or pbflow messages keyed by connection, acks=all.
 
+pub mod bus_consumer;
+pub mod bus_producer;
 pub mod exporters;
 pub mod ipfix;
 pub mod ipfix_transport;
 pub mod kafka;
+pub mod kafka_bus;
 pub mod otlp;
 pub mod otlp_transport;
 pub mod record;

@@ -175,16 +175,10 @@ impl ExportTarget {
         };
         let mut target = ExportTarget::new(name, protocol, String::new());
         if protocol == Protocol::Kafka {
-            let (brokers, topic) = address.split_once('/').unwrap_or((address, ""));
-            let topic = topic.trim_end_matches('/');
-            if brokers.is_empty() || !brokers.split(',').all(host_port_ok) {
-                return Err(format!(
-                    "--export `{spec}`: expected kafka://BROKER:PORT[,BROKER:PORT]/TOPIC, got brokers `{brokers}`"
-                ));
-            }
-            check_topic(topic).map_err(|e| format!("--export `{spec}`: {e}"))?;
-            target.address = brokers.to_string();
-            target.topic = Some(topic.to_string());
+            let (brokers, topic) =
+                brokers_and_topic(address).map_err(|e| format!("--export `{spec}`: {e}"))?;
+            target.address = brokers;
+            target.topic = Some(topic);
         } else {
             let address = address.trim_end_matches('/');
             if !host_port_ok(address) {
@@ -323,6 +317,20 @@ impl ExportTarget {
     }
 }
 
+/// `BROKER:PORT[,BROKER:PORT]/TOPIC`, checked: the bootstrap brokers and
+/// the topic.
+pub fn brokers_and_topic(address: &str) -> Result<(String, String), String> {
+    let (brokers, topic) = address.split_once('/').unwrap_or((address, ""));
+    let topic = topic.trim_end_matches('/');
+    if brokers.is_empty() || !brokers.split(',').all(host_port_ok) {
+        return Err(format!(
+            "expected BROKER:PORT[,BROKER:PORT]/TOPIC, got brokers `{brokers}`"
+        ));
+    }
+    check_topic(topic)?;
+    Ok((brokers.to_string(), topic.to_string()))
+}
+
 /// Kafka's rule for topic names: 1-249 of `[a-zA-Z0-9._-]`.
 pub fn check_topic(topic: &str) -> Result<(), String> {
     let valid = !topic.is_empty()
@@ -388,7 +396,7 @@ mod tests {
             ("collector:4739", "expected [NAME=]SCHEME://HOST:PORT"),
             ("gopher://x:1", "unknown scheme `gopher`"),
             ("kafka://b:9092", "is not a Kafka topic"),
-            ("kafka://b/flows", "expected kafka://BROKER:PORT"),
+            ("kafka://b/flows", "expected BROKER:PORT"),
             ("kafka://b:1/fl ows", "is not a Kafka topic"),
             ("kafka://b:1/flows?format=xml", "format=`xml`"),
             ("ipfix+udp://x", "expected HOST:PORT"),

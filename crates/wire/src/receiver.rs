@@ -121,6 +121,17 @@ impl Answer {
         }
     }
 
+    /// The answer of a batch made in-process whose maker waits for it (the
+    /// collector's Kafka consumer commits once its records are durable).
+    pub fn waiting() -> (Answer, tokio::sync::oneshot::Receiver<Result<(), Status>>) {
+        let (done, answered) = tokio::sync::oneshot::channel();
+        let answer = Answer {
+            done: Some(done),
+            _place: None,
+        };
+        (answer, answered)
+    }
+
     /// The records are taken (durable, for the collector).
     pub fn ok(mut self) {
         if let Some(done) = self.done.take() {

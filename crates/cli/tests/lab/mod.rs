@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod exports;
+pub mod kafka;
 pub mod prometheus;
 
 use flowlens::netlab::{HostSpec, NetLab};
@@ -467,6 +468,27 @@ impl Agent {
         collector
     }
 
+    /// Starts `flowlens collector --listen LISTEN` with `args` (flows from
+    /// Kafka, no gRPC) and waits until its HTTP listener takes connections.
+    pub fn start_kafka_collector(listen: &str, args: &[&str]) -> Agent {
+        let mut command = flowlens();
+        command.args(["collector", "--listen", listen]).args(args);
+        let mut collector = Agent::spawn(command, &[]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(listen).is_err() {
+            if let Ok(Some(status)) = collector.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "the collector exited with {status}: {}",
+                    collector.stderr.lock().unwrap().join("\n")
+                );
+            }
+            assert!(Instant::now() < deadline, "nothing listens on {listen}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        collector
+    }
+
     fn end(mut self, signal: i32, expect_success: bool) -> AgentRun {
         // SAFETY: kill on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, signal) };
@@ -638,11 +660,17 @@ impl Drop for Dnsmasq {
 /// The packets stored for UDP from `src` to port `port`, and how many
 /// records carry them.
 pub fn stored_udp_packets(data_dir: &std::path::Path, src: &str, port: u16) -> (u64, usize) {
+    stored_packets(
+        data_dir,
+        &format!("proto = udp and src.addr = {src} and dst.port = {port}"),
+    )
+}
+
+/// The packets and records of the flows `filter` selects in the store of
+/// `data_dir`.
+pub fn stored_packets(data_dir: &std::path::Path, filter: &str) -> (u64, usize) {
     let store = flowlens_store::Store::open(flowlens_store::StoreOptions::new(data_dir)).unwrap();
-    let filter = flowlens_query::Filter::parse(&format!(
-        "proto = udp and src.addr = {src} and dst.port = {port}"
-    ))
-    .unwrap();
+    let filter = flowlens_query::Filter::parse(filter).unwrap();
     let page = store.records(&flowlens_store::RecordQuery {
         table: flowlens_store::Table::Flows,
         filter: Some(&filter),
