@@ -284,13 +284,33 @@ fn throughput(records: usize, conversations: usize) {
     println!("pipeline_records_per_s {full:.0}");
 }
 
+/// A local OTLP/HTTP receiver that answers every export with success and
+/// keeps nothing: the peer's work stays out of the figure.
+async fn otlp_sink() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let ok = || async {
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/x-protobuf")],
+            Vec::<u8>::new(),
+        )
+    };
+    let app = axum::Router::new()
+        .route("/v1/logs", axum::routing::post(ok))
+        .route("/v1/metrics", axum::routing::post(ok))
+        .layer(axum::extract::DefaultBodyLimit::disable());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
 /// What an exporter costs the pipeline: the steady-state pipeline (decode,
 /// enrichment, metrics, conversations) per CPU second of the whole
-/// process, without an exporter and then with an IPFIX/UDP exporter (its
-/// copy into the buffer, its sender task encoding and sending, to a socket
-/// nobody reads: the kernel drops what the peer would take), in one run;
-/// and the bytes IPFIX puts on the wire per record.
-fn exporters(records: usize, conversations: usize) {
+/// process, without an exporter and then with one, in one run; and the
+/// bytes it puts on the wire per record. `target`: `ipfix` (IPFIX/UDP to
+/// a socket nobody reads: the kernel drops what the peer would take),
+/// `otlp` (OTLP/HTTP logs to a local receiver that keeps nothing), or any
+/// --export URL (e.g. a Kafka broker's `kafka://HOST:PORT/TOPIC`).
+fn exporters(records: usize, conversations: usize, target: &str) {
     let batches = encoded_batches(records, conversations);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -298,7 +318,14 @@ fn exporters(records: usize, conversations: usize) {
         .build()
         .unwrap();
     let sink_socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let target = sink_socket.local_addr().unwrap();
+    let url = match target {
+        "ipfix" => format!("ipfix+udp://{}", sink_socket.local_addr().unwrap()),
+        "otlp" => format!(
+            "otlp+http://{}?metrics=false",
+            runtime.block_on(otlp_sink())
+        ),
+        url => url.to_string(),
+    };
     let run = |exporters: Option<&flowlens_export::Exporters>| {
         let p = processor(conversations);
         // Warm: the conversations and series exist (the steady state).
@@ -321,7 +348,7 @@ fn exporters(records: usize, conversations: usize) {
     let (with_cpu, stats) = runtime.block_on(async {
         let targets = flowlens_export::ExportTarget::parse_all(
             Vec::new(),
-            &[format!("ipfix+udp://{target}")],
+            std::slice::from_ref(&url),
             &[],
             &[],
         )
@@ -345,7 +372,7 @@ fn exporters(records: usize, conversations: usize) {
     let with = records as f64 / with_cpu;
     println!("records                         {records}");
     println!("pipeline, no exporter           {base:.0} records per CPU second (baseline)");
-    println!("pipeline + IPFIX/UDP exporter   {with:.0} records per CPU second");
+    println!("pipeline + exporter             {with:.0} records per CPU second ({url})");
     println!("ratio                           {:.3}", with / base);
     println!(
         "pipeline thread alone           {:.0} ns/record without, {:.0} ns/record with (the copy into the buffer)",
@@ -353,11 +380,11 @@ fn exporters(records: usize, conversations: usize) {
         with_thread * 1e9 / records as f64
     );
     println!(
-        "the exporter's task             {:.0} ns/record (IPFIX encoding and sending)",
+        "the exporter's task             {:.0} ns/record (encoding and sending)",
         (with_cpu - with_thread - (base_cpu - base_thread)).max(0.0) * 1e9 / records as f64
     );
     println!(
-        "IPFIX bytes on the wire/record  {:.1} ({} datagrams' payload, {} records)",
+        "bytes on the wire per record    {:.1} ({} bytes of payload, {} records)",
         stats.bytes_sent as f64 / stats.records_sent.max(1) as f64,
         stats.bytes_sent,
         stats.records_sent
@@ -712,7 +739,11 @@ fn main() {
         }
         Some("kube-enrichment") => kube_enrichment(number(1, 1_000_000), number(2, 100_000)),
         Some("cross-node") => cross_node(number(1, 500_000), number(2, 100_000)),
-        Some("exporters") => exporters(number(1, 1_000_000), number(2, 100_000)),
+        Some("exporters") => exporters(
+            number(1, 1_000_000),
+            number(2, 100_000),
+            args.get(3).map(String::as_str).unwrap_or("ipfix"),
+        ),
         Some("send") => {
             let addr = args.get(1).expect("send ADDR [CONVERSATIONS]").clone();
             tokio::runtime::Runtime::new()
@@ -721,7 +752,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: synthetic_flows throughput|steps|conversation-memory|kube-enrichment|cross-node|exporters [RECORDS] [CONVERSATIONS] | send ADDR [CONVERSATIONS]"
+                "usage: synthetic_flows throughput|steps|conversation-memory|kube-enrichment|cross-node|exporters [RECORDS] [CONVERSATIONS] [ipfix|otlp|EXPORT_URL] | send ADDR [CONVERSATIONS]"
             );
             std::process::exit(2);
         }
