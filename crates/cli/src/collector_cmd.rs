@@ -243,17 +243,13 @@ pub fn run(args: CollectorArgs) -> Result<()> {
         let (stopping, stopped) = tokio::sync::watch::channel(false);
         let consuming = match &bus {
             Some(bus) => {
-                let stored: Vec<(String, u64)> = durable
-                    .as_ref()
-                    .map(|d| d.taken().map(|(id, s)| (id.to_string(), s)).collect())
-                    .unwrap_or_default();
+                let stored = durable.iter().flat_map(|d| d.taken());
                 let config = BusConsumerConfig {
                     session_timeout: args.kafka_session_timeout,
                     ..BusConsumerConfig::new(&args.kafka_group)
                 };
-                let consumer =
-                    BusConsumer::start(bus, config, stored.iter().map(|(id, s)| (id.as_str(), *s)))
-                        .map_err(|e| anyhow::anyhow!("--kafka: {e}"))?;
+                let consumer = BusConsumer::start(bus, config, stored)
+                    .map_err(|e| anyhow::anyhow!("--kafka: {e}"))?;
                 sections.push(CounterSection::new(
                     "kafka",
                     BusConsumerStats::GAUGES,

@@ -9,7 +9,9 @@ use flowlens_config::exporters::{
 };
 use flowlens_config::parse_duration;
 use flowlens_export::kafka_bus::KafkaBus;
-use flowlens_export::target::{KafkaOptions, KafkaSasl, KafkaTls, SaslMechanism, check_topic};
+use flowlens_export::target::{
+    KafkaOptions, KafkaSasl, KafkaTls, SaslMechanism, brokers_and_topic, check_topic,
+};
 use flowlens_export::{ExportTarget, KafkaFormat, Protocol, RecordKinds};
 
 fn host_port(host: &str, port: u16) -> String {
@@ -188,8 +190,15 @@ pub fn kafka_bus(flag: Option<&str>, file: Option<&FlowCollectorFile>) -> Result
     };
     let mut bus = match (flag, &spec) {
         (Some(text), _) => KafkaBus::parse(text).map_err(anyhow::Error::msg)?,
-        (None, Some(k)) if deployed => KafkaBus::parse(&format!("{}/{}", k.address, k.topic))
-            .map_err(|e| anyhow::anyhow!("spec.kafka: {}", e.replacen("--kafka ", "", 1)))?,
+        (None, Some(k)) if deployed => {
+            let (brokers, topic) = brokers_and_topic(&format!("{}/{}", k.address, k.topic))
+                .map_err(|e| anyhow::anyhow!("spec.kafka: {e}"))?;
+            KafkaBus {
+                brokers,
+                topic,
+                ..KafkaBus::default()
+            }
+        }
         _ => return Ok(None),
     };
     if let Some(k) = &spec {

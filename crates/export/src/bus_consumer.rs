@@ -265,9 +265,13 @@ impl BusConsumer {
     fn take(&self, m: &BorrowedMessage<'_>, parts: &mut BTreeMap<i32, Part>) {
         let (partition, offset) = (m.partition(), m.offset());
         let part = parts.entry(partition).or_default();
-        let stored = self.stored.get(&partition).copied();
-        if stored.is_some_and(|s| offset <= s) {
-            part.last = part.last.max(stored.unwrap_or(0));
+        if let Some(stored) = self
+            .stored
+            .get(&partition)
+            .copied()
+            .filter(|s| offset <= *s)
+        {
+            part.last = part.last.max(stored);
             self.update(|s| {
                 s.messages_received += 1;
                 s.messages_already_stored += 1;

@@ -62,6 +62,13 @@ impl BusProducerStats {
     pub const GAUGES: &'static [&'static str] = &["buffered_records"];
 }
 
+/// librdkafka's name of why a record was given up.
+fn reason(e: &KafkaError) -> String {
+    e.rdkafka_error_code()
+        .map(|c| format!("{c:?}"))
+        .unwrap_or_else(|| "other".into())
+}
+
 /// Counts each delivery report as it comes (librdkafka's thread).
 struct Reports {
     stats: Arc<Mutex<BusProducerStats>>,
@@ -88,13 +95,7 @@ impl ProducerContext for Reports {
                 ),
                 _,
             )) => s.records_dropped_shutdown += 1,
-            Err((e, _)) => {
-                let reason = e
-                    .rdkafka_error_code()
-                    .map(|c| format!("{c:?}"))
-                    .unwrap_or_else(|| "other".into());
-                *s.records_dropped_undelivered.entry(reason).or_default() += 1;
-            }
+            Err((e, _)) => *s.records_dropped_undelivered.entry(reason(e)).or_default() += 1,
         }
     }
 }
@@ -142,12 +143,9 @@ impl BusProducer {
             if let Err((e, _)) = self.producer.send(message) {
                 match e.rdkafka_error_code() {
                     Some(RDKafkaErrorCode::QueueFull) => full += 1,
-                    code => {
-                        let reason = code
-                            .map(|c| format!("{c:?}"))
-                            .unwrap_or_else(|| "other".into());
+                    _ => {
                         if let Ok(mut s) = self.stats.lock() {
-                            *s.records_dropped_undelivered.entry(reason).or_default() += 1;
+                            *s.records_dropped_undelivered.entry(reason(&e)).or_default() += 1;
                         }
                     }
                 }

@@ -448,34 +448,24 @@ impl Agent {
     /// Starts `flowlens collector` with `args` and waits until its gRPC
     /// address `grpc` takes connections.
     pub fn start_collector(grpc: &str, args: &[&str]) -> Agent {
-        let mut command = flowlens();
-        command
-            .args(["collector", "--grpc-listen", grpc])
-            .args(args);
-        let mut collector = Agent::spawn(command, &[]);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(grpc).is_err() {
-            if let Ok(Some(status)) = collector.child.try_wait() {
-                std::thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "the collector exited with {status}: {}",
-                    collector.stderr.lock().unwrap().join("\n")
-                );
-            }
-            assert!(Instant::now() < deadline, "nothing listens on {grpc}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        collector
+        Agent::start_collector_on(&["--grpc-listen", grpc], grpc, args)
     }
 
     /// Starts `flowlens collector --listen LISTEN` with `args` (flows from
     /// Kafka, no gRPC) and waits until its HTTP listener takes connections.
     pub fn start_kafka_collector(listen: &str, args: &[&str]) -> Agent {
+        Agent::start_collector_on(&["--listen", listen], listen, args)
+    }
+
+    /// Starts `flowlens collector` with `first` then `args`, and waits until
+    /// `address` takes connections (or the collector exits: a panic with
+    /// what it printed).
+    fn start_collector_on(first: &[&str], address: &str, args: &[&str]) -> Agent {
         let mut command = flowlens();
-        command.args(["collector", "--listen", listen]).args(args);
+        command.arg("collector").args(first).args(args);
         let mut collector = Agent::spawn(command, &[]);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(listen).is_err() {
+        while std::net::TcpStream::connect(address).is_err() {
             if let Ok(Some(status)) = collector.child.try_wait() {
                 std::thread::sleep(Duration::from_millis(100));
                 panic!(
@@ -483,7 +473,7 @@ impl Agent {
                     collector.stderr.lock().unwrap().join("\n")
                 );
             }
-            assert!(Instant::now() < deadline, "nothing listens on {listen}");
+            assert!(Instant::now() < deadline, "nothing listens on {address}");
             std::thread::sleep(Duration::from_millis(20));
         }
         collector
