@@ -1,4 +1,5 @@
-//! The FlowCollector file: any text is parsed as one (its exporters too),
+//! The FlowCollector file: any text is parsed as one (its exporters and
+//! its Kafka bus too),
 //! an error naming what is wrong at most.
 #![no_main]
 
@@ -9,6 +10,9 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(file) = flowlens_config::parse_config(text, "fuzz.yaml") {
             let _ = file.exporters();
             let _ = file.kafka_deployment();
+            // spec.kafka as the bus between agents and collectors (address,
+            // topic, TLS and SASL checked; no file is read).
+            let _ = flowlens::export_config::kafka_bus(None, Some(&file));
         }
     }
 });
