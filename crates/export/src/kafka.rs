@@ -53,7 +53,8 @@ pub fn record_value(record: &ExportRecord, format: KafkaFormat) -> Vec<u8> {
             flowlens_wire::convert::to_pb(f).encode_to_vec()
         }
         // Conversations have no pbflow message (refused at start).
-        _ => serde_json::to_vec(&record.to_json()).unwrap_or_default(),
+        (_, ExportRecord::Flow(f)) => serde_json::to_vec(f).unwrap_or_default(),
+        (_, ExportRecord::Conversation(c)) => serde_json::to_vec(c).unwrap_or_default(),
     }
 }
 

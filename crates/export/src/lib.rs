@@ -9,7 +9,8 @@
 //!   its records (`record`: flows, conversations or both);
 //! - `ipfix`: RFC 7011 messages (templates for IPv4 and IPv6 flows);
 //! - `ipfix_transport`: UDP datagrams (templates refreshed) or a TCP stream;
-//! - `otlp`, `otlp_transport`: log records and metrics, over gRPC or HTTP;
+//! - `otlp`, `otlp_transport`: log records and metrics, over gRPC or HTTP
+//!   (`otlp_attributes`: a record's fields as attributes);
 //! - `kafka`: JSON or pbflow messages keyed by connection, acks=all.
 
 pub mod bus_consumer;
@@ -20,6 +21,7 @@ pub mod ipfix_transport;
 pub mod kafka;
 pub mod kafka_bus;
 pub mod otlp;
+pub mod otlp_attributes;
 pub mod otlp_transport;
 pub mod record;
 pub mod sink;

@@ -4,20 +4,19 @@
 //! `source.address`, `Bytes` → `bytes`, ...; a field without a rule keeps
 //! its name). docs/exports.md has the table.
 
+use crate::otlp_attributes::attributes_of;
 use crate::record::ExportRecord;
 use flowlens_model::{MetricSnapshot, PointValue};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{
-    AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value,
-};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
     ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use serde_json::Value;
+use std::sync::LazyLock;
 
 /// netobserv's default OpenTelemetry names for its record fields.
 pub const ATTRIBUTE_NAMES: &[(&str, &str)] = &[
@@ -73,46 +72,19 @@ pub const ATTRIBUTE_NAMES: &[(&str, &str)] = &[
     ("TimeReceived", "timereceived"),
 ];
 
-/// The OpenTelemetry name of a record field (or label).
+/// The OpenTelemetry name of a record field (or label). Looked up for every
+/// attribute of every record, so by binary search in the sorted table (a
+/// few short comparisons; hashing each name cost more).
 pub fn attribute_name(field: &str) -> &str {
-    ATTRIBUTE_NAMES
-        .iter()
-        .find(|(from, _)| *from == field)
-        .map_or(field, |(_, to)| to)
-}
-
-fn any(value: &Value) -> Option<AnyValue> {
-    let value = match value {
-        Value::Null => return None,
-        Value::Bool(b) => any_value::Value::BoolValue(*b),
-        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => any_value::Value::IntValue(i),
-            // Past i64: as a double (no counter gets there).
-            (None, Some(u), _) => any_value::Value::DoubleValue(u as f64),
-            (_, _, Some(f)) => any_value::Value::DoubleValue(f),
-            _ => return None,
-        },
-        Value::String(s) => any_value::Value::StringValue(s.clone()),
-        Value::Array(items) => any_value::Value::ArrayValue(ArrayValue {
-            values: items.iter().filter_map(any).collect(),
-        }),
-        Value::Object(map) => any_value::Value::KvlistValue(KeyValueList {
-            values: attributes(map),
-        }),
-    };
-    Some(AnyValue { value: Some(value) })
-}
-
-fn attributes(map: &serde_json::Map<String, Value>) -> Vec<KeyValue> {
-    map.iter()
-        .filter_map(|(k, v)| {
-            Some(KeyValue {
-                key: attribute_name(k).to_string(),
-                value: Some(any(v)?),
-                ..Default::default()
-            })
-        })
-        .collect()
+    static SORTED: LazyLock<Vec<(&'static str, &'static str)>> = LazyLock::new(|| {
+        let mut names = ATTRIBUTE_NAMES.to_vec();
+        names.sort_unstable();
+        names
+    });
+    match SORTED.binary_search_by(|(from, _)| (*from).cmp(field)) {
+        Ok(i) => SORTED[i].1,
+        Err(_) => field,
+    }
 }
 
 fn text(key: &str, value: &str) -> KeyValue {
@@ -143,23 +115,26 @@ fn scope() -> Option<InstrumentationScope> {
 /// One log record per flow or conversation record: its fields as
 /// attributes, its time the flow's end.
 pub fn log_record(record: &ExportRecord, observed_ns: u64) -> LogRecord {
-    let fields = record.to_json();
-    let end_ms = fields
-        .get("TimeFlowEndMs")
-        .and_then(Value::as_i64)
-        .unwrap_or(0)
-        .max(0) as u64;
+    let (end_ms, event_name, attributes) = match record {
+        ExportRecord::Flow(f) => (
+            f.time_flow_end_ms,
+            "flowLog",
+            attributes_of(f, attribute_name),
+        ),
+        ExportRecord::Conversation(c) => (
+            c.time_flow_end_ms,
+            c.record_type.as_str(),
+            attributes_of(c, attribute_name),
+        ),
+    };
     LogRecord {
-        time_unix_nano: end_ms.saturating_mul(1_000_000),
+        time_unix_nano: (end_ms.max(0) as u64).saturating_mul(1_000_000),
         observed_time_unix_nano: observed_ns,
         // INFO: a record, not an alarm.
         severity_number: 9,
         severity_text: "INFO".into(),
-        event_name: match record {
-            ExportRecord::Flow(_) => "flowLog".into(),
-            ExportRecord::Conversation(c) => c.record_type.as_str().into(),
-        },
-        attributes: attributes(&fields),
+        event_name: event_name.into(),
+        attributes,
         ..Default::default()
     }
 }
@@ -268,7 +243,83 @@ pub fn metrics_request(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flowlens_model::{FlowRecord, MetricPoint};
+    use flowlens_model::{FlowRecord, MetricPoint, fixtures};
+    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+    use serde_json::Value;
+
+    /// What the attributes were when made from the record's JSON: the
+    /// reference the direct path must equal.
+    fn from_json(value: &Value) -> Option<AnyValue> {
+        let value = match value {
+            Value::Null => return None,
+            Value::Bool(b) => any_value::Value::BoolValue(*b),
+            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => any_value::Value::IntValue(i),
+                (None, Some(f)) => any_value::Value::DoubleValue(f),
+                _ => return None,
+            },
+            Value::String(s) => any_value::Value::StringValue(s.clone()),
+            Value::Array(items) => any_value::Value::ArrayValue(ArrayValue {
+                values: items.iter().filter_map(from_json).collect(),
+            }),
+            Value::Object(map) => any_value::Value::KvlistValue(KeyValueList {
+                values: json_attributes(map),
+            }),
+        };
+        Some(AnyValue { value: Some(value) })
+    }
+
+    fn json_attributes(map: &serde_json::Map<String, Value>) -> Vec<KeyValue> {
+        map.iter()
+            .filter_map(|(k, v)| {
+                Some(KeyValue {
+                    key: attribute_name(k).to_string(),
+                    value: Some(from_json(v)?),
+                    ..Default::default()
+                })
+            })
+            .collect()
+    }
+
+    /// Attributes in key order at every depth (JSON's map sorts by field
+    /// name, the record's own order is its fields').
+    fn sorted(mut attributes: Vec<KeyValue>) -> Vec<KeyValue> {
+        fn sort_value(value: &mut AnyValue) {
+            match &mut value.value {
+                Some(any_value::Value::KvlistValue(list)) => {
+                    list.values = sorted(std::mem::take(&mut list.values))
+                }
+                Some(any_value::Value::ArrayValue(array)) => {
+                    array.values.iter_mut().for_each(sort_value)
+                }
+                _ => {}
+            }
+        }
+        attributes.sort_by(|a, b| a.key.cmp(&b.key));
+        for kv in &mut attributes {
+            kv.value.iter_mut().for_each(sort_value);
+        }
+        attributes
+    }
+
+    #[test]
+    fn attributes_straight_from_the_record_equal_those_from_its_json() {
+        for record in [
+            ExportRecord::Flow(fixtures::full_record()),
+            ExportRecord::Flow(fixtures::every_field_record()),
+            ExportRecord::Flow(FlowRecord::default()),
+            ExportRecord::Conversation(fixtures::full_conversation()),
+        ] {
+            let json = match &record {
+                ExportRecord::Flow(f) => serde_json::to_value(f).unwrap(),
+                ExportRecord::Conversation(c) => serde_json::to_value(c).unwrap(),
+            };
+            let expected = json_attributes(json.as_object().unwrap());
+            assert!(expected.len() > 10, "{record:?}");
+            let direct = log_record(&record, 0).attributes;
+            assert_eq!(sorted(direct), sorted(expected), "{record:?}");
+        }
+    }
 
     fn attribute<'a>(r: &'a LogRecord, key: &str) -> Option<&'a any_value::Value> {
         r.attributes

@@ -19,19 +19,6 @@ impl ExportRecord {
             ExportRecord::Conversation(_) => None,
         }
     }
-
-    /// The record in netobserv's JSON names (what the filter language and
-    /// the JSON exports read).
-    pub fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
-        let value = match self {
-            ExportRecord::Flow(f) => serde_json::to_value(f),
-            ExportRecord::Conversation(c) => serde_json::to_value(c),
-        };
-        match value {
-            Ok(serde_json::Value::Object(map)) => map,
-            _ => serde_json::Map::new(),
-        }
-    }
 }
 
 /// Which records an exporter takes.
