@@ -22,6 +22,10 @@
 //!       A synthetic agent: sends both directions of CONVERSATIONS
 //!       conversations to a collector, in batches of 1000, and exits.
 //!
+//!   synthetic_flows produce BROKERS/TOPIC [CONVERSATIONS]
+//!       The same records to a Kafka topic, as `flowlens agent --kafka`
+//!       produces them; exits once the brokers acknowledged all of them.
+//!
 //! The flows look like a cluster's: 250 namespaces of 40 addresses in
 //! 198.18.0.0/15, TCP and UDP, both directions, RTT and DNS on some.
 
@@ -431,6 +435,49 @@ async fn send(addr: String, conversations: usize) {
     );
 }
 
+/// A synthetic agent on the Kafka bus: produces both directions of
+/// `conversations` conversations to `bus` with the agent's own producer
+/// (pbflow, keyed by connection, acks=all), keeping its buffer from
+/// overflowing, and exits once the brokers acknowledged every record.
+fn produce(bus: &str, conversations: usize) {
+    use flowlens_export::bus_producer::{BusProducer, BusProducerConfig};
+    let bus = flowlens_export::kafka_bus::KafkaBus::parse(bus).expect("BROKERS/TOPIC");
+    let config = BusProducerConfig {
+        shutdown_grace: std::time::Duration::from_secs(120),
+        ..BusProducerConfig::default()
+    };
+    let producer = BusProducer::start(&bus, config).expect("a Kafka producer");
+    let records = conversations * 2;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let start = Instant::now();
+    let mut enqueued = 0;
+    while enqueued < records {
+        // Half the buffer at most in flight: nothing dropped for space.
+        if producer.stats().buffered_records as usize > 50_000 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            continue;
+        }
+        let n = BATCH.min(records - enqueued);
+        let batch: Vec<FlowRecord> = (enqueued..enqueued + n)
+            .map(|i| flow(i, conversations, now_ms))
+            .collect();
+        producer.enqueue(&batch);
+        enqueued += n;
+    }
+    let stats = producer.finish();
+    assert_eq!(
+        stats.records_sent as usize, records,
+        "every record acknowledged: {stats:?}"
+    );
+    println!(
+        "produced {records} records ({conversations} conversations) in {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
+}
+
 /// Nanoseconds per record of each of the pipeline's steps, alone.
 fn steps(records: usize, conversations: usize) {
     let batches = encoded_batches(records, conversations);
@@ -744,6 +791,10 @@ fn main() {
             number(2, 100_000),
             args.get(3).map(String::as_str).unwrap_or("ipfix"),
         ),
+        Some("produce") => produce(
+            args.get(1).expect("produce BROKERS/TOPIC [CONVERSATIONS]"),
+            number(2, 100_000),
+        ),
         Some("send") => {
             let addr = args.get(1).expect("send ADDR [CONVERSATIONS]").clone();
             tokio::runtime::Runtime::new()
@@ -752,7 +803,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: synthetic_flows throughput|steps|conversation-memory|kube-enrichment|cross-node|exporters [RECORDS] [CONVERSATIONS] [ipfix|otlp|EXPORT_URL] | send ADDR [CONVERSATIONS]"
+                "usage: synthetic_flows throughput|steps|conversation-memory|kube-enrichment|cross-node|exporters [RECORDS] [CONVERSATIONS] [ipfix|otlp|EXPORT_URL] | send ADDR [CONVERSATIONS] | produce BROKERS/TOPIC [CONVERSATIONS]"
             );
             std::process::exit(2);
         }

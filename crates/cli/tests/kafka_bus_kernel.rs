@@ -83,11 +83,19 @@ fn stop_agent(agent: Agent, listen: &str) {
 }
 
 /// Waits until the collector at `listen` holds all `partitions` of the
-/// topic and has read everything in them.
+/// topic and has read everything in them: no lag, and nothing more read
+/// over one more period of librdkafka's statistics (the lag is as fresh as
+/// their last report).
 fn caught_up(listen: &str, partitions: u64) {
-    wait_until("the collector reads the whole topic", || {
+    let settled = || {
         let k = &status_json(listen)["kafka"];
-        k["assigned_partitions"] == partitions && k["lag_messages"] == 0
+        (k["assigned_partitions"] == partitions && k["lag_messages"] == 0)
+            .then(|| k["messages_received"].clone())
+    };
+    wait_until("the collector reads the whole topic", || {
+        let Some(read) = settled() else { return false };
+        std::thread::sleep(Duration::from_millis(2500));
+        settled() == Some(read)
     });
 }
 

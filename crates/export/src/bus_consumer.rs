@@ -15,16 +15,16 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::message::BorrowedMessage;
-use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Message, Offset, Statistics, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
-/// How often the consumer lag is measured, and how long a broker may take
-/// to answer for it.
-const LAG_EVERY: Duration = Duration::from_secs(2);
-const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often librdkafka reports its statistics (the consumer lag is read
+/// from them: asking the brokers for watermarks on the consuming task
+/// stalled it for as long as they took to answer).
+const STATISTICS_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 pub struct BusConsumerConfig {
@@ -69,7 +69,8 @@ pub struct BusConsumerStats {
     /// Partitions this collector holds now.
     pub assigned_partitions: u64,
     /// Messages of those partitions not read yet (the consumer lag: each
-    /// one's high watermark less the position), measured every 2 s.
+    /// one's high watermark less the position), from librdkafka's
+    /// statistics of every 2 s.
     pub lag_messages: u64,
 }
 
@@ -77,12 +78,43 @@ impl BusConsumerStats {
     pub const GAUGES: &'static [&'static str] = &["assigned_partitions", "lag_messages"];
 }
 
-/// Counts the group's rebalances and the partitions held.
+/// Counts the group's rebalances and the partitions held, and reads the
+/// lag from librdkafka's statistics.
 struct Group {
+    topic: String,
     stats: Arc<Mutex<BusConsumerStats>>,
 }
 
-impl ClientContext for Group {}
+/// The messages of the held partitions not read yet: from the position
+/// (else the committed offset, else the oldest retained) to the high
+/// watermark, as librdkafka last heard them from the brokers.
+fn lag_of(statistics: &Statistics, topic: &str) -> u64 {
+    let Some(topic) = statistics.topics.get(topic) else {
+        return 0;
+    };
+    topic
+        .partitions
+        .values()
+        // -1 is librdkafka's own placeholder partition.
+        .filter(|p| p.partition >= 0 && p.desired && p.hi_offset >= 0)
+        .map(|p| {
+            let from = [p.app_offset, p.committed_offset, p.lo_offset]
+                .into_iter()
+                .find(|o| *o >= 0)
+                .unwrap_or(0);
+            (p.hi_offset - from).max(0) as u64
+        })
+        .sum()
+}
+
+impl ClientContext for Group {
+    fn stats(&self, statistics: Statistics) {
+        let lag = lag_of(&statistics, &self.topic);
+        if let Ok(mut s) = self.stats.lock() {
+            s.lag_messages = lag;
+        }
+    }
+}
 
 impl ConsumerContext for Group {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -132,6 +164,10 @@ impl BusConsumer {
             // before the first collector started are not lost.
             .set("auto.offset.reset", "earliest")
             .set(
+                "statistics.interval.ms",
+                STATISTICS_EVERY.as_millis().to_string(),
+            )
+            .set(
                 "session.timeout.ms",
                 config.session_timeout.as_millis().to_string(),
             )
@@ -144,6 +180,7 @@ impl BusConsumer {
         let stats = Arc::new(Mutex::new(BusConsumerStats::default()));
         let consumer: StreamConsumer<Group> = c
             .create_with_context(Group {
+                topic: bus.topic.clone(),
                 stats: stats.clone(),
             })
             .map_err(|e| format!("Kafka consumer for {}: {e}", bus.brokers))?;
@@ -178,16 +215,9 @@ impl BusConsumer {
     /// (everything handed over is committed by then).
     pub async fn run(mut self, queue: mpsc::Sender<Batch>, mut stop: watch::Receiver<bool>) {
         let mut backoff = Duration::from_millis(100);
-        let mut lag_tick = tokio::time::interval(LAG_EVERY);
         loop {
             let first = tokio::select! {
                 _ = stop.wait_for(|s| *s) => break,
-                _ = lag_tick.tick() => {
-                    if let Some(lag) = tokio::task::block_in_place(|| self.lag()) {
-                        self.update(|s| s.lag_messages = lag);
-                    }
-                    continue;
-                }
                 m = self.consumer.recv() => m,
             };
             let mut parts: BTreeMap<i32, Part> = BTreeMap::new();
@@ -225,39 +255,6 @@ impl BusConsumer {
                 break;
             }
         }
-    }
-
-    /// The messages of the held partitions not read yet: from the position
-    /// (else the committed offset, else the oldest retained) to the high
-    /// watermark. None when the brokers do not answer.
-    fn lag(&self) -> Option<u64> {
-        let assignment = self.consumer.assignment().ok()?;
-        if assignment.count() == 0 {
-            return Some(0);
-        }
-        let position = self.consumer.position().ok()?;
-        let committed = self
-            .consumer
-            .committed_offsets(assignment.clone(), ASK_TIMEOUT)
-            .ok()?;
-        let mut lag = 0u64;
-        for e in assignment.elements() {
-            let (topic, partition) = (e.topic(), e.partition());
-            let at = |list: &TopicPartitionList| match list
-                .find_partition(topic, partition)
-                .map(|p| p.offset())
-            {
-                Some(Offset::Offset(n)) => Some(n),
-                _ => None,
-            };
-            let (low, high) = self
-                .consumer
-                .fetch_watermarks(topic, partition, ASK_TIMEOUT)
-                .ok()?;
-            let from = at(&position).or_else(|| at(&committed)).unwrap_or(low);
-            lag += (high - from).max(0) as u64;
-        }
-        Some(lag)
     }
 
     /// Decodes a message into its partition's part, unless the store has
@@ -359,5 +356,44 @@ impl BusConsumer {
             tokio::time::sleep(jittered(Duration::from_secs(1))).await;
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::statistics::{Partition, Topic};
+
+    fn partition(id: i32, app: i64, committed: i64, lo: i64, hi: i64) -> Partition {
+        Partition {
+            partition: id,
+            desired: true,
+            app_offset: app,
+            committed_offset: committed,
+            lo_offset: lo,
+            hi_offset: hi,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_lag_counts_from_the_position_else_the_commit_else_the_oldest() {
+        let mut topic = Topic::default();
+        for p in [
+            partition(0, 90, 80, 0, 100),  // read up to 90: 10 left
+            partition(1, -1, 40, 0, 100),  // nothing read yet, committed 40: 60
+            partition(2, -1, -1, 30, 100), // a new group from the oldest: 70
+            partition(3, 10, -1, 0, -1),   // watermark not heard yet: not counted
+            partition(-1, -1, -1, 0, 500), // librdkafka's placeholder partition
+        ] {
+            topic.partitions.insert(p.partition, p);
+        }
+        let mut released = partition(4, 0, 0, 0, 1000);
+        released.desired = false; // another collector's now
+        topic.partitions.insert(4, released);
+        let mut statistics = Statistics::default();
+        statistics.topics.insert("flows".into(), topic);
+        assert_eq!(lag_of(&statistics, "flows"), 140);
+        assert_eq!(lag_of(&statistics, "other"), 0);
     }
 }
