@@ -10,7 +10,7 @@ use flowlens_config::exporters::{
 use flowlens_config::parse_duration;
 use flowlens_export::kafka_bus::KafkaBus;
 use flowlens_export::target::{
-    KafkaOptions, KafkaSasl, KafkaTls, SaslMechanism, brokers_and_topic, check_topic,
+    KafkaOptions, KafkaSasl, PeerTls, SaslMechanism, brokers_and_topic, check_topic,
 };
 use flowlens_export::{ExportTarget, KafkaFormat, Protocol, RecordKinds};
 
@@ -23,13 +23,13 @@ fn host_port(host: &str, port: u16) -> String {
 }
 
 /// TLS settings: certificate files read as paths on the host.
-pub fn kafka_tls(tls: Option<&ClientTlsSpec>, at: &str) -> Result<Option<KafkaTls>> {
+pub fn peer_tls(tls: Option<&ClientTlsSpec>, at: &str) -> Result<Option<PeerTls>> {
     let Some(tls) = tls.filter(|t| t.enable == Some(true)) else {
         return Ok(None);
     };
-    let mut out = KafkaTls {
+    let mut out = PeerTls {
         insecure_skip_verify: tls.insecure_skip_verify.unwrap_or(false),
-        ..KafkaTls::default()
+        ..PeerTls::default()
     };
     if let Some(ca) = &tls.ca_cert {
         out.ca_file = Some(
@@ -83,7 +83,7 @@ pub fn kafka_options(k: &KafkaSpec, at: &str) -> Result<KafkaOptions> {
     };
     Ok(KafkaOptions {
         format,
-        tls: kafka_tls(k.tls.as_ref(), at)?,
+        tls: peer_tls(k.tls.as_ref(), at)?,
         sasl,
     })
 }
@@ -115,11 +115,6 @@ pub fn entry_target(entry: &ExporterEntry, i: usize) -> Result<ExportTarget> {
                     "{at}.openTelemetry.fieldsMapping: custom attribute names are not implemented (flowlens sends netobserv's default names, docs/exports.md); remove it"
                 );
             }
-            if otel.tls.as_ref().is_some_and(|t| t.enable == Some(true)) {
-                bail!(
-                    "{at}.openTelemetry.tls: TLS to an OpenTelemetry collector is not implemented yet; remove it or set enable: false"
-                );
-            }
             let protocol = match otel.protocol {
                 Some(OtlpProtocol::Http) => Protocol::OtlpHttp,
                 Some(OtlpProtocol::Grpc) | None => Protocol::OtlpGrpc,
@@ -129,6 +124,17 @@ pub fn entry_target(entry: &ExporterEntry, i: usize) -> Result<ExportTarget> {
                 protocol,
                 host_port(&otel.target_host, otel.target_port),
             );
+            let at_otel = format!("{at}.openTelemetry");
+            t.otlp.tls = peer_tls(otel.tls.as_ref(), &at_otel)?;
+            if t.otlp
+                .tls
+                .as_ref()
+                .is_some_and(|tls| tls.insecure_skip_verify)
+            {
+                bail!(
+                    "{at_otel}.tls.insecureSkipVerify: not offered for OpenTelemetry (a collector whose certificate is not checked can be anyone); give its CA in caCert"
+                );
+            }
             t.otlp.logs = otel.logs.as_ref().and_then(|l| l.enable).unwrap_or(true);
             if let Some(m) = &otel.metrics {
                 t.otlp.metrics = m.enable.unwrap_or(true);

@@ -341,6 +341,14 @@ fn exporters_that_cannot_run_are_refused_at_start_never_ignored() {
             "targetPrt",
         ),
         ("    - type: IPFIX\n", "needs its ipfix section"),
+        (
+            "    - type: OpenTelemetry\n      openTelemetry:\n        targetHost: o\n        targetPort: 4317\n        tls:\n          enable: true\n          insecureSkipVerify: true\n",
+            "spec.exporters[0].openTelemetry.tls.insecureSkipVerify: not offered",
+        ),
+        (
+            "    - type: OpenTelemetry\n      openTelemetry:\n        targetHost: o\n        targetPort: 4317\n        tls:\n          enable: true\n          caCert:\n            certFile: /nonexistent/ca.pem\n",
+            "/nonexistent/ca.pem",
+        ),
     ] {
         let path = file(exporters);
         let (code, err) = collector(&["--config", path.to_str().unwrap()]);

@@ -236,3 +236,149 @@ fn an_opentelemetry_collector_receives_what_the_store_holds() {
     assert_eq!(otel["metrics_push_errors"], 0, "{otel}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// stunnel (Debian's, OpenSSL) terminating TLS in front of a rotel port:
+/// a TLS peer flowlens's code had no part in.
+struct Stunnel {
+    child: Child,
+}
+
+impl Stunnel {
+    /// Listens on `accept` with `server`'s certificate, forwarding to
+    /// `connect`; with `client_ca`, a client certificate that CA signed is
+    /// required.
+    fn start(
+        dir: &Path,
+        accept: &str,
+        connect: &str,
+        server: &flowlens_tls::test_pki::Issued,
+        client_ca: Option<&Path>,
+    ) -> Stunnel {
+        let name = accept.replace([':', '.'], "-");
+        let mut config = format!(
+            "foreground = yes\npid =\n[otlp]\naccept = {accept}\nconnect = {connect}\ncert = {}\nkey = {}\n",
+            server.cert.display(),
+            server.key.display()
+        );
+        if let Some(ca) = client_ca {
+            config.push_str(&format!(
+                "CAfile = {}\nverifyChain = yes\nrequireCert = yes\n",
+                ca.display()
+            ));
+        }
+        let file = dir.join(format!("stunnel-{name}.conf"));
+        std::fs::write(&file, config).unwrap();
+        let child = Command::new("stunnel4")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("stunnel4 (scripts/test installs it)");
+        wait_until("stunnel listens", || {
+            std::net::TcpStream::connect(accept).is_ok()
+        });
+        Stunnel { child }
+    }
+}
+
+impl Drop for Stunnel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// OTLP over TLS to a real TLS server: gRPC with mutual TLS and HTTP with
+/// the server's certificate checked both reach rotel through stunnel, and
+/// what rotel received is the store's flows; a collector signed by another
+/// CA, and a mutual-TLS server given no client certificate, get nothing
+/// (each send failed and counted, the records kept buffered).
+#[test]
+fn otlp_over_tls_reaches_a_collector_that_checks_certificates() {
+    use flowlens_tls::test_pki::{Leaf, TestCa};
+    let _serial = lab::serial();
+    let dir = std::env::temp_dir().join(format!("flowlens-otlp-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = TestCa::new("otel-ca");
+    let ca_file = ca.write(&dir.join("ca.pem"));
+    let server = ca.issue(&Leaf::named("otel", &["127.0.0.1"]), &dir, "otel");
+    let client = ca.issue(&Leaf::named("node-1", &["127.0.0.1"]), &dir, "node-1");
+    let stranger_ca = TestCa::new("another-ca").write(&dir.join("another-ca.pem"));
+    let over_grpc = Rotel::start(&dir, "grpc");
+    let over_http = Rotel::start(&dir, "http");
+    let (mutual, https) = (free_local_addr(), free_local_addr());
+    let _grpc_tls = Stunnel::start(&dir, &mutual, &over_grpc.grpc, &server, Some(&ca_file));
+    let _http_tls = Stunnel::start(&dir, &https, &over_http.http, &server, None);
+    // The mutual one from the FlowCollector file, as netobserv writes it.
+    let config = dir.join("flowcollector.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: flows.netobserv.io/v1beta2\nkind: FlowCollector\nspec:\n  exporters:\n    \
+             - type: OpenTelemetry\n      name: mutual\n      openTelemetry:\n        \
+             targetHost: 127.0.0.1\n        targetPort: {}\n        protocol: grpc\n        \
+             metrics:\n          enable: false\n        tls:\n          enable: true\n          \
+             caCert:\n            certFile: {}\n          userCert:\n            certFile: {}\n            \
+             certKey: {}\n",
+            mutual.rsplit_once(':').unwrap().1,
+            ca_file.display(),
+            client.cert.display(),
+            client.key.display()
+        ),
+    )
+    .unwrap();
+    let (grpc, listen) = (free_local_addr(), free_local_addr());
+    let ca_arg = ca_file.display().to_string();
+    let collector = lab::exports::start_collector(
+        &grpc,
+        &listen,
+        &dir,
+        &config,
+        &[
+            "--export",
+            &format!("https=otlp+http://{https}?metrics=false&ca={ca_arg}"),
+            "--export",
+            &format!(
+                "stranger=otlp+http://{https}?metrics=false&ca={}",
+                stranger_ca.display()
+            ),
+            "--export",
+            &format!("nocert=otlp+grpc://{mutual}?metrics=false&ca={ca_arg}"),
+        ],
+    );
+    lab::send_flows(&grpc, &flows());
+    wait_until("50 records stored", || stored_keys(&listen).len() == 50);
+    wait_until("the flows reached both TLS collectors", || {
+        let s = lab::status_json(&listen);
+        s["export_mutual"]["records_sent"] == 50 && s["export_https"]["records_sent"] == 50
+    });
+    wait_until("the refused ones failed", || {
+        let s = lab::status_json(&listen);
+        s["export_stranger"]["send_errors"].as_u64() > Some(0)
+            && s["export_nocert"]["send_errors"].as_u64() > Some(0)
+    });
+    let stored = stored_keys(&listen);
+    let status = lab::status_json(&listen);
+    let run = collector.stop();
+    for (name, rotel) in [("gRPC, mutual TLS", &over_grpc), ("HTTPS", &over_http)] {
+        let received: BTreeSet<Key> = rotel.logs().iter().map(log_key).collect();
+        assert_eq!(received.len(), 50, "{name}");
+        assert_eq!(
+            received, stored,
+            "rotel ({name}) received the store's flows"
+        );
+    }
+    for name in ["stranger", "nocert"] {
+        let s = &status[format!("export_{name}")];
+        assert_eq!(s["records_sent"], 0, "{name}: {s}");
+        assert_eq!(s["records_received"], 50, "{name}: {s}");
+        assert_eq!(s["buffered_records"], 50, "{name}: kept for a retry: {s}");
+    }
+    assert!(
+        run.stderr.contains("unknown_ca"),
+        "the stranger's reason is named: {}",
+        run.stderr
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -50,7 +50,7 @@ impl Exporters {
                     let client = || -> Result<OtlpClient, String> {
                         match t.protocol {
                             Protocol::OtlpGrpc => OtlpClient::grpc(&t.address, &t.otlp),
-                            _ => Ok(OtlpClient::http(&t.address, &t.otlp)),
+                            _ => OtlpClient::http(&t.address, &t.otlp),
                         }
                     };
                     // Without logs, the sink takes no records (its

@@ -6,7 +6,7 @@
 
 use crate::record::ExportRecord;
 use crate::sink::{Deliver, Delivered};
-use crate::target::{ExportTarget, KafkaFormat, KafkaSasl, KafkaTls, SaslMechanism};
+use crate::target::{ExportTarget, KafkaFormat, KafkaSasl, PeerTls, SaslMechanism};
 use flowlens_model::{Address, FlowRecord};
 use prost::Message;
 use rdkafka::ClientConfig;
@@ -68,7 +68,7 @@ fn read_secret(path: &std::path::Path, what: &str) -> Result<String, String> {
 /// exporter, the agent's producer and the collector's consumer.
 pub fn client_config(
     brokers: &str,
-    tls: Option<&KafkaTls>,
+    tls: Option<&PeerTls>,
     sasl: Option<&KafkaSasl>,
 ) -> Result<ClientConfig, String> {
     let mut c = ClientConfig::new();

@@ -6,7 +6,7 @@
 //! bus_producer.rs, the collector's bus_consumer.rs.
 
 use crate::kafka::client_config;
-use crate::target::{KafkaSasl, KafkaTls, brokers_and_topic};
+use crate::target::{KafkaSasl, PeerTls, brokers_and_topic};
 use rdkafka::ClientConfig;
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -14,7 +14,7 @@ pub struct KafkaBus {
     /// Bootstrap brokers, `HOST:PORT[,HOST:PORT]`.
     pub brokers: String,
     pub topic: String,
-    pub tls: Option<KafkaTls>,
+    pub tls: Option<PeerTls>,
     pub sasl: Option<KafkaSasl>,
 }
 

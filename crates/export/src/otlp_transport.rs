@@ -1,13 +1,17 @@
 //! OTLP's two transports: gRPC (tonic, one channel that reconnects by
 //! itself) and HTTP/1.1 with protobuf bodies (`/v1/logs`, `/v1/metrics`,
-//! one kept-alive connection made again after an error). Either sends a
+//! one kept-alive connection made again after an error), each plaintext or
+//! TLS (the collector's certificate verified against the given CA or the
+//! system's, our certificate shown if one is given). Either sends a
 //! request whole or fails, so the sink sends the batch again.
 
 use crate::otlp::{logs_request, metrics_request};
 use crate::record::ExportRecord;
 use crate::sink::{Deliver, Delivered, SinkStatsHandle};
-use crate::target::OtlpOptions;
+use crate::target::{OtlpOptions, PeerTls};
 use flowlens_model::MetricSnapshot;
+use flowlens_tls::{ClientTls, ClientTlsFiles};
+use flowlens_wire::secure::{ConnectError, tls_connector};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
@@ -31,8 +35,49 @@ enum Transport {
     Grpc(Channel),
     Http {
         address: String,
+        tls: Option<Arc<ClientTls>>,
         connection: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
     },
+}
+
+/// The TLS client of `settings`, offering `alpn`; an error names the file.
+fn client_tls(
+    address: &str,
+    settings: Option<&PeerTls>,
+    alpn: &[u8],
+) -> Result<Option<Arc<ClientTls>>, String> {
+    let Some(settings) = settings else {
+        return Ok(None);
+    };
+    if settings.insecure_skip_verify {
+        return Err(format!(
+            "{address}: insecureSkipVerify is not offered for OpenTelemetry (a collector whose certificate is not checked can be anyone); give its CA (caCert, or ?ca=FILE)"
+        ));
+    }
+    let files = ClientTlsFiles {
+        ca: settings.ca_file.clone(),
+        cert: settings.cert_file.clone(),
+        key: settings.key_file.clone(),
+    };
+    ClientTls::new(files, &[alpn])
+        .map(|tls| Some(Arc::new(tls)))
+        .map_err(|e| format!("{address}: TLS: {e}"))
+}
+
+/// The host part of `HOST:PORT` (an IPv6 address keeps its brackets: the
+/// TLS name check takes either form).
+fn host_of(address: &str) -> &str {
+    address.rsplit_once(':').map_or(address, |(host, _)| host)
+}
+
+/// A failed gRPC call in words; a TLS handshake's failure names its reason.
+fn grpc_failure(what: &str, status: &tonic::Status) -> String {
+    let cause = ConnectError::of(status);
+    if cause.tls.is_some() {
+        format!("{what}: {cause}")
+    } else {
+        format!("{what}: {}: {}", status.code(), status.message())
+    }
 }
 
 /// One OTLP peer.
@@ -49,24 +94,30 @@ struct Answer {
 
 impl OtlpClient {
     pub fn grpc(address: &str, options: &OtlpOptions) -> Result<OtlpClient, String> {
-        let channel = Channel::from_shared(format!("http://{address}"))
+        let tls = client_tls(address, options.tls.as_ref(), b"h2")?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let endpoint = Channel::from_shared(format!("{scheme}://{address}"))
             .map_err(|e| format!("{address}: {e}"))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .connect_lazy();
+            .connect_timeout(CONNECT_TIMEOUT);
+        let channel = match tls {
+            Some(tls) => endpoint.connect_with_connector_lazy(tls_connector(tls)),
+            None => endpoint.connect_lazy(),
+        };
         Ok(OtlpClient {
             transport: Transport::Grpc(channel),
             headers: options.headers.clone(),
         })
     }
 
-    pub fn http(address: &str, options: &OtlpOptions) -> OtlpClient {
-        OtlpClient {
+    pub fn http(address: &str, options: &OtlpOptions) -> Result<OtlpClient, String> {
+        Ok(OtlpClient {
             transport: Transport::Http {
                 address: address.to_string(),
+                tls: client_tls(address, options.tls.as_ref(), b"http/1.1")?,
                 connection: None,
             },
             headers: options.headers.clone(),
-        }
+        })
     }
 
     fn grpc_request<T>(&self, message: T) -> Result<tonic::Request<T>, String> {
@@ -85,6 +136,7 @@ impl OtlpClient {
     async fn post(&mut self, path: &str, body: Vec<u8>) -> Result<Bytes, String> {
         let Transport::Http {
             address,
+            tls,
             connection,
         } = &mut self.transport
         else {
@@ -99,15 +151,36 @@ impl OtlpClient {
             .map_err(|_| format!("{address}: no connection within {CONNECT_TIMEOUT:?}"))?
             .map_err(|e| format!("{address}: {e}"))?;
             let _ = stream.set_nodelay(true);
-            let (send, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                    .await
-                    .map_err(|e| format!("{address}: {e}"))?;
-            tokio::spawn(conn);
+            let handshake_failed = |e: hyper::Error| format!("{address}: {e}");
+            let send = match tls {
+                Some(tls) => {
+                    let stream = tls.connect(stream, host_of(address)).await.map_err(|f| {
+                        format!(
+                            "{address}: TLS with the collector failed: {f} ({})",
+                            f.reason()
+                        )
+                    })?;
+                    let (send, conn) =
+                        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                            .await
+                            .map_err(handshake_failed)?;
+                    tokio::spawn(conn);
+                    send
+                }
+                None => {
+                    let (send, conn) =
+                        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                            .await
+                            .map_err(handshake_failed)?;
+                    tokio::spawn(conn);
+                    send
+                }
+            };
             *connection = Some(send);
         }
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let send = connection.as_mut().expect("connected");
-        let mut request = hyper::Request::post(format!("http://{address}{path}"))
+        let mut request = hyper::Request::post(format!("{scheme}://{address}{path}"))
             .header("content-type", "application/x-protobuf")
             .header("host", address.as_str());
         for (k, v) in &self.headers {
@@ -147,7 +220,7 @@ impl OtlpClient {
                 let answer = client
                     .export(self.grpc_request(request)?)
                     .await
-                    .map_err(|s| format!("OTLP logs: {}: {}", s.code(), s.message()))?;
+                    .map_err(|s| grpc_failure("OTLP logs", &s))?;
                 answer
                     .into_inner()
                     .partial_success
@@ -181,7 +254,7 @@ impl OtlpClient {
                 client
                     .export(self.grpc_request(request)?)
                     .await
-                    .map_err(|s| format!("OTLP metrics: {}: {}", s.code(), s.message()))?;
+                    .map_err(|s| grpc_failure("OTLP metrics", &s))?;
             }
             Transport::Http { .. } => {
                 self.post("/v1/metrics", request.encode_to_vec()).await?;

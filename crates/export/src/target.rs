@@ -56,6 +56,8 @@ pub struct OtlpOptions {
     pub push_interval: Duration,
     /// Sent with every request (gRPC metadata or HTTP headers).
     pub headers: Vec<(String, String)>,
+    /// None: plaintext.
+    pub tls: Option<PeerTls>,
 }
 
 impl Default for OtlpOptions {
@@ -65,6 +67,7 @@ impl Default for OtlpOptions {
             metrics: true,
             push_interval: Duration::from_secs(20),
             headers: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -78,8 +81,11 @@ pub enum KafkaFormat {
     Protobuf,
 }
 
+/// TLS to a peer (an OpenTelemetry collector, Kafka's brokers): the CA
+/// that signed its certificate (None: the system's CAs), our certificate
+/// and key for a peer that asks for one.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct KafkaTls {
+pub struct PeerTls {
     pub ca_file: Option<PathBuf>,
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
@@ -104,7 +110,7 @@ pub struct KafkaSasl {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct KafkaOptions {
     pub format: KafkaFormat,
-    pub tls: Option<KafkaTls>,
+    pub tls: Option<PeerTls>,
     pub sasl: Option<KafkaSasl>,
 }
 
@@ -218,6 +224,25 @@ impl ExportTarget {
                         )
                     })?
             }
+            ("otlp" | "kafka", "tls") => {
+                if flag(spec, key, value)? {
+                    self.tls_mut().get_or_insert_default();
+                } else {
+                    *self.tls_mut() = None;
+                }
+            }
+            ("otlp" | "kafka", "ca" | "cert" | "key") => {
+                if value.is_empty() {
+                    return Err(format!("--export `{spec}`: {key}= needs a file path"));
+                }
+                let tls = self.tls_mut().get_or_insert_default();
+                let file = match key {
+                    "ca" => &mut tls.ca_file,
+                    "cert" => &mut tls.cert_file,
+                    _ => &mut tls.key_file,
+                };
+                *file = Some(PathBuf::from(value));
+            }
             ("kafka", "format") => {
                 self.kafka.format = match value {
                     "json" => KafkaFormat::Json,
@@ -231,8 +256,8 @@ impl ExportTarget {
             }
             _ => {
                 let known = match family {
-                    "otlp" => "records, logs, metrics, interval",
-                    "kafka" => "records, format",
+                    "otlp" => "records, logs, metrics, interval, tls, ca, cert, key",
+                    "kafka" => "records, format, tls, ca, cert, key",
                     _ => "records",
                 };
                 return Err(format!(
@@ -243,8 +268,25 @@ impl ExportTarget {
         Ok(())
     }
 
+    /// The TLS settings of an OTLP or Kafka target.
+    fn tls_mut(&mut self) -> &mut Option<PeerTls> {
+        match self.protocol.family() {
+            "kafka" => &mut self.kafka.tls,
+            _ => &mut self.otlp.tls,
+        }
+    }
+
     /// What holds across options, whatever set them.
     pub fn check(&self) -> Result<(), String> {
+        let tls = match self.protocol.family() {
+            "kafka" => self.kafka.tls.as_ref(),
+            _ => self.otlp.tls.as_ref(),
+        };
+        if let Some(tls) = tls
+            && tls.cert_file.is_some() != tls.key_file.is_some()
+        {
+            return Err("a client certificate needs its key (cert= and key= together)".into());
+        }
         if self.protocol.family() == "ipfix" && self.records.conversations() {
             return Err(
                 "IPFIX exports flows only (records=flows); export conversations with otlp or kafka"
@@ -352,6 +394,7 @@ pub fn check_topic(topic: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn parse_all(
         exports: &[&str],
@@ -388,6 +431,46 @@ mod tests {
         assert_eq!(t[3].kafka.format, KafkaFormat::Json);
         assert_eq!(t[3].records, RecordKinds::Both);
         assert_eq!(t[4].kafka.format, KafkaFormat::Protobuf);
+        assert!(t[2].otlp.tls.is_none() && t[3].kafka.tls.is_none());
+    }
+
+    #[test]
+    fn tls_options_name_the_files() {
+        let t = ExportTarget::parse(
+            "otlp+http://otel:4318?ca=/etc/otel/ca.pem&cert=/etc/flowlens/node.pem&key=/etc/flowlens/node.key",
+            1,
+        )
+        .unwrap();
+        let tls = t.otlp.tls.unwrap();
+        assert_eq!(tls.ca_file.as_deref(), Some(Path::new("/etc/otel/ca.pem")));
+        assert_eq!(
+            tls.cert_file.as_deref(),
+            Some(Path::new("/etc/flowlens/node.pem"))
+        );
+        assert_eq!(
+            tls.key_file.as_deref(),
+            Some(Path::new("/etc/flowlens/node.key"))
+        );
+        // tls=true alone: the system's CAs.
+        let t = ExportTarget::parse("otlp+grpc://otel:4317?tls=true", 1).unwrap();
+        assert_eq!(t.otlp.tls, Some(PeerTls::default()));
+        let t = ExportTarget::parse("kafka://b:9093/flows?ca=/ca.pem", 1).unwrap();
+        assert_eq!(
+            t.kafka.tls.unwrap().ca_file.as_deref(),
+            Some(Path::new("/ca.pem"))
+        );
+        for (spec, expected) in [
+            ("otlp+grpc://x:1?cert=/c.pem", "needs its key"),
+            ("otlp+grpc://x:1?ca=", "ca= needs a file path"),
+            ("otlp+grpc://x:1?tls=maybe", "not true or false"),
+            (
+                "ipfix+tcp://x:1?ca=/ca.pem",
+                "unknown option `ca` for ipfix",
+            ),
+        ] {
+            let e = ExportTarget::parse(spec, 1).unwrap_err();
+            assert!(e.contains(expected), "{spec}: {e}");
+        }
     }
 
     #[test]

@@ -156,25 +156,35 @@ pub async fn channel(
                 "{uri}: https needs the collector's CA (--collector-ca)"
             )));
         }
-        (true, Some(tls)) => {
-            let connector = tower::service_fn(move |uri: http::Uri| {
-                let tls = tls.clone();
-                async move {
-                    let host = uri.host().unwrap_or_default().to_string();
-                    let port = uri.port_u16().unwrap_or(443);
-                    let tcp = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port))
-                        .await?;
-                    let _ = tcp.set_nodelay(true);
-                    let stream = tls.connect(tcp, &host).await?;
-                    Ok::<_, Box<dyn std::error::Error + Send + Sync>>(hyper_util::rt::TokioIo::new(
-                        stream,
-                    ))
-                }
-            });
-            endpoint.connect_with_connector(connector).await
-        }
+        (true, Some(tls)) => endpoint.connect_with_connector(tls_connector(tls)).await,
     };
     connected.map_err(|e| ConnectError::of(&e))
+}
+
+/// A connector for tonic's endpoints that dials the URI's host and port
+/// and verifies the peer's certificate through `tls` (the certificate must
+/// name the host as written).
+pub fn tls_connector(
+    tls: Arc<ClientTls>,
+) -> impl tower::Service<
+    http::Uri,
+    Response = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    Error = Box<dyn std::error::Error + Send + Sync>,
+    Future: Send,
+> + Clone
++ Send
++ 'static {
+    tower::service_fn(move |uri: http::Uri| {
+        let tls = tls.clone();
+        async move {
+            let host = uri.host().unwrap_or_default().to_string();
+            let port = uri.port_u16().unwrap_or(443);
+            let tcp = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port)).await?;
+            let _ = tcp.set_nodelay(true);
+            let stream = tls.connect(tcp, &host).await?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(hyper_util::rt::TokioIo::new(stream))
+        }
+    })
 }
 
 /// Why a channel could not be opened.
@@ -192,7 +202,7 @@ impl ConnectError {
 
     /// Finds the cause in an error's chain (tonic wraps what the connector
     /// returned).
-    fn of(e: &(dyn std::error::Error + 'static)) -> ConnectError {
+    pub fn of(e: &(dyn std::error::Error + 'static)) -> ConnectError {
         let mut messages = Vec::new();
         let mut tls = None;
         let mut next = Some(e);
