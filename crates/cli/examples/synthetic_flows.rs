@@ -396,6 +396,14 @@ fn exporters(records: usize, conversations: usize, target: &str) {
     drop(sink_socket);
 }
 
+/// The wall clock in milliseconds since 1970 (flows of now).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 async fn send(addr: String, conversations: usize) {
     let mut client = pbflow::collector_client::CollectorClient::connect(format!("http://{addr}"))
         .await
@@ -403,10 +411,7 @@ async fn send(addr: String, conversations: usize) {
     let records = conversations * 2;
     // Flows of now: the collector's conversations stay open (they end 10 s
     // after their last flow).
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now_ms = now_ms();
     let start = Instant::now();
     let mut sent = 0;
     while sent < records {
@@ -448,10 +453,7 @@ fn produce(bus: &str, conversations: usize) {
     };
     let producer = BusProducer::start(&bus, config).expect("a Kafka producer");
     let records = conversations * 2;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now_ms = now_ms();
     let start = Instant::now();
     let mut enqueued = 0;
     while enqueued < records {

@@ -88,6 +88,14 @@ impl Drop for Rotel {
     }
 }
 
+/// An empty folder of the test's own.
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("flowlens-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// A flow log record's key, read by netobserv's OpenTelemetry names.
 fn log_key(a: &serde_json::Map<String, Value>) -> Key {
     key_by(
@@ -147,9 +155,7 @@ fn pushed_totals(rotel: &Rotel) -> BTreeMap<String, f64> {
 #[test]
 fn an_opentelemetry_collector_receives_what_the_store_holds() {
     let _serial = lab::serial();
-    let dir = std::env::temp_dir().join(format!("flowlens-otlp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("otlp");
     let over_grpc = Rotel::start(&dir, "grpc");
     let over_http = Rotel::start(&dir, "http");
     let (grpc, listen) = (free_local_addr(), free_local_addr());
@@ -297,9 +303,7 @@ impl Drop for Stunnel {
 fn otlp_over_tls_reaches_a_collector_that_checks_certificates() {
     use flowlens_tls::test_pki::{Leaf, TestCa};
     let _serial = lab::serial();
-    let dir = std::env::temp_dir().join(format!("flowlens-otlp-tls-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("otlp-tls");
     let ca = TestCa::new("otel-ca");
     let ca_file = ca.write(&dir.join("ca.pem"));
     let server = ca.issue(&Leaf::named("otel", &["127.0.0.1"]), &dir, "otel");

@@ -70,6 +70,19 @@ fn host_of(address: &str) -> &str {
     address.rsplit_once(':').map_or(address, |(host, _)| host)
 }
 
+/// An HTTP/1.1 connection over `io`, driven by a task of its own.
+async fn http1<IO>(
+    io: IO,
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, hyper::Error>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io)).await?;
+    tokio::spawn(conn);
+    Ok(send)
+}
+
 /// A failed gRPC call in words; a TLS handshake's failure names its reason.
 fn grpc_failure(what: &str, status: &tonic::Status) -> String {
     let cause = ConnectError::of(status);
@@ -151,7 +164,6 @@ impl OtlpClient {
             .map_err(|_| format!("{address}: no connection within {CONNECT_TIMEOUT:?}"))?
             .map_err(|e| format!("{address}: {e}"))?;
             let _ = stream.set_nodelay(true);
-            let handshake_failed = |e: hyper::Error| format!("{address}: {e}");
             let send = match tls {
                 Some(tls) => {
                     let stream = tls.connect(stream, host_of(address)).await.map_err(|f| {
@@ -160,22 +172,11 @@ impl OtlpClient {
                             f.reason()
                         )
                     })?;
-                    let (send, conn) =
-                        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                            .await
-                            .map_err(handshake_failed)?;
-                    tokio::spawn(conn);
-                    send
+                    http1(stream).await
                 }
-                None => {
-                    let (send, conn) =
-                        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                            .await
-                            .map_err(handshake_failed)?;
-                    tokio::spawn(conn);
-                    send
-                }
-            };
+                None => http1(stream).await,
+            }
+            .map_err(|e| format!("{address}: {e}"))?;
             *connection = Some(send);
         }
         let scheme = if tls.is_some() { "https" } else { "http" };
