@@ -404,6 +404,22 @@ fn agent_side_filter_keeps_only_what_it_selects_and_counts_the_rest() {
         "{:?}",
         run.records
     );
+    // What was meant to pass arrived: the lab sent 20 datagrams to each of
+    // 4100 and 4101, and a record over 1 KB holds at least 8 of them
+    // (142 B each on the wire).
+    for port in [4100, 4101] {
+        let packets: u64 = run
+            .records
+            .iter()
+            .filter(|r| r.dst_port == port)
+            .map(|r| r.packets)
+            .sum();
+        assert!(
+            (8..=20).contains(&packets),
+            "port {port}: {packets} of the 20 datagrams sent: {:?}",
+            run.records
+        );
+    }
     let kept: u64 = run.stat("records_kept");
     let filtered: u64 = run.stat("records_filtered_out");
     assert_eq!(kept, run.records.len() as u64);

@@ -508,6 +508,13 @@ fn features_off_attach_nothing_and_add_no_field() {
         "{ours:?}"
     );
     assert_eq!(run.stats["feature_hooks_attached"], "");
+    // Records arrived (the refused connection's SYN and RST), so the
+    // fields below are really absent, not merely unseen.
+    assert!(
+        run.raw.iter().any(|r| r["DstPort"] == 7300),
+        "no record of the connection to 7300: {:?}",
+        run.raw
+    );
     for raw in &run.raw {
         for field in [
             "TimeFlowRttNs",

@@ -100,12 +100,14 @@ fn flushed_records_survive_kill_9_and_queries_answer_from_the_store() {
         &listen,
         "/api/flows?filter=flow.drop_reason%20%3D%3D%20%22policy_denied%22&since=1h",
     );
+    let policy = policy["records"].as_array().unwrap();
+    // Not empty: the nft-dropped port is among them, and nothing else is.
+    assert!(policy.iter().any(|r| r["DstPort"] == 7703), "{policy:?}");
     assert!(
-        policy["records"]
-            .as_array()
-            .unwrap()
+        policy
             .iter()
-            .all(|r| r["PktDropCategory"] == "policy_denied")
+            .all(|r| r["PktDropCategory"] == "policy_denied"),
+        "{policy:?}"
     );
     let server_url = format!("http://{listen}");
     let (ok, out, err) = flowlens_cli(&[

@@ -262,6 +262,10 @@ pub struct Agent {
     stopped: bool,
     records: Arc<Mutex<Vec<serde_json::Value>>>,
     stderr: Arc<Mutex<Vec<String>>>,
+    /// The threads reading its stdout (JSON lines: a bad one panics the
+    /// thread) and stderr, joined when it ends so that a panic fails the
+    /// test.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 pub struct AgentRun {
@@ -369,7 +373,7 @@ impl Agent {
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let out = child.stdout.take().unwrap();
         let sink = records.clone();
-        std::thread::spawn(move || {
+        let stdout_reader = std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
                 let v: serde_json::Value = serde_json::from_str(&line)
                     .unwrap_or_else(|e| panic!("bad JSON line {line}: {e}"));
@@ -378,7 +382,7 @@ impl Agent {
         });
         let err = child.stderr.take().unwrap();
         let lines = stderr.clone();
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
                 lines.lock().unwrap().push(line);
             }
@@ -388,6 +392,7 @@ impl Agent {
             stopped: false,
             records,
             stderr,
+            readers: vec![stdout_reader, stderr_reader],
         };
         for name in expect_attached {
             agent.wait_for_attach(name);
@@ -484,8 +489,19 @@ impl Agent {
         unsafe { libc::kill(self.child.id() as i32, signal) };
         let status = self.child.wait().expect("waiting for agent");
         self.stopped = true;
-        // Let the reader threads reach end of file.
-        std::thread::sleep(Duration::from_millis(100));
+        // The readers reach end of file once the process is gone (a child
+        // of its own could hold the pipes longer: 5 s at most).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for reader in std::mem::take(&mut self.readers) {
+            if reader.is_finished() {
+                reader
+                    .join()
+                    .expect("an output reader failed: the process printed a line that is not JSON");
+            }
+        }
         let stderr = self.stderr.lock().unwrap().join("\n");
         assert!(
             status.success() || !expect_success,
