@@ -541,6 +541,118 @@ fn dns_against_dnsmasq() {
     assert_eq!(run.stat("dns_unanswered"), 1);
 }
 
+/// A DNS server of the test's own on the second host's `port`: it answers
+/// a query of even id NXDomain after `delay` (slept once the query is
+/// read, so the query's arrival to the answer's leaving is at least that),
+/// and never answers an odd one. Stops after `queries` queries.
+fn delaying_dns_server(
+    lab: &Lab,
+    port: u16,
+    delay: Duration,
+    queries: usize,
+) -> std::thread::JoinHandle<()> {
+    let sock = Lab::in_netns(&lab.hosts[1], move || {
+        UdpSocket::bind(("198.18.0.2", port)).unwrap()
+    });
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        for _ in 0..queries {
+            let (n, from) = sock.recv_from(&mut buf).expect("a query");
+            let id = u16::from_be_bytes([buf[0], buf[1]]);
+            if id % 2 == 1 {
+                continue;
+            }
+            std::thread::sleep(delay);
+            let mut answer = buf[..n].to_vec();
+            // QR, the query's RD, RA, rcode 3 (NXDomain).
+            answer[2] = 0x80 | (buf[2] & 0x01);
+            answer[3] = 0x80 | 3;
+            sock.send_to(&answer, from).unwrap();
+        }
+    })
+}
+
+/// DNS latency pinned from both sides by a server whose delay is known:
+/// at least the delay, at most what the client measured, and within 5 ms
+/// of the client (the client's clock also holds its own system calls and
+/// wake-ups; ours is the wire's). DnsUnanswered marks exactly the queries
+/// the server left unanswered.
+#[test]
+fn dns_latency_is_the_servers_delay_and_unanswered_exactly_the_silent_queries() {
+    let _serial = lab::serial();
+    let lab = Lab::new(2, false);
+    const DELAY: Duration = Duration::from_millis(40);
+    let agent = start_agent(
+        &lab,
+        &[
+            "--features",
+            "DNSTracking",
+            "--dns-ports",
+            "5353",
+            "--dns-timeout",
+            "1s",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let ids: Vec<u16> = (0x6000..0x6006).collect();
+    let server = delaying_dns_server(&lab, 5353, DELAY, ids.len());
+    let mut answered = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let port = 5501 + i as u16;
+        let wait = Duration::from_millis(if id % 2 == 0 { 2000 } else { 200 });
+        let answer = ask(&lab, "198.18.0.2:5353", *id, "delayed.test", port, wait);
+        assert_eq!(answer.is_some(), id % 2 == 0, "query {id:#x}: {answer:?}");
+        if let Some((rcode, client)) = answer {
+            assert_eq!(rcode, 3);
+            answered.push((port, *id, client));
+        }
+    }
+    server.join().unwrap();
+    // Past the 1 s DNS timeout: the silent queries are reported.
+    std::thread::sleep(Duration::from_millis(1800));
+    let run = agent.stop();
+
+    assert_eq!(answered.len(), 3);
+    for (port, id, client) in &answered {
+        let response = flows(&run, |r| r.dst_port == *port && r.src_port == 5353);
+        assert!(!response.is_empty(), "no response flow for {id:#x}");
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        for r in &response {
+            assert_eq!(r.dns_id, Some(*id));
+            assert_eq!(r.dns_flags_response_code.as_deref(), Some("NXDomain"));
+            assert_ne!(r.dns_unanswered, Some(true), "{r:?}");
+            let ours = r.dns_latency_ms.expect("a latency");
+            assert!(
+                ms(DELAY) <= ours && ours <= ms(*client),
+                "{ours} ms vs the server's delay {DELAY:?} and the client's {client:?}"
+            );
+            assert!(
+                ms(*client) - ours < 5.0,
+                "{ours} ms vs the client's {client:?}"
+            );
+        }
+    }
+    let silent: Vec<u16> = ids.iter().copied().filter(|id| id % 2 == 1).collect();
+    let marked: Vec<u16> = {
+        let mut m: Vec<u16> = run
+            .records
+            .iter()
+            .filter(|r| r.dns_unanswered == Some(true))
+            .filter_map(|r| r.dns_id)
+            .collect();
+        m.sort_unstable();
+        m.dedup();
+        m
+    };
+    assert_eq!(
+        marked, silent,
+        "DnsUnanswered marks the silent queries, only"
+    );
+    assert_eq!(run.stat("dns_unanswered"), silent.len() as u64);
+}
+
 #[test]
 fn features_off_attach_nothing_and_add_no_field() {
     let _serial = lab::serial();
