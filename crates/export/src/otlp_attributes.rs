@@ -52,14 +52,16 @@ struct ValueSerializer {
 }
 
 struct SeqCollector {
-    rename: fn(&str) -> &str,
+    /// What serialises each element.
+    serializer: ValueSerializer,
     values: Vec<AnyValue>,
     /// A tuple variant's name: the sequence goes under it, as in JSON.
     variant: Option<&'static str>,
 }
 
 struct MapCollector {
-    rename: fn(&str) -> &str,
+    /// What serialises each key and value (and renames the keys).
+    serializer: ValueSerializer,
     values: Vec<KeyValue>,
     next_key: Option<String>,
     variant: Option<&'static str>,
@@ -67,26 +69,20 @@ struct MapCollector {
 
 /// `{variant: value}`, serde_json's shape for a variant with data.
 fn tagged(
-    rename: fn(&str) -> &str,
+    serializer: ValueSerializer,
     variant: &str,
     value: Option<AnyValue>,
 ) -> Result<Option<AnyValue>> {
-    let values = value
-        .map(|v| KeyValue {
-            key: rename(variant).to_string(),
-            value: Some(v),
-            ..Default::default()
-        })
-        .into_iter()
-        .collect();
-    some(Value::KvlistValue(KeyValueList { values }))
+    let mut map = serializer.map(Some(1), None);
+    map.push(variant, value);
+    map.finish()
 }
 
 impl MapCollector {
     fn push(&mut self, key: &str, value: Option<AnyValue>) {
         if let Some(value) = value {
             self.values.push(KeyValue {
-                key: (self.rename)(key).to_string(),
+                key: (self.serializer.rename)(key).to_string(),
                 value: Some(value),
                 ..Default::default()
             });
@@ -98,7 +94,7 @@ impl MapCollector {
             values: self.values,
         });
         match self.variant {
-            Some(v) => tagged(self.rename, v, Some(AnyValue { value: Some(list) })),
+            Some(v) => tagged(self.serializer, v, Some(AnyValue { value: Some(list) })),
             None => some(list),
         }
     }
@@ -110,7 +106,7 @@ impl SeqCollector {
             values: self.values,
         });
         match self.variant {
-            Some(v) => tagged(self.rename, v, Some(AnyValue { value: Some(array) })),
+            Some(v) => tagged(self.serializer, v, Some(AnyValue { value: Some(array) })),
             None => some(array),
         }
     }
@@ -120,11 +116,8 @@ impl ser::SerializeSeq for SeqCollector {
     type Ok = Option<AnyValue>;
     type Error = AttributeError;
     fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<()> {
-        let serializer = ValueSerializer {
-            rename: self.rename,
-        };
         // An array holds no nulls (as the JSON path dropped them).
-        self.values.extend(value.serialize(serializer)?);
+        self.values.extend(value.serialize(self.serializer)?);
         Ok(())
     }
     fn end(self) -> Result<Option<AnyValue>> {
@@ -154,10 +147,7 @@ impl ser::SerializeMap for MapCollector {
     type Ok = Option<AnyValue>;
     type Error = AttributeError;
     fn serialize_key<T: ?Sized + Serialize>(&mut self, key: &T) -> Result<()> {
-        let serializer = ValueSerializer {
-            rename: self.rename,
-        };
-        let key = match key.serialize(serializer)?.and_then(|v| v.value) {
+        let key = match key.serialize(self.serializer)?.and_then(|v| v.value) {
             Some(Value::StringValue(s)) => s,
             Some(Value::IntValue(i)) => i.to_string(),
             Some(Value::DoubleValue(d)) => d.to_string(),
@@ -172,9 +162,7 @@ impl ser::SerializeMap for MapCollector {
             .next_key
             .take()
             .ok_or_else(|| AttributeError("a map value without its key".into()))?;
-        let value = value.serialize(ValueSerializer {
-            rename: self.rename,
-        })?;
+        let value = value.serialize(self.serializer)?;
         self.push(&key, value);
         Ok(())
     }
@@ -193,9 +181,7 @@ macro_rules! struct_like {
                 key: &'static str,
                 value: &T,
             ) -> Result<()> {
-                let value = value.serialize(ValueSerializer {
-                    rename: self.rename,
-                })?;
+                let value = value.serialize(self.serializer)?;
                 self.push(key, value);
                 Ok(())
             }
@@ -211,7 +197,7 @@ struct_like!(SerializeStructVariant);
 impl ValueSerializer {
     fn seq(self, len: Option<usize>, variant: Option<&'static str>) -> SeqCollector {
         SeqCollector {
-            rename: self.rename,
+            serializer: self,
             values: Vec::with_capacity(len.unwrap_or(0)),
             variant,
         }
@@ -219,7 +205,7 @@ impl ValueSerializer {
 
     fn map(self, len: Option<usize>, variant: Option<&'static str>) -> MapCollector {
         MapCollector {
-            rename: self.rename,
+            serializer: self,
             values: Vec::with_capacity(len.unwrap_or(0)),
             next_key: None,
             variant,
@@ -324,7 +310,7 @@ impl ser::Serializer for ValueSerializer {
         value: &T,
     ) -> Result<Self::Ok> {
         let value = value.serialize(self)?;
-        tagged(self.rename, variant, value)
+        tagged(self, variant, value)
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<SeqCollector> {
         Ok(self.seq(len, None))

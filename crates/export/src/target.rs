@@ -276,13 +276,16 @@ impl ExportTarget {
         }
     }
 
-    /// What holds across options, whatever set them.
-    pub fn check(&self) -> Result<(), String> {
-        let tls = match self.protocol.family() {
+    fn tls(&self) -> Option<&PeerTls> {
+        match self.protocol.family() {
             "kafka" => self.kafka.tls.as_ref(),
             _ => self.otlp.tls.as_ref(),
-        };
-        if let Some(tls) = tls
+        }
+    }
+
+    /// What holds across options, whatever set them.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(tls) = self.tls()
             && tls.cert_file.is_some() != tls.key_file.is_some()
         {
             return Err("a client certificate needs its key (cert= and key= together)".into());
