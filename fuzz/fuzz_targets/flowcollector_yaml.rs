@@ -8,7 +8,13 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(file) = flowlens_config::parse_config(text, "fuzz.yaml") {
-            let _ = file.exporters();
+            // Each exporter entry as the exporter it asks for (type, target,
+            // filter, records, TLS and SASL settings; no file is read).
+            if let Ok(entries) = file.exporters() {
+                for (i, entry) in entries.iter().enumerate() {
+                    let _ = flowlens::export_config::entry_target(entry, i);
+                }
+            }
             let _ = file.kafka_deployment();
             // spec.kafka as the bus between agents and collectors (address,
             // topic, TLS and SASL checked; no file is read).
