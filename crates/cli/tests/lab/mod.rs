@@ -3,6 +3,7 @@
 //! against them. Everything is removed when the lab is dropped.
 #![allow(dead_code)]
 
+pub mod delay;
 pub mod exports;
 pub mod kafka;
 pub mod prometheus;
