@@ -5,6 +5,7 @@ mod lab;
 
 use flowlens_model::FlowRecord;
 use lab::delay::DelayedLink;
+use lab::dns;
 use lab::{Agent, AgentRun, Dnsmasq, Lab, nft, nft_counter, sh};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -435,31 +436,6 @@ fn connection_outcomes_tell_refused_from_timed_out_and_reset() {
     );
 }
 
-/// Sends a query from host 0 and returns (rcode, client-measured latency),
-/// or None when no answer came within `wait`.
-fn ask(
-    lab: &Lab,
-    server: &str,
-    id: u16,
-    name: &str,
-    src_port: u16,
-    wait: Duration,
-) -> Option<(u8, Duration)> {
-    let (server, name) = (server.to_string(), name.to_string());
-    Lab::in_netns(&lab.hosts[0], move || {
-        let sock = UdpSocket::bind(("198.18.0.1", src_port)).unwrap();
-        sock.set_read_timeout(Some(wait)).unwrap();
-        let started = Instant::now();
-        sock.send_to(&flowlens_agent::dns::a_query(id, &name), server.as_str())
-            .unwrap();
-        let mut buf = [0u8; 512];
-        let n = sock.recv(&mut buf).ok()?;
-        let latency = started.elapsed();
-        assert!(n >= 12 && u16::from_be_bytes([buf[0], buf[1]]) == id);
-        Some((buf[3] & 0xf, latency))
-    })
-}
-
 /// The same over TCP (RFC 1035 4.2.2: a two-byte length first); returns the
 /// rcode, the latency from query to response, and the client's port.
 fn ask_tcp(lab: &Lab, id: u16, name: &str) -> (u8, Duration, u16) {
@@ -499,7 +475,7 @@ fn dns_against_dnsmasq() {
     );
     std::thread::sleep(Duration::from_millis(300));
     let long_name = format!("{}.known.test", "a".repeat(50));
-    let known = ask(
+    let known = dns::ask(
         &lab,
         "198.18.0.2:53",
         0x1111,
@@ -508,7 +484,7 @@ fn dns_against_dnsmasq() {
         Duration::from_secs(2),
     )
     .expect("answer");
-    let long = ask(
+    let long = dns::ask(
         &lab,
         "198.18.0.2:53",
         0x1112,
@@ -517,7 +493,7 @@ fn dns_against_dnsmasq() {
         Duration::from_secs(2),
     )
     .expect("answer");
-    let missing = ask(
+    let missing = dns::ask(
         &lab,
         "198.18.0.2:53",
         0x2222,
@@ -526,7 +502,7 @@ fn dns_against_dnsmasq() {
         Duration::from_secs(2),
     )
     .expect("answer");
-    let refused = ask(
+    let refused = dns::ask(
         &lab,
         "198.18.0.2:53",
         0x3333,
@@ -536,7 +512,7 @@ fn dns_against_dnsmasq() {
     )
     .expect("answer");
     // Nobody answers DNS on 5353 there.
-    let silent = ask(
+    let silent = dns::ask(
         &lab,
         "198.18.0.2:5353",
         0x4444,
@@ -596,39 +572,6 @@ fn dns_against_dnsmasq() {
     assert_eq!(run.stat("dns_unanswered"), 1);
 }
 
-/// A DNS server of the test's own on the second host's `port`: it answers
-/// a query of even id NXDomain after `delay` (slept once the query is
-/// read, so the query's arrival to the answer's leaving is at least that),
-/// and never answers an odd one. Stops after `queries` queries.
-fn delaying_dns_server(
-    lab: &Lab,
-    port: u16,
-    delay: Duration,
-    queries: usize,
-) -> std::thread::JoinHandle<()> {
-    let sock = Lab::in_netns(&lab.hosts[1], move || {
-        UdpSocket::bind(("198.18.0.2", port)).unwrap()
-    });
-    sock.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 512];
-        for _ in 0..queries {
-            let (n, from) = sock.recv_from(&mut buf).expect("a query");
-            let id = u16::from_be_bytes([buf[0], buf[1]]);
-            if id % 2 == 1 {
-                continue;
-            }
-            std::thread::sleep(delay);
-            let mut answer = buf[..n].to_vec();
-            // QR, the query's RD, RA, rcode 3 (NXDomain).
-            answer[2] = 0x80 | (buf[2] & 0x01);
-            answer[3] = 0x80 | 3;
-            sock.send_to(&answer, from).unwrap();
-        }
-    })
-}
-
 /// DNS latency pinned from both sides by a server whose delay is known:
 /// at least the delay, at most what the client measured, and within 5 ms
 /// of the client (the client's clock also holds its own system calls and
@@ -652,12 +595,12 @@ fn dns_latency_is_the_servers_delay_and_unanswered_exactly_the_silent_queries() 
     );
     std::thread::sleep(Duration::from_millis(300));
     let ids: Vec<u16> = (0x6000..0x6006).collect();
-    let server = delaying_dns_server(&lab, 5353, DELAY, ids.len());
+    let server = dns::delaying_server(&lab, 5353, DELAY, ids.len());
     let mut answered = Vec::new();
     for (i, id) in ids.iter().enumerate() {
         let port = 5501 + i as u16;
         let wait = Duration::from_millis(if id % 2 == 0 { 2000 } else { 200 });
-        let answer = ask(&lab, "198.18.0.2:5353", *id, "delayed.test", port, wait);
+        let answer = dns::ask(&lab, "198.18.0.2:5353", *id, "delayed.test", port, wait);
         assert_eq!(answer.is_some(), id % 2 == 0, "query {id:#x}: {answer:?}");
         if let Some((rcode, client)) = answer {
             assert_eq!(rcode, 3);

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod delay;
+pub mod dns;
 pub mod exports;
 pub mod kafka;
 pub mod prometheus;
@@ -78,15 +79,9 @@ pub fn nft_counter(netns: &str, comment: &str) -> u64 {
 /// with DNS id `id`; the response code of the answer. Call it inside the
 /// client's namespace (`Lab::in_netns`).
 pub fn ask_missing_name(bind: &str, server: &str, id: u16) -> u8 {
-    let sock = std::net::UdpSocket::bind(bind).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    let [hi, lo] = id.to_be_bytes();
-    let mut query = vec![hi, lo, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-    query.extend_from_slice(b"\x07missing\x04test\x00\x00\x01\x00\x01");
-    sock.send_to(&query, server).unwrap();
-    let mut buf = [0u8; 512];
-    sock.recv(&mut buf).unwrap();
-    buf[3] & 0xf
+    dns::query(bind, server, id, "missing.test", Duration::from_secs(2))
+        .expect("an answer")
+        .0
 }
 
 /// Counters of interface `dev` in network namespace `netns`.
