@@ -5,8 +5,8 @@ mod lab;
 
 use flowlens_model::FlowRecord;
 use lab::delay::DelayedLink;
-use lab::dns;
 use lab::{Agent, AgentRun, Dnsmasq, Lab, nft, nft_counter, sh};
+use lab::{dns, tcp};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::sync::mpsc;
@@ -25,25 +25,6 @@ fn flows<'a>(run: &'a AgentRun, pred: impl Fn(&FlowRecord) -> bool + 'a) -> Vec<
     run.records.iter().filter(|r| pred(r)).collect()
 }
 
-/// Packets counted by the nftables rule commented `comment` in `netns`.
-fn snmp_tcp(netns: &str, field: &str) -> u64 {
-    kernel_counter(netns, "/proc/net/snmp", "Tcp:", field)
-}
-
-/// One of the kernel's own counters in `file` (`/proc/net/snmp` or
-/// `/proc/net/netstat`): a line of names under `prefix`, then its values.
-fn kernel_counter(netns: &str, file: &str, prefix: &str, field: &str) -> u64 {
-    let text = sh(&format!("ip netns exec {netns} cat {file}"));
-    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(prefix)).collect();
-    let names: Vec<&str> = lines[0].split_whitespace().collect();
-    let values: Vec<&str> = lines[1].split_whitespace().collect();
-    let at = names
-        .iter()
-        .position(|n| *n == field)
-        .unwrap_or_else(|| panic!("{field} in {file}"));
-    values[at].parse().unwrap()
-}
-
 /// Segments the TCP of `netns` dropped on receipt, by its own counters:
 /// old data (a duplicate, counted as DelayedACKLost), out of order beyond
 /// the window, a full receive queue or socket backlog, a zero window.
@@ -56,37 +37,8 @@ fn tcp_receive_drops(netns: &str) -> u64 {
         "TCPZeroWindowDrop",
     ]
     .iter()
-    .map(|f| kernel_counter(netns, "/proc/net/netstat", "TcpExt:", f))
+    .map(|f| tcp::kernel_counter(netns, "/proc/net/netstat", "TcpExt:", f))
     .sum()
-}
-
-/// `bytes` from the first host to the second's `port`, in order: the
-/// server reads to the end, then closes; the client closes only after
-/// that, so no segment ever reaches a closed socket.
-fn orderly_transfer(lab: &Lab, port: u16, bytes: usize) {
-    let (client, server) = (lab.hosts[0].clone(), lab.hosts[1].clone());
-    let at = format!("{}:{port}", server.ipv4);
-    let bind = at.clone();
-    // Sockets stay in the namespace they were made in.
-    let listener = Lab::in_netns(&server, move || TcpListener::bind(bind).unwrap());
-    let receiver = std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
-        let mut got = Vec::new();
-        conn.read_to_end(&mut got).unwrap();
-        got.len()
-    });
-    let mut conn = Lab::in_netns(&client, move || TcpStream::connect(at).unwrap());
-    let chunk = vec![7u8; 64 * 1024];
-    let mut sent = 0;
-    while sent < bytes {
-        let n = chunk.len().min(bytes - sent);
-        conn.write_all(&chunk[..n]).unwrap();
-        sent += n;
-    }
-    conn.shutdown(std::net::Shutdown::Write).unwrap();
-    assert_eq!(receiver.join().unwrap(), bytes, "the server read it all");
-    let mut rest = Vec::new();
-    conn.read_to_end(&mut rest).unwrap();
 }
 
 /// The smoothed RTT `ss -ti` shows for the TCP socket `filter` names in
@@ -251,9 +203,9 @@ fn retransmits_add_up_to_the_kernels_count_and_drops_to_nftables() {
          tcp dport 5301 tcp flags & (syn|fin|rst) == 0 numgen random mod 10 == 0 counter drop comment \"lossy\"\n }\n}\n",
     );
     let agent = start_agent(&lab, &["--features", ALL_FEATURES]);
-    let retrans_before = snmp_tcp(&client.netns, "RetransSegs");
+    let retrans_before = tcp::snmp_tcp(&client.netns, "RetransSegs");
     let tcp_drops_before = tcp_receive_drops(&server.netns);
-    orderly_transfer(&lab, 5301, 8 << 20);
+    tcp::orderly_transfer(&lab, 5301, 8 << 20);
     // Closed sockets may still retransmit their last segments: wait until
     // only TIME_WAIT remains before reading the kernel's count.
     for _ in 0..100 {
@@ -266,7 +218,7 @@ fn retransmits_add_up_to_the_kernels_count_and_drops_to_nftables() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let retrans = snmp_tcp(&client.netns, "RetransSegs") - retrans_before;
+    let retrans = tcp::snmp_tcp(&client.netns, "RetransSegs") - retrans_before;
     let dropped = nft_counter(&server.netns, "lossy");
     let tcp_drops = tcp_receive_drops(&server.netns) - tcp_drops_before;
     let run = agent.stop();

@@ -3,6 +3,7 @@
 
 mod lab;
 
+use lab::tcp::{self, Ending};
 use lab::{Lab, free_local_addr, serial, sh, status_json, stored_udp_packets};
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ fn conversations<'a>(
 }
 
 #[test]
-fn an_iperf3_transfer_is_one_conversation_matching_the_interface_counters() {
+fn conversations_match_the_interface_counters_and_end_as_the_lab_closed_them() {
     let _serial = lab::serial();
     let lab = Lab::new(2, false);
     let (client, server) = (&lab.hosts[0], &lab.hosts[1]);
@@ -33,14 +34,17 @@ fn an_iperf3_transfer_is_one_conversation_matching_the_interface_counters() {
             "lab=198.18.0.0/15,fd00:198:18::/48",
         ],
     );
-    let mut iperf = Lab::iperf3_server(server, 5202);
     let c0 = lab.counters(client);
     let s0 = lab.counters(server);
-    sh(&format!(
-        "ip netns exec {} iperf3 -c {} -p 5202 -t 1 > /dev/null",
-        client.netns, server.ipv4
-    ));
-    iperf.wait().unwrap();
+    let resets_before = (
+        tcp::snmp_tcp(&client.netns, "OutRsts"),
+        tcp::snmp_tcp(&server.netns, "OutRsts"),
+    );
+    // How each connection ends is the lab's own doing: one orderly (FIN
+    // both ways), one aborted by the client (SO_LINGER 0: one RST), and a
+    // connect to a closed port (the server's RST).
+    tcp::transfer(&lab, 5202, 4 << 20, Ending::Orderly);
+    tcp::transfer(&lab, 5203, 256 << 10, Ending::Abort);
     let refused = Lab::in_netns(client, || {
         std::net::TcpStream::connect_timeout(
             &"198.18.0.2:5998".parse().unwrap(),
@@ -48,6 +52,15 @@ fn an_iperf3_transfer_is_one_conversation_matching_the_interface_counters() {
         )
     });
     assert!(refused.is_err());
+    let resets = (
+        tcp::snmp_tcp(&client.netns, "OutRsts") - resets_before.0,
+        tcp::snmp_tcp(&server.netns, "OutRsts") - resets_before.1,
+    );
+    assert_eq!(
+        resets,
+        (1, 1),
+        "the kernel sent the RSTs the lab made, no other"
+    );
     // Terminating timeout (5 s) then the tracker's tick ends them.
     std::thread::sleep(Duration::from_millis(7000));
     let c1 = lab.counters(client);
@@ -96,10 +109,8 @@ fn an_iperf3_transfer_is_one_conversation_matching_the_interface_counters() {
             "`{counter}` missing from flowlens status: {status}"
         );
     }
-    let ended = conversations(&run.raw, "endConnection", 5202);
-    assert!(!ended.is_empty(), "{}", run.stderr);
-    // iperf3's control and data connections and the refused connect are all
-    // the traffic between the two namespaces.
+    // The two transfers and the refused connect are all the traffic
+    // between the two namespaces.
     let all_ended: Vec<_> = run
         .raw
         .iter()
@@ -123,21 +134,19 @@ fn an_iperf3_transfer_is_one_conversation_matching_the_interface_counters() {
         "server to client bytes"
     );
     assert_eq!(sum("Packets_BA"), s1.tx_packets - s0.tx_packets);
-    for r in &ended {
-        // iperf3 sometimes aborts its data connection with a RST.
-        let rst = r["Flags"].as_u64().unwrap() & 0x4 != 0;
+    assert_eq!(all_ended.len(), 3, "{all_ended:?}");
+    for (port, cause) in [(5202, "completed"), (5203, "reset"), (5998, "refused")] {
+        let ended = conversations(&run.raw, "endConnection", port);
+        assert_eq!(ended.len(), 1, "port {port}: {ended:?}");
+        assert_eq!(ended[0]["CloseCause"], cause, "port {port}: {}", ended[0]);
+        assert_eq!(ended[0]["SrcAddr"], "198.18.0.1");
         assert_eq!(
-            r["CloseCause"],
-            if rst { "reset" } else { "completed" },
-            "{r}"
+            conversations(&run.raw, "newConnection", port).len(),
+            1,
+            "port {port}"
         );
-        assert_eq!(r["SrcAddr"], "198.18.0.1");
     }
-    let data = ended.iter().max_by_key(|r| r["Bytes_AB"].as_u64()).unwrap();
-    assert_eq!(
-        conversations(&run.raw, "newConnection", 5202).len(),
-        ended.len()
-    );
+    let data = conversations(&run.raw, "endConnection", 5202)[0];
     let logs: Vec<_> = run
         .raw
         .iter()
@@ -145,10 +154,6 @@ fn an_iperf3_transfer_is_one_conversation_matching_the_interface_counters() {
         .collect();
     assert_eq!(logs.len() as u64, data["numFlowLogs"].as_u64().unwrap());
     assert!(data["TimeFlowRttMinNs"].as_u64().is_some());
-
-    let refused = conversations(&run.raw, "endConnection", 5998);
-    assert_eq!(refused.len(), 1);
-    assert_eq!(refused[0]["CloseCause"], "refused");
 }
 
 #[test]

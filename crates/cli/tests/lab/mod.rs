@@ -8,6 +8,7 @@ pub mod dns;
 pub mod exports;
 pub mod kafka;
 pub mod prometheus;
+pub mod tcp;
 
 use flowlens::netlab::{HostSpec, NetLab};
 use flowlens_model::FlowRecord;
