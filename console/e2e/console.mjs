@@ -4,6 +4,15 @@
 // Checks each view against what the demo's lab does, saves a screenshot of
 // each, fails on any error in the browser's console, and prints the
 // console's figures (paint, table render, refresh) as one JSON line.
+//
+// The numbers the console shows are read from the DOM with their units and
+// compared with the API's for the same filter and range, and with the
+// lab's own interface counters when the caller gives them:
+//   FLOWLENS_LAB_TRUTH='{"since_ms":..,"until_ms":..,"workloads":[{"netns":
+//   "shop.frontend","addr":"198.18.10.10","tx_bytes":..,"tx_packets":..}]}'
+// (crates/cli/tests/console_kernel.rs stops the demo's traffic, then reads
+// every workload's eth0). Without it the range is [30 min ago, 15 s ago],
+// whose records are all stored by then, and only console = API is checked.
 
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
@@ -26,6 +35,14 @@ const browser = await chromium.launch({
     "--disable-sync",
   ],
 });
+
+const truth = process.env.FLOWLENS_LAB_TRUTH ? JSON.parse(process.env.FLOWLENS_LAB_TRUTH) : null;
+const range = truth
+  ? { since: String(truth.since_ms), until: String(truth.until_ms) }
+  : { since: String(Date.now() - 30 * 60e3), until: String(Date.now() - 15e3) };
+const rangeQuery = `since=${range.since}&until=${range.until}`;
+const rangeSeconds = (Number(range.until) - Number(range.since)) / 1000;
+if (!truth) console.log("note: no FLOWLENS_LAB_TRUTH: the console's numbers are checked against the API only");
 
 const errors = [];
 const figures = {};
@@ -60,6 +77,37 @@ async function column(page, id) {
   return page.locator(`table.data tbody td[data-col="${id}"]`).allInnerTexts();
 }
 
+/** The API's answer to `path` (with the range added), as JSON. */
+async function api(path) {
+  const url = new URL(path, base);
+  for (const [k, v] of Object.entries(range)) url.searchParams.set(k, v);
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url}: ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+// The units the console writes numbers in (console/src/format.ts), as
+// multipliers to the API's units (bytes, counts, milliseconds).
+const UNITS = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4, k: 1e3, M: 1e6, "µs": 1e-3, ms: 1, s: 1e3 };
+
+/** A number as the console shows it ("1.5 MiB/s", "4.2k", "12.3 ms"):
+ * its value and half its last digit's worth, which is how far the shown
+ * text can be from the exact value. */
+function parseShown(text) {
+  const m = /^(-?\d+(?:\.(\d+))?)\s*(B|KiB|MiB|GiB|TiB|k|M|µs|ms|s)?(\/s)?$/.exec(text.trim());
+  check(m, `not a number with a unit: "${text}"`);
+  const unit = UNITS[m[3] ?? ""] ?? 1;
+  const decimals = m[2]?.length ?? 0;
+  return { value: Number(m[1]) * unit, slack: (0.5 * unit) / 10 ** decimals };
+}
+
+/** The shown `text` is `expected` as far as its digits go. */
+function near(text, expected, what) {
+  const { value, slack } = parseShown(text);
+  check(Math.abs(value - expected) <= slack * (1 + 1e-9), `${what}: shows "${text}", exact value ${expected}`);
+  return { value, slack };
+}
+
 async function rowsLoaded(page) {
   await page.waitForFunction(() => document.querySelectorAll("table.data tbody tr").length > 0, null, { timeout: 15000 });
 }
@@ -74,6 +122,7 @@ await step("overview paints its panels, with the lab's DNS errors and drops", as
   figures.first_contentful_paint_ms = await page.evaluate(
     () => performance.getEntriesByName("first-contentful-paint")[0]?.startTime ?? null,
   );
+  check(figures.overview_meaningful_paint_ms < 1000, `the overview's first meaningful paint took ${figures.overview_meaningful_paint_ms} ms`);
   const rcodes = await page.locator("#panel-dns-rcodes table").innerText();
   check(rcodes.includes("NXDomain"), `DNS response codes panel lacks NXDomain: ${rcodes}`);
   const causes = await page.locator("#panel-drops-cause table").innerText();
@@ -87,6 +136,109 @@ await step("overview paints its panels, with the lab's DNS errors and drops", as
   await page.keyboard.press("Enter");
   await rowsLoaded(page);
   check(new URL(page.url()).searchParams.get("filter")?.includes("NETFILTER_DROP"), `panel click gave ${page.url()}`);
+  await page.close();
+});
+
+// What each overview panel asks /api/top (console/src/overview.tsx).
+const PANELS = {
+  "byte-rates": { by: "src.name", metric: "bytes", rate: true },
+  "packet-rates": { by: "dst.name", metric: "packets", rate: true },
+  "drops-cause": { by: "drop.cause", metric: "drops" },
+  "drops-state": { by: "drop.state", metric: "drops" },
+  "dns-rcodes": { by: "dns.rcode", metric: "flows" },
+  "dns-latency": { by: "dns.name", metric: "dns_latency_p90" },
+  "rtt-top": { by: "dst.name", metric: "rtt_p90" },
+  "rtt-low": { by: "dst.name", metric: "rtt_avg", ascending: true },
+  retransmits: { by: "src.name", metric: "retransmits" },
+  outcomes: { by: "conn.outcome", metric: "flows" },
+};
+/** Panels the demo's traffic always fills. */
+const FILLED = ["byte-rates", "packet-rates", "drops-cause", "dns-rcodes", "rtt-top", "retransmits", "outcomes"];
+/** A workload's name in the console: its namespace's part after the dot. */
+const nameOf = (w) => w.netns.split(".")[1];
+
+await step("overview's numbers equal /api/top and the lab's interface counters", async () => {
+  const page = await newPage();
+  await page.goto(`${base}?${rangeQuery}`);
+  await page.waitForFunction(() => performance.getEntriesByName("flowlens:overview-data").length > 0, null, { timeout: 15000 });
+  let compared = 0;
+  for (const [id, panel] of Object.entries(PANELS)) {
+    const rows = await page.locator(`#panel-${id} table.panel-data tbody tr`).evaluateAll((trs) =>
+      trs.map((tr) => [tr.querySelector("th").innerText, tr.querySelector("td").innerText]),
+    );
+    if (FILLED.includes(id)) check(rows.length > 0, `panel ${id} is empty`);
+    const { entries } = await api(`/api/top?by=${panel.by}&metric=${panel.metric}&k=${panel.ascending ? 1000 : 12}`);
+    for (const [label, shown] of rows) {
+      const entry = entries.find((e) => (e.key || "(unknown)") === label);
+      check(entry, `panel ${id}: "${label}" is not in /api/top's answer`);
+      near(shown, panel.rate ? entry.value / rangeSeconds : entry.value, `panel ${id}, ${label}`);
+      compared++;
+    }
+  }
+  if (truth) {
+    // Bytes per second by source: each workload's eth0 transmitted bytes
+    // over the range.
+    const rows = await page.locator("#panel-byte-rates table.panel-data tbody tr").evaluateAll((trs) =>
+      Object.fromEntries(trs.map((tr) => [tr.querySelector("th").innerText, tr.querySelector("td").innerText])),
+    );
+    for (const w of truth.workloads.filter((w) => w.tx_bytes > 0)) {
+      check(rows[nameOf(w)], `byte rates panel lacks ${nameOf(w)}: ${JSON.stringify(rows)}`);
+      near(rows[nameOf(w)], w.tx_bytes / rangeSeconds, `byte rate of ${nameOf(w)} against its eth0 counter`);
+      compared++;
+    }
+  }
+  figures.overview_numbers_compared = compared;
+  await page.close();
+});
+
+await step("topology's edge bytes equal /api/topology and add up to each workload's counter", async () => {
+  const page = await newPage();
+  await page.goto(`${base}?view=topology&${rangeQuery}`);
+  await page.waitForSelector("#topology-edges tbody tr", { timeout: 15000 });
+  const rows = await page.locator("#topology-edges tbody tr").evaluateAll((trs) =>
+    trs.map((tr) => [...tr.querySelectorAll("td")].slice(0, 3).map((td) => td.innerText)),
+  );
+  check(rows.length > 0, "no edges");
+  const { edges } = await api(`/api/topology?scope=owner`);
+  check(edges.length === rows.length, `${rows.length} edges shown, the API has ${edges.length}`);
+  const shownOut = new Map();
+  for (const [src, dst, bytes] of rows) {
+    const edge = edges.find((e) => (e.src || "(unknown)") === src && (e.dst || "(unknown)") === dst);
+    check(edge, `edge ${src} → ${dst} is not in /api/topology's answer`);
+    const { value, slack } = near(bytes, edge.bytes, `edge ${src} → ${dst}`);
+    const sum = shownOut.get(src) ?? { value: 0, slack: 0, exact: 0 };
+    shownOut.set(src, { value: sum.value + value, slack: sum.slack + slack, exact: sum.exact + edge.bytes });
+  }
+  for (const w of (truth?.workloads ?? []).filter((w) => w.tx_bytes > 0)) {
+    const out = [...shownOut.entries()].find(([src]) => src === nameOf(w) || src.endsWith(`/${nameOf(w)}`));
+    check(out, `no edge from ${nameOf(w)} among ${[...shownOut.keys()]}`);
+    const [src, sum] = out;
+    check(sum.exact === w.tx_bytes, `edges from ${src}: ${sum.exact} bytes by the API, ${w.tx_bytes} by its eth0`);
+    check(Math.abs(sum.value - w.tx_bytes) <= sum.slack, `edges from ${src} show ${sum.value} ± ${sum.slack} bytes, its eth0 sent ${w.tx_bytes}`);
+  }
+  await page.close();
+});
+
+await step("the flow table's totals equal /api/flows and the workload's counters", async () => {
+  const page = await newPage();
+  const workloads = truth?.workloads.filter((w) => w.tx_bytes > 0) ?? [{ addr: "198.18.10.53" }];
+  for (const w of workloads) {
+    const filter = `src.addr = ${w.addr}`;
+    await page.goto(`${base}?view=flows&limit=1000&filter=${encodeURIComponent(filter)}&${rangeQuery}`);
+    await page.waitForSelector("#flows-totals", { timeout: 15000 });
+    const bytes = await page.locator('#flows-totals [data-total="bytes"]').innerText();
+    const packets = await page.locator('#flows-totals [data-total="packets"]').innerText();
+    const { records, cursor } = await api(`/api/flows?limit=1000&filter=${encodeURIComponent(filter)}`);
+    check(records.length > 0, `no flows from ${w.addr}`);
+    const sum = (k) => records.reduce((n, r) => n + (r[k] ?? 0), 0);
+    near(bytes, sum("Bytes"), `bytes of the flows from ${w.addr}`);
+    near(packets, sum("Packets"), `packets of the flows from ${w.addr}`);
+    if (!truth) continue;
+    check(!cursor, `flows from ${w.addr} need more than one page`);
+    check(sum("Bytes") === w.tx_bytes && sum("Packets") === w.tx_packets, `flows from ${w.addr}: ${sum("Bytes")} bytes, ${sum("Packets")} packets; its eth0 sent ${w.tx_bytes}, ${w.tx_packets}`);
+    near(bytes, w.tx_bytes, `bytes from ${w.addr} against its eth0 counter`);
+    near(packets, w.tx_packets, `packets from ${w.addr} against its eth0 counter`);
+  }
   await page.close();
 });
 
@@ -203,11 +355,26 @@ await step("topology shows the lab's workloads", async () => {
   await page.close();
 });
 
-await step("a 1000-row flow table renders", async () => {
+await step("a 1000-row flow table lays out in < 200 ms and draws rows as it scrolls", async () => {
   const page = await newPage();
-  await page.goto(`${base}?view=flows&limit=1000&since=1h`);
+  await page.goto(`${base}?view=flows&limit=1000&${rangeQuery}`);
   await page.waitForFunction(() => Number(document.querySelector("table.data")?.dataset.rows) >= 1000, null, { timeout: 20000 });
   figures.table_1000_rows_render_ms = Number(await page.locator("table.data").getAttribute("data-render-ms"));
+  check(figures.table_1000_rows_render_ms < 200, `the 1000-row table took ${figures.table_1000_rows_render_ms} ms to lay out`);
+  // Windowed: only the rows in view are drawn, and scrolling draws the
+  // others — down to the last row, every cell of it filled.
+  const drawn = () => page.locator("table.data tbody tr[data-index]").evaluateAll((trs) => trs.map((tr) => Number(tr.dataset.index)));
+  const before = await drawn();
+  check(before.length > 0 && before.length < 1000 && !before.includes(999), `rows drawn before scrolling: ${before.length}`);
+  for (const fraction of [0.5, 1]) {
+    await page.locator(".table-scroll").evaluate((el, f) => (el.scrollTop = (el.scrollHeight - el.clientHeight) * f), fraction);
+    const want = fraction === 1 ? 999 : 500;
+    await page.waitForFunction((i) => !!document.querySelector(`table.data tbody tr[data-index="${i}"]`), want, { timeout: 5000 });
+    const cells = await page.locator(`table.data tbody tr[data-index="${want}"] td`).allInnerTexts();
+    check(cells.length > 0 && cells.some((c) => c.trim() !== ""), `row ${want} is drawn empty: ${cells}`);
+  }
+  const after = await drawn();
+  check(after.length < 1000, `${after.length} rows in the DOM after scrolling`);
   // Baseline in the same browser and run: the same 1000 rows as static HTML
   // set at once with innerHTML, laid out.
   figures.baseline_static_table_1000_rows_ms = await page.evaluate(() => {

@@ -7,6 +7,7 @@ import { currentToken } from "./token";
 import { api, type FlowRecord, type Scope, type Table } from "./api";
 import { type Column, columnsOf, visibleColumns } from "./columns";
 import { Drawer } from "./drawer";
+import * as fmt from "./format";
 import type { FieldInfo } from "./schema";
 import { PAGE_SIZES, type ViewState } from "./state";
 
@@ -26,6 +27,24 @@ const ROW_HEIGHT = 27;
 /** Larger pages render only the rows in view, plus this many each side. */
 const WINDOW_FROM = 200;
 const OVERSCAN = 30;
+
+/** A record's bytes and packets: a flow's own, a conversation's both ways. */
+function amounts(r: FlowRecord): [number, number] {
+  const n = (k: string) => (typeof r[k] === "number" ? (r[k] as number) : 0);
+  return "Bytes" in r ? [n("Bytes"), n("Packets")] : [n("Bytes_AB") + n("Bytes_BA"), n("Packets_AB") + n("Packets_BA")];
+}
+
+/** The shown page's bytes and packets, summed. */
+function pageTotals(records: FlowRecord[]): { bytes: number; packets: number } {
+  let bytes = 0;
+  let packets = 0;
+  for (const r of records) {
+    const [b, p] = amounts(r);
+    bytes += b;
+    packets += p;
+  }
+  return { bytes, packets };
+}
 
 function compare(a: number | string, b: number | string): number {
   if (typeof a === "number" && typeof b === "number") return a - b;
@@ -109,6 +128,7 @@ export function Records({ table, scope, state, tick, fields, onState, onShowFlow
   }
 
   const page = cursors.length;
+  const totals = useMemo(() => (records ? pageTotals(records) : null), [records]);
   // Large pages: only the rows in view are in the DOM (spacers keep the
   // scroll height), so a 1000-row page renders as fast as a short one.
   const windowed = rows.length > WINDOW_FROM;
@@ -154,6 +174,11 @@ export function Records({ table, scope, state, tick, fields, onState, onShowFlow
         <span class="muted" aria-live="polite">
           {loading ? "Loading…" : records ? `${records.length} ${table === "flows" ? "flows" : "conversation records"}, page ${page}` : ""}
         </span>
+        {totals && !loading && (
+          <span class="muted" id={`${table}-totals`} title="Summed over the rows of this page">
+            <span data-total="bytes">{fmt.bytes(totals.bytes)}</span>, <span data-total="packets">{fmt.count(totals.packets)}</span> packets
+          </span>
+        )}
         <button type="button" disabled={page === 1} onClick={() => setCursors(cursors.slice(0, -1))}>
           ← Newer
         </button>

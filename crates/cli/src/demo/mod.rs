@@ -7,6 +7,7 @@
 mod lab;
 mod traffic;
 
+use crate::capture_args::duration_arg;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use lab::DemoLab;
@@ -24,6 +25,11 @@ pub struct DemoArgs {
     /// removed at the end).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Stop the workloads' traffic after this long (`90s`, `5m`) and keep
+    /// the console serving what was captured: a finished scenario whose
+    /// figures no longer move (default: traffic until Ctrl-C).
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    traffic_for: Option<Duration>,
 }
 
 /// Every feature the lab shows.
@@ -59,7 +65,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let lab = DemoLab::create()?;
     let dns = Guard(start_dnsmasq()?);
     let up = Guard(start_up(&lab, args.listen, &data_dir)?);
-    let result = serve(args.listen, up);
+    let result = serve(args.listen, args.traffic_for, up);
     drop(dns);
     drop(lab);
     if temporary {
@@ -69,10 +75,12 @@ pub fn run(args: DemoArgs) -> Result<()> {
     result
 }
 
-/// Runs the traffic until Ctrl-C (or `up` ends), then stops `up`.
-fn serve(listen: SocketAddr, mut up: Guard) -> Result<()> {
+/// Runs the traffic until Ctrl-C (or `up` ends, or `traffic_for` has
+/// passed, when only the traffic stops), then stops `up`.
+fn serve(listen: SocketAddr, traffic_for: Option<Duration>, mut up: Guard) -> Result<()> {
     wait_until_serving(listen, &mut up.0)?;
-    let traffic = traffic::Traffic::start()?;
+    let mut traffic = Some(traffic::Traffic::start()?);
+    let traffic_until = traffic_for.map(|d| Instant::now() + d);
     let url = format!("http://{listen}/");
     println!("flowlens demo: console at {url}");
     println!("  DNS errors:    {url}?view=flows&quick=dns_errors");
@@ -89,6 +97,10 @@ fn serve(listen: SocketAddr, mut up: Guard) -> Result<()> {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {
                     if let Ok(Some(status)) = up.0.try_wait() {
                         return Some(status);
+                    }
+                    if traffic.is_some() && traffic_until.is_some_and(|t| Instant::now() >= t) {
+                        traffic = None;
+                        eprintln!("flowlens demo: traffic stopped; the console keeps what it captured");
                     }
                 }
             }
