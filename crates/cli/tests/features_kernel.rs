@@ -797,3 +797,139 @@ fn ipv6_connections_get_outcomes_and_rtt() {
         .any(|r| r.time_flow_handshake_rtt_ns.is_some())
     );
 }
+
+/// `sampled` of `total` events kept 1 in `n` is binomial, B(total, 1/n):
+/// within five standard deviations of total/n (a false alarm once in about
+/// 1.7 million checks), and at least one.
+fn assert_sampled(what: &str, sampled: u64, total: u64, n: u64) {
+    let p = 1.0 / n as f64;
+    let mean = total as f64 * p;
+    let sigma = (total as f64 * p * (1.0 - p)).sqrt();
+    assert!(
+        sampled > 0 && (sampled as f64 - mean).abs() <= 5.0 * sigma,
+        "{what}: {sampled} sampled of {total} (1 in {n}: {mean:.1} ± {:.1})",
+        5.0 * sigma
+    );
+}
+
+/// With `--sampling 10` the counters (packets, bytes, drops, retransmits)
+/// are 1 in 10 of the truth, binomially, and say `Sampling: 10`; DNS is
+/// tracked before sampling, so every answer is there with its latency.
+#[test]
+fn sampling_keeps_one_in_ten_of_every_counter_and_every_dns_answer() {
+    const N: u64 = 10;
+    const DATAGRAMS: usize = 3000;
+    let _serial = lab::serial();
+    let lab = Lab::new(2, false);
+    let (client, server) = (&lab.hosts[0], &lab.hosts[1]);
+    nft(
+        &server.netns,
+        "table inet flowlens_test {\n chain input {\n  type filter hook input priority 0;\n  \
+         udp dport 7120 counter drop comment \"deny-7120\"\n  \
+         tcp dport 5320 tcp flags & (syn|fin|rst) == 0 numgen random mod 10 == 0 counter drop comment \"lossy\"\n }\n}\n",
+    );
+    let agent = start_agent(
+        &lab,
+        &[
+            "--sampling",
+            "10",
+            "--features",
+            "PacketDrop,TCPRetransmits,DNSTracking",
+            "--dns-ports",
+            "5353",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    Lab::in_netns(client, || {
+        let sock = UdpSocket::bind("198.18.0.1:5020").unwrap();
+        for i in 0..2 * DATAGRAMS {
+            let port = if i % 2 == 0 { 4020 } else { 7120 };
+            sock.send_to(&[0x5a; 100], ("198.18.0.2", port)).unwrap();
+            if i % 64 == 63 {
+                std::thread::sleep(Duration::from_micros(500));
+            }
+        }
+    });
+    // One segment per packet the client's TCP sends (no TSO/GSO bundles),
+    // so each retransmission the sampling keeps or leaves is one segment
+    // of the kernel's RetransSegs, and B(RetransSegs, 1/10) holds.
+    sh(&format!(
+        "ip -n {} link set dev eth0 gso_max_segs 1",
+        client.netns
+    ));
+    let retrans_before = tcp::snmp_tcp(&client.netns, "RetransSegs");
+    tcp::orderly_transfer(&lab, 5320, 4 << 20);
+    for _ in 0..100 {
+        let open = sh(&format!(
+            "ip netns exec {} ss -tnH exclude time-wait dst {}:5320",
+            client.netns, server.ipv4
+        ));
+        if open.trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let retransmitted = tcp::snmp_tcp(&client.netns, "RetransSegs") - retrans_before;
+    let denied = nft_counter(&server.netns, "deny-7120");
+    let ids: Vec<u16> = (0..20).map(|i| 0x7000 + 2 * i).collect();
+    let dns_server = dns::delaying_server(&lab, 5353, Duration::from_millis(5), ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        let answer = dns::ask(
+            &lab,
+            "198.18.0.2:5353",
+            *id,
+            "sampled.test",
+            5700 + i as u16,
+            Duration::from_secs(2),
+        );
+        assert_eq!(answer.map(|a| a.0), Some(3), "query {id:#x}");
+    }
+    dns_server.join().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let run = agent.stop();
+    assert!(
+        run.records.iter().all(|r| r.sampling == 10),
+        "every record says Sampling: 10"
+    );
+
+    // Packets and bytes: the lab sent DATAGRAMS of 100 bytes to port 4020.
+    let accepted = flows(&run, |r| r.src_port == 5020 && r.dst_port == 4020);
+    let (bytes, packets) = lab::totals(accepted.iter().copied());
+    assert_sampled("packets", packets, DATAGRAMS as u64, N);
+    assert_eq!(
+        bytes,
+        packets * (100 + 8 + 20 + 14),
+        "bytes are the sampled packets' own"
+    );
+    // Drops: the rule dropped what the lab sent to 7120.
+    assert_eq!(denied, DATAGRAMS as u64, "the rule's counter");
+    let dropped: u64 = flows(&run, |r| r.dst_port == 7120)
+        .iter()
+        .filter_map(|r| r.pkt_drop_packets)
+        .sum();
+    assert_sampled("dropped packets", dropped, denied, N);
+    // Retransmissions: the kernel's own count for the transfer.
+    assert!(
+        retransmitted > 100,
+        "the lossy rule made retransmissions: {retransmitted}"
+    );
+    let retransmits: u64 = flows(&run, |r| r.proto == 6 && r.dst_port == 5320)
+        .iter()
+        .filter_map(|r| r.tcp_retransmits)
+        .sum();
+    assert_sampled("retransmitted segments", retransmits, retransmitted, N);
+    eprintln!(
+        "FIG packets {packets}/{DATAGRAMS} drops {dropped}/{denied} retrans {retransmits}/{retransmitted}"
+    );
+    // DNS: not sampled — every answer, with its latency.
+    let mut answered: Vec<u16> = run
+        .records
+        .iter()
+        .filter(|r| r.src_port == 5353 && r.dns_flags_response_code.as_deref() == Some("NXDomain"))
+        .filter(|r| r.dns_latency_ms.is_some_and(|ms| ms >= 5.0))
+        .filter_map(|r| r.dns_id)
+        .collect();
+    answered.sort_unstable();
+    answered.dedup();
+    assert_eq!(answered, ids, "every DNS answer, sampled or not");
+}

@@ -273,13 +273,15 @@ impl FlowMetrics {
         })
     }
 
-    /// Accounts one (enriched) flow at `now_ms`. Counts are scaled by the
-    /// flow's sampling rate, so sampled agents give comparable totals.
     /// The series, as a scrape reads them (for exporters that push them).
     pub fn series(&self) -> SharedSeries {
         SharedSeries(self.series.clone())
     }
 
+    /// Accounts one (enriched) flow at `now_ms`. Counts are scaled by the
+    /// flow's sampling rate, so sampled agents give comparable totals;
+    /// flows, outcomes and the latency histograms (RTT, DNS: measured on
+    /// every packet, not sampled) are not.
     pub fn observe(&mut self, r: &FlowRecord, now_ms: i64) {
         self.observe_all([r], now_ms);
     }
@@ -468,6 +470,60 @@ mod tests {
             out.contains("netobserv_namespace_rtt_seconds_bucket"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn sampled_counts_are_scaled_and_measurements_are_not() {
+        let mut registry = Registry::default();
+        let include = names(&[
+            "namespace_egress_bytes_total",
+            "namespace_egress_packets_total",
+            "namespace_drop_packets_total",
+            "namespace_tcp_retransmits_total",
+            "namespace_flows_total",
+            "namespace_rtt_seconds",
+            "namespace_dns_latency_seconds",
+        ]);
+        let mut m = FlowMetrics::new(&mut registry, &include, 100, 60_000).unwrap();
+        let sampled = FlowRecord {
+            sampling: 10,
+            pkt_drop_packets: Some(3),
+            tcp_retransmits: Some(2),
+            dns_flags: Some(0x8183),
+            dns_flags_response_code: Some("NXDomain".into()),
+            dns_latency_ms: Some(40.0),
+            ..flow(1)
+        };
+        m.observe(&sampled, 0);
+        let out = text(&registry);
+        let ns = r#"{SrcK8S_Namespace="frontend",DstK8S_Namespace="backend"}"#;
+        for (metric, value) in [
+            ("egress_bytes_total", 10_000),
+            ("egress_packets_total", 100),
+            ("flows_total", 1),
+        ] {
+            let line = format!("netobserv_namespace_{metric}{ns} {value}\n");
+            assert!(out.contains(&line), "{line} in {out}");
+        }
+        // Retransmissions are labelled by destination only.
+        assert!(
+            out.contains(
+                "netobserv_namespace_tcp_retransmits_total{DstK8S_Namespace=\"backend\"} 20\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("netobserv_namespace_drop_packets_total{") && out.contains("} 30\n"),
+            "{out}"
+        );
+        for histogram in ["rtt_seconds", "dns_latency_seconds"] {
+            let count = format!("netobserv_namespace_{histogram}_count{{");
+            let line = out
+                .lines()
+                .find(|l| l.starts_with(&count))
+                .unwrap_or_else(|| panic!("{count} in {out}"));
+            assert!(line.ends_with(" 1"), "one observation, not ten: {line}");
+        }
     }
 
     #[test]
