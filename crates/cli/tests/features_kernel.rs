@@ -5,7 +5,7 @@ mod lab;
 
 use flowlens_model::FlowRecord;
 use lab::delay::DelayedLink;
-use lab::{Agent, AgentRun, Dnsmasq, Lab, nft, nft_counter, sh};
+use lab::{Agent, AgentRun, Dnsmasq, Lab, nft, nft_counter, nft_input, sh};
 use lab::{dns, tcp};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -23,6 +23,15 @@ fn start_agent(lab: &Lab, extra: &[&str]) -> Agent {
 
 fn flows<'a>(run: &'a AgentRun, pred: impl Fn(&FlowRecord) -> bool + 'a) -> Vec<&'a FlowRecord> {
     run.records.iter().filter(|r| pred(r)).collect()
+}
+
+/// An nftables input rule, counter commented `lossy`, that drops one data
+/// segment in ten on its way to TCP `port` (never a SYN, FIN or RST, so
+/// connections open and close as usual).
+fn lossy_rule(port: u16) -> String {
+    format!(
+        "tcp dport {port} tcp flags & (syn|fin|rst) == 0 numgen random mod 10 == 0 counter drop comment \"lossy\""
+    )
 }
 
 /// Segments the TCP of `netns` dropped on receipt, by its own counters:
@@ -196,28 +205,12 @@ fn retransmits_add_up_to_the_kernels_count_and_drops_to_nftables() {
     let _serial = lab::serial();
     let lab = Lab::new(2, false);
     let (client, server) = (&lab.hosts[0], &lab.hosts[1]);
-    // Drop one data segment in ten on their way into the server.
-    nft(
-        &server.netns,
-        "table inet flowlens_test {\n chain input {\n  type filter hook input priority 0;\n  \
-         tcp dport 5301 tcp flags & (syn|fin|rst) == 0 numgen random mod 10 == 0 counter drop comment \"lossy\"\n }\n}\n",
-    );
+    nft_input(&server.netns, &[&lossy_rule(5301)]);
     let agent = start_agent(&lab, &["--features", ALL_FEATURES]);
     let retrans_before = tcp::snmp_tcp(&client.netns, "RetransSegs");
     let tcp_drops_before = tcp_receive_drops(&server.netns);
     tcp::orderly_transfer(&lab, 5301, 8 << 20);
-    // Closed sockets may still retransmit their last segments: wait until
-    // only TIME_WAIT remains before reading the kernel's count.
-    for _ in 0..100 {
-        let open = sh(&format!(
-            "ip netns exec {} ss -tnH exclude time-wait dst {}:5301",
-            client.netns, server.ipv4
-        ));
-        if open.trim().is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    tcp::wait_until_closed(&client.netns, &server.ipv4, 5301);
     let retrans = tcp::snmp_tcp(&client.netns, "RetransSegs") - retrans_before;
     let dropped = nft_counter(&server.netns, "lossy");
     let tcp_drops = tcp_receive_drops(&server.netns) - tcp_drops_before;
@@ -822,11 +815,12 @@ fn sampling_keeps_one_in_ten_of_every_counter_and_every_dns_answer() {
     let _serial = lab::serial();
     let lab = Lab::new(2, false);
     let (client, server) = (&lab.hosts[0], &lab.hosts[1]);
-    nft(
+    nft_input(
         &server.netns,
-        "table inet flowlens_test {\n chain input {\n  type filter hook input priority 0;\n  \
-         udp dport 7120 counter drop comment \"deny-7120\"\n  \
-         tcp dport 5320 tcp flags & (syn|fin|rst) == 0 numgen random mod 10 == 0 counter drop comment \"lossy\"\n }\n}\n",
+        &[
+            "udp dport 7120 counter drop comment \"deny-7120\"",
+            &lossy_rule(5320),
+        ],
     );
     let agent = start_agent(
         &lab,
@@ -859,16 +853,7 @@ fn sampling_keeps_one_in_ten_of_every_counter_and_every_dns_answer() {
     ));
     let retrans_before = tcp::snmp_tcp(&client.netns, "RetransSegs");
     tcp::orderly_transfer(&lab, 5320, 4 << 20);
-    for _ in 0..100 {
-        let open = sh(&format!(
-            "ip netns exec {} ss -tnH exclude time-wait dst {}:5320",
-            client.netns, server.ipv4
-        ));
-        if open.trim().is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    tcp::wait_until_closed(&client.netns, &server.ipv4, 5320);
     let retransmitted = tcp::snmp_tcp(&client.netns, "RetransSegs") - retrans_before;
     let denied = nft_counter(&server.netns, "deny-7120");
     let ids: Vec<u16> = (0..20).map(|i| 0x7000 + 2 * i).collect();

@@ -57,18 +57,13 @@ fn echo_round_trips(client: &Host, echo: &Host, rounds: usize) -> (f64, f64) {
                     conn.write_all(&buf).unwrap();
                     conn.read_exact(&mut buf).unwrap();
                 }
-                let on: libc::c_int = 1;
-                // SAFETY: a socket option on an open socket, its value live.
-                let set = unsafe {
-                    libc::setsockopt(
-                        conn.as_raw_fd(),
-                        libc::IPPROTO_TCP,
-                        libc::TCP_QUICKACK,
-                        (&on as *const libc::c_int).cast(),
-                        size_of::<libc::c_int>() as u32,
-                    )
-                };
-                assert_eq!(set, 0);
+                lab::set_socket_option(
+                    conn.as_raw_fd(),
+                    libc::IPPROTO_TCP,
+                    libc::TCP_QUICKACK,
+                    &1 as &libc::c_int,
+                )
+                .expect("TCP_QUICKACK");
                 port_tx.send(conn.local_addr().unwrap().port()).unwrap();
                 close_rx.recv().ok();
             })

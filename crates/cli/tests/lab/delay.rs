@@ -10,7 +10,7 @@
 //! sender left to the device, or a TSO super-frame, is handed on with that
 //! work still to do instead of arriving corrupt or too big.
 
-use super::{Host, Lab, sh};
+use super::{Host, Lab, set_socket_option, sh};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -140,31 +140,15 @@ fn packet_socket(dev: &str) -> OwnedFd {
         let fd = OwnedFd::from_raw_fd(fd);
         let on: libc::c_int = 1;
         for option in [libc::PACKET_VNET_HDR, libc::PACKET_IGNORE_OUTGOING] {
-            let set = libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                option,
-                (&on as *const libc::c_int).cast(),
-                size_of::<libc::c_int>() as u32,
-            );
-            assert_eq!(
-                set,
-                0,
-                "packet socket option {option}: {}",
-                std::io::Error::last_os_error()
-            );
+            set_socket_option(fd.as_raw_fd(), libc::SOL_PACKET, option, &on)
+                .unwrap_or_else(|e| panic!("packet socket option {option}: {e}"));
         }
         let wake = libc::timeval {
             tv_sec: 0,
             tv_usec: 100_000,
         };
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&wake as *const libc::timeval).cast(),
-            size_of::<libc::timeval>() as u32,
-        );
+        set_socket_option(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, &wake)
+            .expect("SO_RCVTIMEO");
         let name = std::ffi::CString::new(dev).unwrap();
         let index = libc::if_nametoindex(name.as_ptr());
         assert!(index > 0, "no interface {dev}");

@@ -59,6 +59,18 @@ pub fn nft(netns: &str, script: &str) {
     std::fs::remove_file(path).ok();
 }
 
+/// nftables `rules` (one a line) in an input chain of table
+/// `flowlens_test` in `netns`.
+pub fn nft_input(netns: &str, rules: &[&str]) {
+    nft(
+        netns,
+        &format!(
+            "table inet flowlens_test {{\n chain input {{\n  type filter hook input priority 0;\n  {}\n }}\n}}\n",
+            rules.join("\n  ")
+        ),
+    );
+}
+
 /// Packets counted by the nftables rule with `comment` in a namespace.
 pub fn nft_counter(netns: &str, comment: &str) -> u64 {
     let json = sh(&format!("ip netns exec {netns} nft -j list ruleset"));
@@ -74,6 +86,31 @@ pub fn nft_counter(netns: &str, comment: &str) -> u64 {
         }
     }
     panic!("no counter for rule {comment} in {json}");
+}
+
+/// setsockopt(2) of `value` on `fd`: the options std does not offer
+/// (SO_LINGER, TCP_QUICKACK, packet socket options).
+pub fn set_socket_option<T>(
+    fd: std::os::fd::RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> std::io::Result<()> {
+    // SAFETY: `value` is a live T and the length given is its size.
+    let set = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (value as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if set == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Asks `server` (ip:port) for the A record of `missing.test` from `bind`

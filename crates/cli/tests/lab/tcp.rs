@@ -1,7 +1,7 @@
 //! TCP of the tests' own whose ending is known, and the kernel's own TCP
 //! counters to check it by.
 
-use super::{Lab, sh};
+use super::{Lab, set_socket_option, sh};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -78,17 +78,8 @@ pub fn transfer(lab: &Lab, port: u16, bytes: usize, ending: Ending) {
                 l_onoff: 1,
                 l_linger: 0,
             };
-            // SAFETY: a socket option on an open socket, its value live.
-            let set = unsafe {
-                libc::setsockopt(
-                    conn.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_LINGER,
-                    (&abort as *const libc::linger).cast(),
-                    size_of::<libc::linger>() as u32,
-                )
-            };
-            assert_eq!(set, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+            set_socket_option(conn.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, &abort)
+                .expect("SO_LINGER");
             drop(conn);
             receiver.join().unwrap();
         }
@@ -98,4 +89,19 @@ pub fn transfer(lab: &Lab, port: u16, bytes: usize, ending: Ending) {
 /// `transfer` ended orderly.
 pub fn orderly_transfer(lab: &Lab, port: u16, bytes: usize) {
     transfer(lab, port, bytes, Ending::Orderly)
+}
+
+/// Waits (up to 5 s) until the client's connections to `server:port` are
+/// all in TIME_WAIT: a closed socket may still retransmit its last
+/// segments, so the kernel's counters are read only after.
+pub fn wait_until_closed(client_netns: &str, server: &str, port: u16) {
+    for _ in 0..100 {
+        let open = sh(&format!(
+            "ip netns exec {client_netns} ss -tnH exclude time-wait dst {server}:{port}"
+        ));
+        if open.trim().is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
