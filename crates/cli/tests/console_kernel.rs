@@ -16,16 +16,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The demo's namespaces (removed when it stops).
-const DEMO_NETNS: &[&str] = &[
-    "shop.frontend",
-    "shop.backend",
-    "data.database",
-    "data.legacy",
-    "infra.dns",
-];
-
-/// The demo's workloads and their addresses (crates/cli/src/demo/lab.rs).
+/// The demo's workloads (their namespaces, removed when it stops) and
+/// their addresses (crates/cli/src/demo/lab.rs).
 const DEMO_WORKLOADS: &[(&str, &str)] = &[
     ("shop.frontend", "198.18.10.10"),
     ("shop.backend", "198.18.10.20"),
@@ -37,19 +29,12 @@ const DEMO_WORKLOADS: &[(&str, &str)] = &[
 /// How long the demo's workloads send.
 const TRAFFIC_FOR: Duration = Duration::from_secs(45);
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
 /// Bytes the store holds by source address over [since, until), by
 /// /api/top.
 fn stored_bytes_by_source(
     listen: &str,
-    since: u64,
-    until: u64,
+    since: i64,
+    until: i64,
 ) -> std::collections::HashMap<String, u64> {
     let body = lab::sh(&format!(
         "curl -sf 'http://{listen}/api/top?by=src.addr&metric=bytes&k=100&since={since}&until={until}'"
@@ -122,7 +107,7 @@ fn the_console_shows_the_demo_lab() {
     );
     let listen = lab::free_local_addr();
     // Every record of the demo falls in [since, until).
-    let since = now_ms() - 60_000;
+    let since = lab::now_ms() - 60_000;
     let data_dir = std::env::temp_dir().join(format!("flowlens-demo-test-{}", std::process::id()));
     let mut demo = lab::flowlens()
         .args(["demo", "--listen", &listen, "--data-dir"])
@@ -147,7 +132,7 @@ fn the_console_shows_the_demo_lab() {
         }
     };
     assert_eq!(url, format!("http://{listen}/"));
-    for ns in DEMO_NETNS {
+    for (ns, _) in DEMO_WORKLOADS {
         assert!(
             lab::sh("ip netns list").contains(ns),
             "demo lacks namespace {ns}"
@@ -172,7 +157,7 @@ fn the_console_shows_the_demo_lab() {
     // The traffic stops; then the store holds, byte for byte, what each
     // workload's eth0 sent (the agent attached before the first packet).
     std::thread::sleep(TRAFFIC_FOR.saturating_sub(traffic_started.elapsed()));
-    let until = now_ms() + 10 * 60_000;
+    let until = lab::now_ms() + 10 * 60_000;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut previous = Vec::new();
     let workloads = loop {
@@ -253,7 +238,7 @@ fn the_console_shows_the_demo_lab() {
     guard.stopped = true;
     assert!(status.success(), "demo exited with {status}");
     let left = lab::sh("ip netns list");
-    for ns in DEMO_NETNS {
+    for (ns, _) in DEMO_WORKLOADS {
         assert!(!left.contains(ns), "{ns} left behind");
     }
     assert!(

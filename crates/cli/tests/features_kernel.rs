@@ -50,19 +50,6 @@ fn tcp_receive_drops(netns: &str) -> u64 {
     .sum()
 }
 
-/// The smoothed RTT `ss -ti` shows for the TCP socket `filter` names in
-/// `netns`, in nanoseconds.
-fn ss_rtt_ns(netns: &str, filter: &str) -> f64 {
-    let ss = sh(&format!("ip netns exec {netns} ss -tinH {filter}"));
-    let ms: f64 = ss
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("rtt:"))
-        .and_then(|v| v.split('/').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no rtt in ss output: {ss}"));
-    ms * 1e6
-}
-
 /// Both peers' RTT against a known floor and against `ss -ti`. The server's
 /// link waits 5 ms each way, so every round trip takes at least 10 ms. The
 /// tracepoint the agent reads runs as a segment arrives, before it is
@@ -74,7 +61,7 @@ fn rtt_has_the_links_floor_and_agrees_with_ss_on_both_peers() {
     const FLOOR_NS: u64 = 10_000_000;
     let _serial = lab::serial();
     let lab = Lab::new(2, false);
-    let _delay = DelayedLink::insert(&lab, &lab.hosts[1], Duration::from_millis(5));
+    let delay = DelayedLink::insert(&lab, &lab.hosts[1], Duration::from_millis(5));
     let agent = start_agent(&lab, &["--features", "FlowRTT"]);
     let (client, server) = (lab.hosts[0].clone(), lab.hosts[1].clone());
     let (ready_tx, ready_rx) = mpsc::channel();
@@ -132,13 +119,13 @@ fn rtt_has_the_links_floor_and_agrees_with_ss_on_both_peers() {
         })
     });
     let client_port = sampled_rx.recv().unwrap();
-    let client_ss = ss_rtt_ns(
+    let client_ss = tcp::ss_rtt_ns(
         &lab.hosts[0].netns,
         &format!("dst 198.18.0.2:6100 src :{client_port}"),
     );
     go_tx.send(()).unwrap();
     last_rx.recv().unwrap();
-    let server_ss = ss_rtt_ns(
+    let server_ss = tcp::ss_rtt_ns(
         &lab.hosts[1].netns,
         &format!("src 198.18.0.2:6100 dst 198.18.0.1:{client_port}"),
     );
@@ -149,6 +136,7 @@ fn rtt_has_the_links_floor_and_agrees_with_ss_on_both_peers() {
     client_thread.join().unwrap();
     server_thread.join().unwrap();
 
+    assert_eq!(delay.send_errors(), 0, "the relay passed every frame");
     // Each peer's RTT belongs to the flow its socket receives.
     let peers = [
         ("client", 6100, client_port, client_ss),
@@ -319,21 +307,7 @@ fn connection_outcomes_tell_refused_from_timed_out_and_reset() {
             ready_tx.send(()).unwrap();
             let (conn, _) = listener.accept().unwrap();
             // Linger 0: close() aborts the connection with a RST.
-            let fd = std::os::fd::AsRawFd::as_raw_fd(&conn);
-            let linger = libc::linger {
-                l_onoff: 1,
-                l_linger: 0,
-            };
-            // SAFETY: setsockopt on a socket we own, with a linger struct.
-            unsafe {
-                libc::setsockopt(
-                    fd,
-                    libc::SOL_SOCKET,
-                    libc::SO_LINGER,
-                    (&linger as *const libc::linger).cast(),
-                    std::mem::size_of::<libc::linger>() as u32,
-                )
-            };
+            tcp::abort_on_close(&conn);
             std::thread::sleep(Duration::from_millis(200));
             drop(conn);
         })

@@ -12,17 +12,10 @@ use lab::{Lab, flowlens, free_local_addr, paced_udp_flow, serial, status_json, s
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const NODE: &str = "node-a";
 const NODE_IP: &str = "198.18.0.250";
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 fn pod(namespace: &str, name: &str, ip: &str) -> PodObject {
     PodObject::new(namespace, name).on(NODE, NODE_IP).ips(&[ip])
@@ -168,7 +161,7 @@ fn pods_name_their_flows_through_adds_reuse_deletes_and_a_broken_watch() {
                 .object(),
         )
         .unwrap();
-    let added = now_ms();
+    let added = lab::now_ms();
     flows_from(h3, 41_000, 30, Duration::from_millis(100), ip(2))
         .join()
         .unwrap();

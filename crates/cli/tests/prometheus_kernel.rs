@@ -9,7 +9,7 @@ mod lab;
 
 use lab::delay::DelayedLink;
 use lab::prometheus::Prometheus;
-use lab::{Host, Lab, dns, free_local_addr, nft_counter, sh};
+use lab::{Host, Lab, dns, free_local_addr, nft_counter, sh, tcp};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -71,15 +71,7 @@ fn echo_round_trips(client: &Host, echo: &Host, rounds: usize) -> (f64, f64) {
     });
     let port = port_rx.recv().unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    let srtt = |host: &Host, filter: String| {
-        let ss = sh(&format!("ip netns exec {} ss -tinH {filter}", host.netns));
-        ss.split_whitespace()
-            .find_map(|w| w.strip_prefix("rtt:"))
-            .and_then(|v| v.split('/').next())
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("no rtt in ss output: {ss}"))
-            / 1000.0
-    };
+    let srtt = |host: &Host, filter: String| tcp::ss_rtt_ns(&host.netns, &filter) / 1e9;
     let rtts = (
         srtt(client, format!("dst {}:6200 src :{port}", echo.ipv4)),
         srtt(echo, format!("src {}:6200 dst :{port}", echo.ipv4)),
@@ -97,7 +89,7 @@ fn promql_over_scraped_metrics_returns_what_the_kernel_saw() {
     let (mut lab, client, server, _dns) = lab::dns_lab(7702);
     let echo = lab.add_host(3, false);
     lab.set_static_neighbours();
-    let _delay = DelayedLink::insert(&lab, &echo, ONE_WAY);
+    let delay = DelayedLink::insert(&lab, &echo, ONE_WAY);
     let listen = free_local_addr();
     let metrics = "namespace_egress_bytes_total,namespace_ingress_bytes_total,namespace_drop_packets_total,namespace_rtt_seconds,namespace_dns_latency_seconds";
     let up = lab.start_up(
@@ -201,6 +193,7 @@ fn promql_over_scraped_metrics_returns_what_the_kernel_saw() {
     let (rtt_count, rtt_sum) = (rtt("count", None), rtt("sum", None));
     let (rtt_below_floor, rtt_within) = (rtt("bucket", Some("0.01")), rtt("bucket", Some("0.025")));
     let run = up.stop();
+    assert_eq!(delay.send_errors(), 0, "the relay passed every frame");
 
     assert_eq!(
         egress,

@@ -20,13 +20,6 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 /// The stand-in cluster's pods: (namespace, address), one each.
 const PODS: &[(&str, &str)] = &[
     ("shop", "198.18.2.1"),
@@ -42,7 +35,7 @@ fn address_of(namespace: &str) -> &'static str {
 /// `n` flows from the pod of namespace `src` to that of `dst`, ports from
 /// `first_port`, ending now.
 fn flows(n: usize, src: &str, dst: &str, first_port: u16) -> Vec<FlowRecord> {
-    let now = now_ms();
+    let now = lab::now_ms();
     (0..n)
         .map(|i| FlowRecord {
             src_addr: address_of(src).into(),

@@ -88,6 +88,14 @@ pub fn nft_counter(netns: &str, comment: &str) -> u64 {
     panic!("no counter for rule {comment} in {json}");
 }
 
+/// The wall clock in epoch milliseconds, as the API's times are.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 /// setsockopt(2) of `value` on `fd`: the options std does not offer
 /// (SO_LINGER, TCP_QUICKACK, packet socket options).
 pub fn set_socket_option<T>(

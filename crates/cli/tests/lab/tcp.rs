@@ -74,16 +74,35 @@ pub fn transfer(lab: &Lab, port: u16, bytes: usize, ending: Ending) {
         }
         Ending::Abort => {
             read_rx.recv().unwrap();
-            let abort = libc::linger {
-                l_onoff: 1,
-                l_linger: 0,
-            };
-            set_socket_option(conn.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, &abort)
-                .expect("SO_LINGER");
+            abort_on_close(&conn);
             drop(conn);
             receiver.join().unwrap();
         }
     }
+}
+
+/// Makes `conn`'s close abort the connection (SO_LINGER 0): one RST
+/// instead of a FIN.
+pub fn abort_on_close(conn: &TcpStream) {
+    let abort = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    set_socket_option(conn.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, &abort)
+        .expect("SO_LINGER");
+}
+
+/// The smoothed RTT `ss -ti` shows for the TCP socket `filter` names in
+/// `netns`, in nanoseconds.
+pub fn ss_rtt_ns(netns: &str, filter: &str) -> f64 {
+    let ss = sh(&format!("ip netns exec {netns} ss -tinH {filter}"));
+    let ms: f64 = ss
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("rtt:"))
+        .and_then(|v| v.split('/').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no rtt in ss output: {ss}"));
+    ms * 1e6
 }
 
 /// `transfer` ended orderly.
